@@ -1,0 +1,7 @@
+"""Snakemake adapter for rule plot_figures."""
+
+from regbench.jobs import plot_figures, redirect_output
+
+sm = snakemake  # noqa: F821 (Snakemake injects it)
+with redirect_output(sm.log[0]):
+    plot_figures(sm.input.runs, sm.input.summary, sm.params.runs_dir, sm.params.baseline, sm.output[0])

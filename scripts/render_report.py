@@ -1,0 +1,19 @@
+"""Snakemake adapter for rule render_report."""
+
+from pathlib import Path
+
+from regbench.jobs import redirect_output, render_report
+
+sm = snakemake  # noqa: F821 (Snakemake injects it)
+with redirect_output(sm.log[0]):
+    render_report(
+        sm.params.study,
+        sm.params.skipped,
+        sm.input.runs,
+        sm.input.summary,
+        sm.input.cards,
+        sm.input.figures,
+        str(Path(sm.input.template).parent),
+        sm.output.html,
+        sm.output.pdf,
+    )

@@ -1,0 +1,310 @@
+"""Study config: validation, defaults, and the grid of fully resolved run specs.
+
+The config is checked against ``config.schema.yaml`` before anything runs.
+Each run is then identified by a small frozen :class:`RunKey` and described by
+a fully resolved spec (defaults filled, numbers normalized) whose canonical
+JSON is what Snakemake sees as ``params``: a config change reruns exactly the
+runs whose spec changed, and rewording the YAML (key order, ``0.010`` for
+``0.01``, comments) reruns nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "RunKey",
+    "Skipped",
+    "Study",
+    "canonical_json",
+    "load_config_file",
+    "load_study",
+]
+
+# A dataset is image-shaped when its loader yields images; the CNN needs them.
+IMAGE_LOADERS = frozenset({"digits"})
+
+# PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+class ConfigError(ValueError):
+    """A study config that cannot be run; the message names the key at fault."""
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """One cell of the grid: which dataset, model, regularizer and seed."""
+
+    dataset: str
+    model: str
+    regularizer: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        """The run's folder below ``results/runs``."""
+        return f"{self.dataset}/{self.model}/{self.regularizer}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A dataset x model x regularizer combination left out, and why."""
+
+    dataset: str
+    model: str
+    regularizer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: the resolved config and the grid it implies."""
+
+    config: dict[str, Any]
+    runs: tuple[RunKey, ...]
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        return self.config["datasets"]  # type: ignore[no-any-return]
+
+    @property
+    def baseline(self) -> str:
+        return self.config["baseline"]  # type: ignore[no-any-return]
+
+    def dataset_spec(self, dataset: str) -> dict[str, Any]:
+        """The resolved spec of one dataset, as its preparation sees it."""
+        return {"name": dataset, **self.config["datasets"][dataset]}
+
+    def run_spec(self, key: RunKey) -> dict[str, Any]:
+        """The fully resolved spec of one run: everything that determines its result."""
+        cfg = self.config
+        return {
+            "dataset": self.dataset_spec(key.dataset),
+            "model": {"name": key.model, **cfg["models"][key.model]},
+            "regularizer": {"name": key.regularizer, **cfg["regularizers"][key.regularizer]},
+            "training": cfg["training"],
+            "seed": key.seed,
+        }
+
+
+def canonical_json(value: Any) -> str:
+    """Serialize canonically: sorted keys, no whitespace, floats as Python prints them."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML config file, naming the file in any error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {data!r}")
+    return data
+
+
+def load_study(raw: Mapping[str, Any]) -> Study:
+    """Validate a raw config, fill its defaults and build the run grid."""
+    config = _coerce_scientific(copy.deepcopy(dict(raw)))
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
+    if errors:
+        lines = "\n".join(f"  - {_describe(error)}" for error in errors)
+        raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
+    config = _apply_schema(config, schema, schema)
+    _fill_validation_fraction(config)
+    _check_semantics(config)
+    runs, skipped = _grid(config)
+    if not runs:
+        raise ConfigError(
+            "the study grid is empty: every dataset x model x regularizer combination "
+            "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
+        )
+    return Study(config=config, runs=tuple(runs), skipped=tuple(skipped))
+
+
+def skip_reason(dataset: Mapping[str, Any], model: Mapping[str, Any]) -> str | None:
+    """Say why a dataset x model combination makes no sense, or None when it does."""
+    if model["type"] == "cnn" and not is_image_dataset(dataset):
+        return (
+            f"model {model['name']} is a CNN and needs image data; "
+            f"dataset {dataset['name']} is tabular"
+        )
+    return None
+
+
+def hidden_layer_kinds(model: Mapping[str, Any]) -> list[str]:
+    """The kind ("conv" or "dense") of each hidden layer, in order."""
+    return ["conv"] * len(model.get("filters", [])) + ["dense"] * len(model["units"])
+
+
+def select_layers(scope: str | list[int], kinds: list[str], where: str) -> list[int]:
+    """Resolve a ``layers`` setting to hidden-layer indices, naming ``where`` on error."""
+    if scope == "all":
+        return list(range(len(kinds)))
+    if isinstance(scope, str):
+        return [i for i, kind in enumerate(kinds) if kind == scope]
+    bad = [i for i in scope if i >= len(kinds)]
+    if bad:
+        raise ConfigError(
+            f"{where}.layers: hidden layer index {bad[0]} does not exist; "
+            f"the model has {len(kinds)} hidden layer(s) ({', '.join(kinds) or 'none'})"
+        )
+    return sorted(scope)
+
+
+PIECES = ("kernel", "bias", "activity", "dropout", "batch_norm")
+
+
+def is_image_dataset(dataset: Mapping[str, Any]) -> bool:
+    """Whether a dataset's samples are images (height x width x channels)."""
+    return dataset["source"] == "sklearn" and dataset["loader"] in IMAGE_LOADERS
+
+
+def _grid(config: dict[str, Any]) -> tuple[list[RunKey], list[Skipped]]:
+    runs: list[RunKey] = []
+    skipped: list[Skipped] = []
+    for dataset, dataset_body in config["datasets"].items():
+        for model, model_body in config["models"].items():
+            reason = skip_reason({"name": dataset, **dataset_body}, {"name": model, **model_body})
+            for regularizer in config["regularizers"]:
+                if reason is not None:
+                    skipped.append(Skipped(dataset, model, regularizer, reason))
+                    continue
+                runs.extend(RunKey(dataset, model, regularizer, s) for s in config["seeds"])
+    return sorted(runs), skipped
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    if config["baseline"] not in config["regularizers"]:
+        declared = ", ".join(sorted(config["regularizers"]))
+        raise ConfigError(
+            f"baseline {config['baseline']!r} is not a declared regularizer "
+            f"(declared: {declared})"
+        )
+    for name, body in config["datasets"].items():
+        if body["source"] == "synthetic":
+            params = body["synthetic"]
+            if params["n_informative"] + params["n_redundant"] > params["n_features"]:
+                raise ConfigError(
+                    f"datasets.{name}.synthetic: n_informative + n_redundant "
+                    f"({params['n_informative']} + {params['n_redundant']}) must not exceed "
+                    f"n_features ({params['n_features']})"
+                )
+        split = body["split"]
+        if split["test"] + split["validation"] * (1 - split["test"]) >= 1:
+            raise ConfigError(f"datasets.{name}.split leaves no training data")
+    for model, model_body in config["models"].items():
+        kinds = hidden_layer_kinds(model_body)
+        pool = model_body.get("pool")
+        if pool is not None and len(pool) != len(model_body.get("filters", [])):
+            raise ConfigError(
+                f"models.{model}.pool has {len(pool)} entries but filters has "
+                f"{len(model_body.get('filters', []))}: give one per convolution block"
+            )
+        for regularizer, reg_body in config["regularizers"].items():
+            for piece in PIECES:
+                if piece in reg_body:
+                    where = f"regularizers.{regularizer}.{piece} (with model {model})"
+                    select_layers(reg_body[piece]["layers"], kinds, where)
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("regbench").joinpath("config.schema.yaml").read_text("utf-8")
+    return yaml.safe_load(text)  # type: ignore[no-any-return]
+
+
+def _coerce_scientific(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _coerce_scientific(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_coerce_scientific(item) for item in value]
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    return value
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref``, keeping the referring schema's own keys."""
+    while "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _apply_schema(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """Fill defaults and turn every ``number`` into a float, following the schema."""
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        result = {}
+        for key, sub in properties.items():
+            sub = _resolve(sub, root)
+            if key not in value and "default" in sub:
+                result[key] = _apply_schema(copy.deepcopy(sub["default"]), sub, root)
+        for key, item in value.items():
+            sub = properties.get(key, schema.get("additionalProperties"))
+            result[key] = _apply_schema(item, sub, root) if isinstance(sub, dict) else item
+        return result
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_apply_schema(item, schema["items"], root) for item in value]
+    if schema.get("type") == "number" and isinstance(value, int | float):
+        number = float(value)
+        return 0.0 if number == 0 else number  # -0.0 and 0.0 are the same setting
+    return value
+
+
+def _fill_validation_fraction(config: dict[str, Any]) -> None:
+    """Give each dataset without its own validation fraction the training one."""
+    fraction = config["training"]["validation_fraction"]
+    for body in config["datasets"].values():
+        body["split"].setdefault("validation", fraction)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        expected = f"expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {expected}"
+    if validator == "required":
+        return f"{where}: {error.message}"
+    if validator == "pattern":
+        return (
+            f"{where}: {error.instance!r} is not safe as a path part; use only letters, "
+            "digits, '_', '-' and '.', and not '.' or '..'"
+        )
+    if validator in ("minProperties", "minItems"):
+        return f"{where}: is empty; declare at least one entry"
+    if validator == "enum":
+        options = ", ".join(map(repr, error.validator_value))
+        return f"{where}: {error.instance!r} is not one of {options}"
+    if validator == "type":
+        return f"{where}: expected {error.validator_value}, got {error.instance!r}"
+    if validator == "oneOf":
+        return f"{where}: {error.instance!r} is not valid here ({error.schema.get('description', '').strip()})"
+    if validator == "uniqueItems":
+        return f"{where}: has repeated entries {error.instance!r}"
+    return f"{where}: {error.message}"

@@ -1,0 +1,173 @@
+"""Matplotlib figures drawn from the tidy tables and per-run histories (SVG, no TensorFlow).
+
+Every figure tells its series apart by marker and line style as well as by
+colour, so it survives grayscale print.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["plot_all"]
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "svg.hashsalt": "regbench",  # Stable ids: identical input gives identical files.
+        "font.size": 8,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "figure.dpi": 100,
+    }
+)
+
+# A4 text width is about 17 cm.
+FULL_WIDTH = 6.7
+
+
+def plot_all(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    history_of: Callable[[str, str, str, int], pd.DataFrame | None],
+    baseline: str,
+    out_dir: Path,
+) -> list[dict[str, Any]]:
+    """Draw every figure into ``out_dir`` and return the manifest (also written as figures.json)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest: list[dict[str, Any]] = []
+    for (dataset, model), cell_runs in runs.groupby(["dataset", "model"], sort=True):
+        regularizers = _ordered(cell_runs["regularizer"].unique(), baseline)
+        cell_summary = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
+        figures = {
+            "learning_curves": (
+                _learning_curves(cell_runs, regularizers, history_of),
+                f"Learning curves of {model} on {dataset}: training (solid) and validation "
+                "(dashed) accuracy per epoch, mean over seeds with a band of one standard "
+                "deviation.",
+            ),
+            "test_accuracy": (
+                _interval_plot(cell_summary, regularizers, "test_accuracy", "test accuracy", baseline),
+                f"Test accuracy of {model} on {dataset} per regularizer: mean over seeds with "
+                f"its 95% confidence interval; the dotted line is the {baseline} baseline's mean.",
+            ),
+            "generalization_gap": (
+                _interval_plot(
+                    cell_summary, regularizers, "gap_accuracy", "train - test accuracy", baseline
+                ),
+                f"Generalization gap of {model} on {dataset}: training minus test accuracy "
+                "with the final weights, mean and 95% confidence interval. Smaller means "
+                "less overfitting.",
+            ),
+        }
+        for kind, (figure, caption) in figures.items():
+            path = out_dir / f"{dataset}__{model}__{kind}.svg"
+            figure.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+            plt.close(figure)
+            manifest.append(
+                {"dataset": dataset, "model": model, "kind": kind, "file": path.name, "caption": caption}
+            )
+    (out_dir / "figures.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _ordered(names: Any, baseline: str) -> list[str]:
+    """The baseline first, then the others in their declared order."""
+    names = list(names)
+    return [baseline, *[n for n in names if n != baseline]] if baseline in names else names
+
+
+def _learning_curves(
+    runs: pd.DataFrame,
+    regularizers: list[str],
+    history_of: Callable[[str, str, str, int], pd.DataFrame | None],
+) -> plt.Figure:
+    columns = min(4, len(regularizers))
+    rows = -(-len(regularizers) // columns)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(FULL_WIDTH, 1.7 * rows + 0.4),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for axis, regularizer in zip(axes.flat, regularizers, strict=False):
+        ok = runs[(runs["regularizer"] == regularizer) & (runs["status"] == "ok")]
+        histories = [
+            h
+            for h in (
+                history_of(row.dataset, row.model, row.regularizer, int(row.seed))
+                for row in ok.itertuples()
+            )
+            if h is not None
+        ]
+        axis.set_title(regularizer, fontsize=8)
+        if not histories:
+            axis.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes)
+            continue
+        for column, style, marker, label in (
+            ("accuracy", "-", "o", "train"),
+            ("val_accuracy", "--", "s", "validation"),
+        ):
+            frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1)
+            mean, std = frame.mean(axis=1), frame.std(axis=1).fillna(0.0)
+            epochs = frame.index.to_numpy()
+            every = max(1, len(epochs) // 6)
+            axis.plot(epochs, mean, linestyle=style, marker=marker, markevery=every, markersize=3,
+                      color="black" if column == "accuracy" else "tab:blue", label=label, linewidth=1)
+            axis.fill_between(epochs, mean - std, mean + std, alpha=0.2,
+                              color="gray" if column == "accuracy" else "tab:blue", linewidth=0)
+    for axis in axes.flat[len(regularizers):]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel("epoch")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("accuracy")
+    axes.flat[0].legend(loc="lower right", fontsize=7, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def _interval_plot(
+    summary: pd.DataFrame, regularizers: list[str], metric: str, label: str, baseline: str
+) -> plt.Figure:
+    rows = summary[summary["metric"] == metric].set_index("regularizer").reindex(regularizers)
+    figure, axis = plt.subplots(figsize=(FULL_WIDTH * 0.75, 0.28 * len(regularizers) + 0.8))
+    positions = np.arange(len(regularizers))[::-1]
+    means = rows["mean"].to_numpy(dtype=float)
+    low = means - rows["ci_low"].to_numpy(dtype=float)
+    high = rows["ci_high"].to_numpy(dtype=float) - means
+    errors = np.nan_to_num(np.vstack([low, high]), nan=0.0)
+    axis.errorbar(means, positions, xerr=errors, fmt="o", color="black", ecolor="black",
+                  capsize=3, markersize=4, linewidth=1)
+    if baseline in rows.index and np.isfinite(rows.loc[baseline, "mean"]):
+        axis.axvline(rows.loc[baseline, "mean"], linestyle=":", color="gray", linewidth=1)
+    axis.set_yticks(positions, regularizers)
+    axis.set_xlabel(label)
+    axis.grid(axis="x", linewidth=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def load_history(path: Path) -> pd.DataFrame | None:
+    """A run's history, or None when the run left none."""
+    return pd.read_csv(path) if path.exists() else None
+
+
+def manifest_by_section(manifest: list[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """Group the figure manifest by (dataset, model)."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for entry in manifest:
+        grouped.setdefault((entry["dataset"], entry["model"]), []).append(entry)
+    return grouped

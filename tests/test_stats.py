@@ -1,0 +1,515 @@
+"""Tests of the statistics layer against independent computations on hand-made samples."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from regbench import stats
+
+METRICS = list(stats.HIGHER_IS_BETTER)
+
+# Demšar (2006), Table 6: AUC of C4.5 with m = 0, with m tuned, with cf tuned
+# and with both tuned, on 14 datasets. The paper ranks the two voting entries
+# shown as 0.975 as distinct (2 and 3), so they differ beyond three decimals;
+# we keep that order with a fourth decimal.
+DEMSAR_ALGORITHMS = ("c45", "c45_m", "c45_cf", "c45_m_cf")
+DEMSAR_TABLE_6 = {
+    "adult_sample": (0.763, 0.768, 0.771, 0.798),
+    "breast_cancer": (0.599, 0.591, 0.590, 0.569),
+    "breast_cancer_wisconsin": (0.954, 0.971, 0.968, 0.967),
+    "cmc": (0.628, 0.661, 0.654, 0.657),
+    "ionosphere": (0.882, 0.888, 0.886, 0.898),
+    "iris": (0.936, 0.931, 0.916, 0.931),
+    "liver_disorders": (0.661, 0.668, 0.609, 0.685),
+    "lung_cancer": (0.583, 0.583, 0.563, 0.625),
+    "lymphography": (0.775, 0.838, 0.866, 0.875),
+    "mushroom": (1.000, 1.000, 1.000, 1.000),
+    "primary_tumor": (0.940, 0.962, 0.965, 0.962),
+    "rheum": (0.619, 0.666, 0.614, 0.669),
+    "voting": (0.972, 0.981, 0.9752, 0.9748),
+    "wine": (0.957, 0.978, 0.946, 0.970),
+}
+
+
+def make_runs(
+    values: Mapping[str, Sequence[float]],
+    metric: str = "test_accuracy",
+    dataset: str = "iris",
+    model: str = "mlp",
+    statuses: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Build a runs table with one run per seed and regularizer from per-seed metric values."""
+    rows = []
+    for regularizer, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            status = statuses[regularizer][seed] if statuses and regularizer in statuses else "ok"
+            row: dict[str, object] = {name: 0.5 for name in METRICS}
+            row.update(
+                dataset=dataset,
+                model=model,
+                regularizer=regularizer,
+                seed=seed,
+                status=status,
+            )
+            row[metric] = value if status == "ok" else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def only_row(table: pd.DataFrame, **where: object) -> pd.Series:
+    """Return the single row of a table matching every column = value given."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in where.items():
+        mask &= (table[column] == value).to_numpy()
+    assert mask.sum() == 1
+    return table[mask].iloc[0]
+
+
+def paired_t_power(effect_size: float, n_pairs: int, alpha: float) -> float:
+    """Return the power of a two-sided paired t-test from the noncentral t distribution."""
+    df = n_pairs - 1
+    critical = sps.t.ppf(1 - alpha / 2, df)
+    noncentrality = effect_size * math.sqrt(n_pairs)
+    return float(
+        sps.nct.sf(critical, df, noncentrality) + sps.nct.cdf(-critical, df, noncentrality)
+    )
+
+
+def holm_by_hand(p_values: Sequence[float]) -> list[float]:
+    """Return Holm step-down adjusted p-values computed from their definition."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running_max = 0.0
+    for step, index in enumerate(order):
+        running_max = max(running_max, (m - step) * p_values[index])
+        adjusted[index] = min(1.0, running_max)
+    return adjusted
+
+
+BASELINE = [0.80, 0.82, 0.78, 0.81, 0.79, 0.83, 0.80, 0.77]
+SHIFTS = {
+    "dropout": [0.031, 0.024, 0.040, 0.018, 0.035, 0.022, 0.029, 0.044],
+    "l2": [0.010, -0.004, 0.012, 0.003, -0.006, 0.015, 0.001, 0.008],
+    "l1": [-0.003, 0.002, -0.011, 0.004, -0.001, 0.003, -0.007, 0.0],
+}
+
+
+def shifted_runs() -> pd.DataFrame:
+    """Return 8 seeds of a baseline and three regularizers with known paired differences."""
+    values = {"none": BASELINE}
+    for name, shift in SHIFTS.items():
+        values[name] = [b + s for b, s in zip(BASELINE, shift, strict=True)]
+    return make_runs(values)
+
+
+def test_mean_ci_matches_hand_formula() -> None:
+    """The t interval is mean ± t_{(1+c)/2, n-1} · s / sqrt(n)."""
+    values = np.array([0.81, 0.79, 0.84, 0.80, 0.83])
+    mean = sum(values) / 5
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / 4)
+    half = sps.t.ppf(0.975, 4) * s / math.sqrt(5)
+    assert stats.mean_ci(values) == pytest.approx((mean - half, mean + half))
+
+
+def test_describe_cells_uses_t_interval_for_normal_sample() -> None:
+    """A roughly normal sample of 10 gets the t interval and ci_method "t"."""
+    values = [0.80, 0.82, 0.78, 0.81, 0.79, 0.83, 0.80, 0.77, 0.815, 0.805]
+    table = stats.describe_cells(make_runs({"none": values}), ["test_accuracy"])
+    row = only_row(table, metric="test_accuracy")
+    assert row["ci_method"] == "t"
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(stats.mean_ci(np.array(values)))
+
+
+def test_describe_cells_uses_bootstrap_for_skewed_sample() -> None:
+    """A clearly non-normal sample of 10 gets a reproducible BCa bootstrap interval."""
+    values = np.array([0.90, 0.91, 0.90, 0.92, 0.50, 0.90, 0.91, 0.90, 0.93, 0.90])
+    assert sps.shapiro(values).pvalue < 0.05
+    runs = make_runs({"none": list(values)})
+    first = only_row(stats.describe_cells(runs, ["test_accuracy"]), metric="test_accuracy")
+    second = only_row(stats.describe_cells(runs, ["test_accuracy"]), metric="test_accuracy")
+    expected = sps.bootstrap(
+        (values,), np.mean, rng=np.random.default_rng(stats.BOOTSTRAP_SEED)
+    ).confidence_interval
+    assert first["ci_method"] == "bootstrap"
+    assert (first["ci_low"], first["ci_high"]) == (second["ci_low"], second["ci_high"])
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((expected.low, expected.high))
+    assert first["ci_low"] < first["mean"] < first["ci_high"]
+
+
+def test_describe_cells_zero_variance_gives_point_interval() -> None:
+    """Identical runs give an interval equal to the mean rather than an error."""
+    table = stats.describe_cells(make_runs({"none": [0.9] * 10}), ["test_accuracy"])
+    row = only_row(table, metric="test_accuracy")
+    assert (row["ci_low"], row["ci_high"], row["std"]) == (0.9, 0.9, 0.0)
+    assert row["ci_method"] == "t"
+
+
+def test_describe_cells_single_run_has_no_interval() -> None:
+    """One successful run gives NaN bounds with ci_method "none" and counts the others."""
+    runs = make_runs({"none": [0.9, 0.8, 0.7]}, statuses={"none": ["ok", "diverged", "failed"]})
+    row = only_row(stats.describe_cells(runs, ["test_accuracy"]), metric="test_accuracy")
+    assert (row["n"], row["n_diverged"], row["n_failed"], row["ci_method"]) == (1, 1, 1, "none")
+    assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+
+
+def test_higher_is_better_rejects_unknown_metric() -> None:
+    """Asking for the direction of an unknown metric names it in the error."""
+    assert stats.higher_is_better("test_accuracy") and not stats.higher_is_better("gap_loss")
+    with pytest.raises(ValueError, match="no direction is known for metric 'val_mystery'"):
+        stats.higher_is_better("val_mystery")
+
+
+def test_compare_matches_scipy_wilcoxon_and_hand_statistics() -> None:
+    """Paired Wilcoxon, t interval, d_z and superiority match direct computations."""
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    assert list(table.columns) == list(stats.COMPARISON_COLUMNS)
+    for name, shift in SHIFTS.items():
+        row = only_row(table, regularizer=name)
+        treated = np.array(BASELINE) + np.array(shift)
+        diffs = treated - np.array(BASELINE)
+        expected = sps.wilcoxon(treated, np.array(BASELINE))
+        n = len(diffs)
+        mean, sd = diffs.mean(), diffs.std(ddof=1)
+        half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        better = sum(d > 0 for d in diffs) + 0.5 * sum(d == 0 for d in diffs)
+        assert row["test"] == "wilcoxon"
+        assert row["n_pairs"] == n
+        assert row["statistic"] == pytest.approx(expected.statistic)
+        assert row["p_value"] == pytest.approx(expected.pvalue)
+        assert row["mean_diff"] == pytest.approx(mean)
+        assert row["mean_diff"] == pytest.approx(row["mean_regularized"] - row["mean_baseline"])
+        assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx(
+            (mean - half, mean + half)
+        )
+        assert row["cohen_dz"] == pytest.approx(mean / sd)
+        assert row["prob_superiority"] == pytest.approx(better / n)
+
+
+def test_paired_t_option_matches_scipy_ttest_rel() -> None:
+    """Asking for the paired t-test gives scipy's ttest_rel statistic and p-value."""
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], test="paired_t")
+    row = only_row(table, regularizer="l2")
+    treated = np.array(BASELINE) + np.array(SHIFTS["l2"])
+    expected = sps.ttest_rel(treated, np.array(BASELINE))
+    assert row["test"] == "paired_t"
+    assert (row["statistic"], row["p_value"]) == pytest.approx(
+        (expected.statistic, expected.pvalue)
+    )
+
+
+def test_holm_adjusts_within_dataset_model_metric() -> None:
+    """p_holm equals a hand Holm step-down over the regularizers of one dataset and model."""
+    runs = pd.concat([shifted_runs(), shifted_runs().assign(dataset="wine")], ignore_index=True)
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    for _, family in table.groupby("dataset"):
+        assert len(family) == 3
+        expected = holm_by_hand(family["p_value"].tolist())
+        assert family["p_holm"].tolist() == pytest.approx(expected)
+        assert family["significant"].tolist() == [p < 0.05 for p in expected]
+
+
+def test_holm_by_hand_reference_values() -> None:
+    """The hand Holm helper reproduces a textbook example, so it can serve as a reference."""
+    assert holm_by_hand([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+
+
+def test_verdict_follows_metric_direction() -> None:
+    """A large rise in accuracy is "better", the same rise in loss is "worse"."""
+    base = [0.30, 0.32, 0.29, 0.31, 0.33, 0.30, 0.28, 0.31]
+    raised = [b + 0.05 + 0.001 * i for i, b in enumerate(base)]
+    for metric, verdict in (("test_accuracy", "better"), ("test_loss", "worse")):
+        runs = make_runs({"none": base, "reg": raised}, metric=metric)
+        row = only_row(stats.compare_to_baseline(runs, "none", [metric]), metric=metric)
+        assert row["significant"]
+        assert row["verdict"] == verdict
+        assert row["prob_superiority"] == (1.0 if verdict == "better" else 0.0)
+
+
+def test_min_detectable_diff_has_the_requested_power() -> None:
+    """The detectable difference over the sd of differences gives 80% power by noncentral t."""
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    for _, row in table.iterrows():
+        effect = row["min_detectable_diff"] / row["sd_diff"]
+        assert paired_t_power(effect, row["n_pairs"], 0.05) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_seeds_needed_is_the_smallest_sufficient_number() -> None:
+    """seeds_needed pairs reach 80% power for the observed effect and one fewer does not."""
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    row = only_row(table, regularizer="l2")
+    effect = abs(row["mean_diff"]) / row["sd_diff"]
+    needed = int(row["seeds_needed"])
+    assert needed > stats._wilcoxon_min_pairs(0.05)
+    assert paired_t_power(effect, needed, 0.05) >= 0.8 > paired_t_power(effect, needed - 1, 0.05)
+
+
+def test_seeds_needed_never_below_what_wilcoxon_can_detect() -> None:
+    """A huge effect still needs 6 pairs with Wilcoxon at alpha 0.05, since 2/2**5 > 0.05."""
+    assert stats._wilcoxon_min_pairs(0.05) == 6
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    assert only_row(table, regularizer="dropout")["seeds_needed"] == 6
+
+
+def test_identical_runs_give_p_one_without_error() -> None:
+    """Zero-variance, zero-difference runs give p = 1, a point interval and no d_z."""
+    runs = make_runs({"none": [0.9] * 8, "reg": [0.9] * 8})
+    row = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), regularizer="reg")
+    assert (row["test"], row["p_value"], row["p_holm"]) == ("identical", 1.0, 1.0)
+    assert (row["diff_ci_low"], row["diff_ci_high"], row["min_detectable_diff"]) == (0, 0, 0)
+    assert math.isnan(row["cohen_dz"])
+    assert pd.isna(row["seeds_needed"])
+    assert row["prob_superiority"] == 0.5
+    assert row["verdict"] == "indistinguishable"
+
+
+def test_constant_shift_is_tested_by_wilcoxon() -> None:
+    """A constant nonzero difference has no spread but an exact Wilcoxon p of 2 / 2**n."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79, 0.83, 0.80, 0.77]
+    runs = make_runs({"none": base, "reg": [b + 0.25 for b in base]})
+    row = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), regularizer="reg")
+    assert row["test"] == "wilcoxon"
+    assert row["p_value"] == pytest.approx(2 / 2**8)
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((0.25, 0.25))
+    assert math.isnan(row["cohen_dz"])
+    assert row["verdict"] == "better"
+
+
+def test_one_seed_gives_no_statistics() -> None:
+    """With a single paired seed there is a difference but no test, interval or verdict."""
+    runs = make_runs({"none": [0.80], "reg": [0.85]})
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    row = only_row(table, regularizer="reg")
+    assert (row["n_pairs"], row["test"], row["verdict"]) == (1, "none", stats.NOT_COMPARABLE)
+    assert row["mean_diff"] == pytest.approx(0.05)
+    assert math.isnan(row["p_value"]) and math.isnan(row["diff_ci_low"])
+    assert not row["significant"]
+    (finding,) = stats.write_findings(table)
+    assert "only one seed" in finding and "no statistics are possible" in finding
+    assert "+5.0 points" in finding
+
+
+def test_all_diverged_regularizer_is_not_comparable() -> None:
+    """A regularizer whose every run diverged has no pairs and says so in the findings."""
+    runs = make_runs(
+        {"none": BASELINE, "big_lr": BASELINE},
+        statuses={"big_lr": ["diverged"] * len(BASELINE)},
+    )
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    row = only_row(table, regularizer="big_lr")
+    assert (row["n_pairs"], row["n_regularized"], row["n_baseline"]) == (0, 0, 8)
+    assert row["verdict"] == stats.NOT_COMPARABLE
+    assert math.isnan(row["mean_diff"]) and math.isnan(row["p_holm"])
+    (finding,) = stats.write_findings(table)
+    assert "big_lr cannot be compared with none" in finding
+
+
+def test_missing_baseline_runs_are_not_comparable() -> None:
+    """Missing baseline runs on one dataset leave that dataset not comparable, others unharmed."""
+    statuses = {"none": ["missing"] * len(BASELINE)}
+    broken = make_runs({"none": BASELINE, "l2": BASELINE}, dataset="wine", statuses=statuses)
+    runs = pd.concat([shifted_runs(), broken], ignore_index=True)
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy", "test_roc_auc"])
+    wine = table[table["dataset"] == "wine"]
+    assert (wine["n_pairs"] == 0).all() and (wine["verdict"] == stats.NOT_COMPARABLE).all()
+    assert (table.loc[table["dataset"] == "iris", "n_pairs"] == 8).all()
+    findings = stats.write_findings(table, metrics=["test_accuracy"])
+    assert "On wine (mlp), nothing can be compared with none on test accuracy" in findings[-1]
+
+
+def test_runs_without_shared_seeds_are_not_comparable() -> None:
+    """Successful runs on disjoint seeds give no pairs and a finding that says so."""
+    runs = make_runs(
+        {"none": [0.8, 0.8, 0.9, 0.9], "l2": [0.7, 0.7, 0.9, 0.9]},
+        statuses={"none": ["ok", "ok", "failed", "failed"], "l2": ["failed", "failed", "ok", "ok"]},
+    )
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    row = only_row(table, regularizer="l2")
+    assert (row["n_baseline"], row["n_regularized"], row["n_pairs"]) == (2, 2, 0)
+    assert stats.write_findings(table) == [
+        "On iris (mlp), l2 cannot be compared with none on test accuracy "
+        "because its successful runs share no seed with none's."
+    ]
+
+
+def test_unknown_baseline_is_an_error() -> None:
+    """A baseline name absent from the table is reported with the names that exist."""
+    with pytest.raises(ValueError, match=r"baseline 'nonee' is not a regularizer.*dropout"):
+        stats.compare_to_baseline(shifted_runs(), "nonee", ["test_accuracy"])
+
+
+def test_duplicate_runs_are_an_error() -> None:
+    """Two rows for the same run make the pairing ambiguous and are rejected."""
+    runs = shifted_runs()
+    with pytest.raises(ValueError, match=r"rows sharing a run key.*regularizer='none'"):
+        stats.compare_to_baseline(pd.concat([runs, runs.iloc[:1]]), "none", ["test_accuracy"])
+
+
+def test_missing_column_is_an_error() -> None:
+    """A runs table without a requested metric column names that column."""
+    runs = shifted_runs().drop(columns=["test_loss"])
+    with pytest.raises(ValueError, match=r"lacks column\(s\) test_loss"):
+        stats.compare_to_baseline(runs, "none", ["test_loss"])
+
+
+def test_bad_probability_is_an_error() -> None:
+    """Power outside (0, 1) is rejected with its value."""
+    with pytest.raises(ValueError, match="power must lie strictly between 0 and 1, got 80"):
+        stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], power=80)
+
+
+def demsar_runs() -> pd.DataFrame:
+    """Return Demšar's Table 6 as a one-seed runs table with AUC as test_roc_auc."""
+    rows = []
+    for dataset, aucs in DEMSAR_TABLE_6.items():
+        for algorithm, auc in zip(DEMSAR_ALGORITHMS, aucs, strict=True):
+            row = {
+                "dataset": dataset,
+                "model": "tree",
+                "regularizer": algorithm,
+                "seed": 0,
+                "status": "ok",
+                "test_roc_auc": auc,
+            }
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_ranks_friedman_and_cd_reproduce_demsar_table_6() -> None:
+    """Average ranks, Friedman chi2 and the Nemenyi CD match Demšar (2006) and scipy."""
+    result = stats.rank_regularizers(demsar_runs(), "test_roc_auc", "tree")
+    ranks = result.ranks.set_index("regularizer")["average_rank"]
+    expected = {"c45": 3.143, "c45_m": 2.000, "c45_cf": 2.893, "c45_m_cf": 1.964}
+    assert ranks.to_dict() == pytest.approx(expected, abs=5e-4)
+    assert result.ranks["regularizer"].tolist() == ["c45_m_cf", "c45_m", "c45_cf", "c45"]
+    # Demšar's chi2_F omits the tie correction, so compute it from the ranks by hand.
+    n, k = 14, 4
+    r = np.array(list(ranks.to_dict().values()))
+    chi2_demsar = 12 * n / (k * (k + 1)) * (np.sum(r**2) - k * (k + 1) ** 2 / 4)
+    assert chi2_demsar == pytest.approx(9.28, abs=5e-3)
+    columns = np.array(list(DEMSAR_TABLE_6.values())).T
+    assert (result.statistic, result.p_value) == pytest.approx(
+        tuple(sps.friedmanchisquare(*columns))
+    )
+    assert result.critical_difference == pytest.approx(1.25, abs=5e-3)
+    assert (result.n_datasets, result.n_regularizers, result.note) == (14, 4, None)
+
+
+def test_ranks_put_lowest_loss_first() -> None:
+    """For a lower-is-better metric the smallest mean gets rank 1, ties share ranks."""
+    runs = pd.concat(
+        [
+            make_runs({"a": [0.3, 0.5], "b": [0.2, 0.2], "c": [0.4, 0.4]}, "test_loss", "iris"),
+            make_runs({"a": [0.1, 0.1], "b": [0.2, 0.2], "c": [0.2, 0.2]}, "test_loss", "wine"),
+        ],
+        ignore_index=True,
+    )
+    result = stats.rank_regularizers(runs, "test_loss", "mlp")
+    assert result.dataset_ranks.loc["iris"].to_dict() == {"a": 2.5, "b": 1.0, "c": 2.5}
+    assert result.dataset_ranks.loc["wine"].to_dict() == {"a": 1.0, "b": 2.5, "c": 2.5}
+    assert result.ranks["average_rank"].tolist() == [1.75, 1.75, 2.5]
+    assert math.isfinite(result.statistic) and math.isfinite(result.critical_difference)
+
+
+def test_ranks_explain_when_friedman_cannot_run() -> None:
+    """Two regularizers on one dataset give ranks but no Friedman test, with a note saying why."""
+    result = stats.rank_regularizers(make_runs({"a": [0.9], "b": [0.8]}), "test_accuracy", "mlp")
+    assert result.ranks["regularizer"].tolist() == ["a", "b"]
+    assert math.isnan(result.statistic) and math.isnan(result.critical_difference)
+    assert result.note is not None and "at least 3 regularizers and 2 datasets" in result.note
+
+
+def test_ranks_leave_out_diverged_regularizer_and_incomplete_dataset() -> None:
+    """A never-successful regularizer and a dataset missing a mean are left out and named."""
+    runs = pd.concat(
+        [
+            make_runs(
+                {"a": [0.9], "b": [0.8], "c": [0.7], "d": [0.6]},
+                statuses={"d": ["diverged"]},
+            ),
+            make_runs({"a": [0.7], "b": [0.8], "c": [0.9], "d": [0.6]}, dataset="wine"),
+            make_runs({"a": [0.7], "b": [0.9]}, dataset="digits"),
+        ],
+        ignore_index=True,
+    )
+    runs.loc[(runs["dataset"] == "wine") & (runs["regularizer"] == "d"), "status"] = "failed"
+    result = stats.rank_regularizers(runs, "test_accuracy", "mlp")
+    assert result.n_datasets == 2 and result.n_regularizers == 3
+    assert result.note is not None
+    assert "left out for lack of successful runs: d" in result.note
+    assert "datasets left out as incomplete: digits" in result.note
+    assert math.isfinite(result.p_value)
+
+
+def test_ranks_all_tied_note() -> None:
+    """Regularizers tied on every dataset give a note instead of a NaN-laden test."""
+    runs = pd.concat(
+        [make_runs({"a": [0.5], "b": [0.5], "c": [0.5]}, dataset=d) for d in ("x", "y")],
+        ignore_index=True,
+    )
+    result = stats.rank_regularizers(runs, "test_accuracy", "mlp")
+    assert result.note == "all regularizers tie on every dataset, so ranks cannot differ"
+    assert math.isnan(result.p_value)
+
+
+def test_ranks_unknown_model_is_an_error() -> None:
+    """Ranking a model that has no runs names the models that do."""
+    with pytest.raises(ValueError, match=r"model 'cnn' has no runs.*mlp"):
+        stats.rank_regularizers(shifted_runs(), "test_accuracy", "cnn")
+
+
+def test_findings_report_real_effect_and_call_noise_indistinguishable() -> None:
+    """Ten seeds with one real effect and one pure-noise difference read as such."""
+    rng = np.random.default_rng(7)
+    base = 0.85 + rng.normal(0.0, 0.02, size=10)
+    values = {
+        "none": list(base),
+        "dropout_0.5": list(base + 0.03 + rng.normal(0.0, 0.005, size=10)),
+        "noise": list(base + rng.normal(0.0, 0.005, size=10)),
+    }
+    runs = make_runs(values, dataset="breast_cancer")
+    loss = make_runs({k: [1.0 - v for v in vs] for k, vs in values.items()}, "test_loss")
+    runs["test_loss"] = loss["test_loss"].to_numpy()
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy", "test_loss"])
+    assert only_row(table, regularizer="dropout_0.5", metric="test_accuracy")["verdict"] == (
+        "better"
+    )
+    assert only_row(table, regularizer="noise", metric="test_accuracy")["verdict"] == (
+        "indistinguishable"
+    )
+    effect = only_row(table, regularizer="dropout_0.5", metric="test_accuracy")
+    points = [100 * effect[c] for c in ("mean_diff", "diff_ci_low", "diff_ci_high")]
+    findings = stats.write_findings(table)
+    assert findings[0] == (
+        f"On breast_cancer (mlp), dropout_0.5 raises test accuracy by {points[0]:.1f} points "
+        f"over none (95% CI {points[1]:.1f} to {points[2]:.1f}, Wilcoxon p = 0.002, "
+        "Holm-adjusted 0.0039)."
+    )
+    assert findings[1].startswith(
+        "On breast_cancer (mlp), noise is indistinguishable from none on test accuracy "
+        "(10 paired seeds; Holm-adjusted p = "
+    )
+    needed = only_row(table, regularizer="noise", metric="test_accuracy")["seeds_needed"]
+    assert needed > 10
+    assert f"would take about {needed} paired seeds for noise" in findings[2]
+    loss_row = only_row(table, regularizer="dropout_0.5", metric="test_loss")
+    assert findings[3].startswith(
+        f"On breast_cancer (mlp), dropout_0.5 lowers test loss by {-loss_row['mean_diff']:.3g} "
+        f"relative to none (95% CI {-loss_row['diff_ci_high']:.3g} to "
+        f"{-loss_row['diff_ci_low']:.3g}, Wilcoxon p = 0.002"
+    )
+    assert len(stats.write_findings(table, metrics=["test_loss"])) == 3
+
+
+def test_stats_does_not_import_tensorflow() -> None:
+    """Importing the statistics layer leaves TensorFlow unloaded."""
+    code = "import sys, regbench.stats; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
