@@ -1,9 +1,24 @@
+def get_run_files(name):
+    """An input function: one file of every run, in grid order."""
+    return lambda wildcards: [f"results/runs/{key.path}/{name}" for key in STUDY.runs]
+
+
+def get_run_benchmarks(wildcards):
+    return [f"results/benchmarks/train_run/{key.path}.tsv" for key in STUDY.runs]
+
+
 rule aggregate_runs:
     input:
-        metrics=get_run_metrics,
+        metrics=get_run_files("metrics.json"),
+        benchmarks=get_run_benchmarks,
     output:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
+        comparisons="results/tables/comparisons.csv",
+        rankings="results/tables/rankings.csv",
+        architectures="results/tables/architectures.json",
+    params:
+        baseline=STUDY.baseline,
     log:
         "logs/aggregate_runs/aggregate_runs.log",
     script:
@@ -14,6 +29,9 @@ rule plot_figures:
     input:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
+        rankings="results/tables/rankings.csv",
+        histories=get_run_files("history.csv"),
+        weights=get_run_files("weights.npz"),
     output:
         directory("results/figures"),
     params:
@@ -29,6 +47,9 @@ rule render_report:
     input:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
+        comparisons="results/tables/comparisons.csv",
+        rankings="results/tables/rankings.csv",
+        architectures="results/tables/architectures.json",
         cards=get_dataset_cards,
         figures="results/figures",
         template=workflow.source_path("../templates/report.html.j2"),

@@ -4,4 +4,13 @@ from regbench.jobs import aggregate_runs, redirect_output
 
 sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
-    aggregate_runs(sm.input.metrics, sm.output.runs, sm.output.summary)
+    aggregate_runs(
+        sm.input.metrics,
+        sm.input.benchmarks,
+        sm.params.baseline,
+        sm.output.runs,
+        sm.output.summary,
+        sm.output.comparisons,
+        sm.output.rankings,
+        sm.output.architectures,
+    )

@@ -4,4 +4,11 @@ from regbench.jobs import plot_figures, redirect_output
 
 sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
-    plot_figures(sm.input.runs, sm.input.summary, sm.params.runs_dir, sm.params.baseline, sm.output[0])
+    plot_figures(
+        sm.input.runs,
+        sm.input.summary,
+        sm.input.rankings,
+        sm.params.runs_dir,
+        sm.params.baseline,
+        sm.output[0],
+    )

@@ -78,27 +78,55 @@ def _run_key_from_path(metrics_path: str) -> Any:
     return RunKey(dataset, model, regularizer, int(seed_dir.removeprefix("seed")))
 
 
-def aggregate_runs(metrics_paths: Sequence[str], runs_csv: str, summary_csv: str) -> None:
-    """Tidy tables from every run's metrics."""
-    from regbench.aggregate import collect_runs, summarize
+def aggregate_runs(
+    metrics_paths: Sequence[str],
+    benchmark_paths: Sequence[str],
+    baseline: str,
+    runs_csv: str,
+    summary_csv: str,
+    comparisons_csv: str,
+    rankings_csv: str,
+    architectures_json: str,
+) -> None:
+    """Tidy tables from every run's metrics, with comparisons and rankings."""
+    from regbench.aggregate import RunFiles, collect_runs, compare, rank, summarize
 
-    runs = collect_runs((_run_key_from_path(p), Path(p)) for p in metrics_paths)
+    runs, architectures = collect_runs(
+        RunFiles(_run_key_from_path(m), Path(m), Path(b))
+        for m, b in zip(metrics_paths, benchmark_paths, strict=True)
+    )
     runs.to_csv(runs_csv, index=False)
+    Path(architectures_json).write_text(
+        json.dumps(architectures, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
     summarize(runs).to_csv(summary_csv, index=False)
+    compare(runs, baseline).to_csv(comparisons_csv, index=False)
+    rank(runs).to_csv(rankings_csv, index=False)
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
-def plot_figures(runs_csv: str, summary_csv: str, runs_dir: str, baseline: str, out_dir: str) -> None:
+def plot_figures(
+    runs_csv: str, summary_csv: str, rankings_csv: str, runs_dir: str, baseline: str, out_dir: str
+) -> None:
     """Draw every figure from the tables and the runs' histories."""
     import pandas as pd
 
-    from regbench.figures import load_history, plot_all
+    from regbench.figures import load_history, load_weights, plot_all
 
     def history_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
         return load_history(Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "history.csv"))
 
+    def weights_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
+        return load_weights(Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "weights.npz"))
+
     manifest = plot_all(
-        pd.read_csv(runs_csv), pd.read_csv(summary_csv), history_of, baseline, Path(out_dir)
+        pd.read_csv(runs_csv),
+        pd.read_csv(summary_csv),
+        pd.read_csv(rankings_csv),
+        history_of,
+        weights_of,
+        baseline,
+        Path(out_dir),
     )
     print(f"drew {len(manifest)} figures", flush=True)
 
@@ -108,6 +136,9 @@ def render_report(
     skipped_json: str,
     runs_csv: str,
     summary_csv: str,
+    comparisons_csv: str,
+    rankings_csv: str,
+    architectures_json: str,
     cards: Sequence[str],
     figure_dir: str,
     template_dir: str,
@@ -125,6 +156,9 @@ def render_report(
         config=config,
         runs=pd.read_csv(runs_csv),
         summary=pd.read_csv(summary_csv),
+        comparisons=pd.read_csv(comparisons_csv),
+        rankings=pd.read_csv(rankings_csv),
+        architectures=json.loads(Path(architectures_json).read_text("utf-8")),
         cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
         figures=json.loads((figure_path / "figures.json").read_text("utf-8")),
         figure_dir=figure_path,
@@ -133,5 +167,5 @@ def render_report(
     )
     html = render_html(context, Path(template_dir))
     Path(html_path).write_text(html, encoding="utf-8")
-    write_pdf(html, Path(pdf_path), title=config["study"]["title"])
+    write_pdf(html, Path(pdf_path))
     print(f"wrote {html_path} and {pdf_path}", flush=True)

@@ -24,8 +24,12 @@ import pandas as pd
 import yaml
 
 from regbench.config import canonical_json
+from regbench.stats import higher_is_better, write_findings
 
 __all__ = ["build_context", "format_ci", "format_number", "render_html", "write_pdf"]
+
+#: Metrics whose comparisons open the report as findings.
+FINDING_METRICS = ("test_accuracy", "gap_accuracy")
 
 #: Columns of a dataset's results table: (metric, heading, digits).
 TABLE_METRICS = (
@@ -66,6 +70,9 @@ def build_context(
     config: Mapping[str, Any],
     runs: pd.DataFrame,
     summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    rankings: pd.DataFrame,
+    architectures: Mapping[str, Any],
     cards: Mapping[str, Mapping[str, Any]],
     figures: Sequence[Mapping[str, Any]],
     figure_dir: Path,
@@ -83,6 +90,8 @@ def build_context(
             cell = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
             if cell.empty:
                 continue
+            verdicts = _verdicts(comparisons, dataset, model)
+            best = _best(cell)
             rows = []
             for regularizer in regularizer_order:
                 reg_rows = cell[cell["regularizer"] == regularizer].set_index("metric")
@@ -97,12 +106,16 @@ def build_context(
                         "diverged": int(first["n_diverged"]),
                         "failed": int(first["n_failed"]),
                         "cells": [
-                            format_ci(
-                                reg_rows.loc[metric, "mean"],
-                                reg_rows.loc[metric, "ci_low"],
-                                reg_rows.loc[metric, "ci_high"],
-                                digits,
-                            )
+                            {
+                                "text": format_ci(
+                                    reg_rows.loc[metric, "mean"],
+                                    reg_rows.loc[metric, "ci_low"],
+                                    reg_rows.loc[metric, "ci_high"],
+                                    digits,
+                                ),
+                                "best": best.get(metric) == regularizer,
+                                "mark": _MARKS.get(verdicts.get((regularizer, metric), ""), ""),
+                            }
                             for metric, _, digits in TABLE_METRICS
                         ],
                     }
@@ -112,6 +125,7 @@ def build_context(
                     "name": model,
                     "spec": config["models"][model],
                     "rows": rows,
+                    "architecture": _architecture(architectures, dataset, model, baseline),
                     "figures": [
                         {"uri": svg_data_uri(figure_dir / f["file"]), "caption": f["caption"]}
                         for f in figures
@@ -129,14 +143,24 @@ def build_context(
             }
         )
 
+    findings = []
+    for dataset in config["datasets"]:
+        for model in config["models"]:
+            chosen = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+            sentences = write_findings(chosen, FINDING_METRICS) if len(chosen) else []
+            if sentences:
+                findings.append({"title": f"{dataset} · {model}", "sentences": sentences})
+
     ok = runs[runs["status"] == "ok"]
     not_ok = runs[runs["status"] != "ok"]
+    now = dt.datetime.now(dt.timezone.utc)
     study = config["study"]
     return {
         "title": study["title"],
         "description": study.get("description", ""),
         "name": study["name"],
-        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_iso": now.isoformat(timespec="seconds"),
         "commit": _git_commit(project_dir),
         "config_digest": hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()[:12],
         "baseline": baseline,
@@ -155,6 +179,8 @@ def build_context(
         ],
         "training": _inline_yaml(config["training"]),
         "sections": sections,
+        "findings": findings,
+        "rankings": _rankings(rankings, figures, figure_dir),
         "skipped": list(skipped),
         "problems": [
             {
@@ -170,12 +196,13 @@ def build_context(
         ],
         "config_yaml": yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True),
         "versions": _versions(),
+        "jobs": _job_resources(runs),
         "hardware": _hardware(sorted(set(ok["device"].dropna()))),
     }
 
 
 def render_html(context: Mapping[str, Any], template_dir: Path) -> str:
-    """Render the report template with the stylesheet inlined."""
+    """Render the report template; it includes the stylesheet inline."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir),
         autoescape=True,
@@ -183,19 +210,127 @@ def render_html(context: Mapping[str, Any], template_dir: Path) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    stylesheet = (template_dir / "report.css").read_text(encoding="utf-8")
-    return environment.get_template("report.html.j2").render(**context, stylesheet=stylesheet)
+    return environment.get_template("report.html.j2").render(**context)
 
 
-def write_pdf(html: str, path: Path, *, title: str) -> None:
-    """Render the HTML to PDF, fetching nothing but ``data:`` URIs."""
+def write_pdf(html: str, path: Path) -> None:
+    """Render the HTML to PDF, fetching nothing but ``data:`` URIs.
+
+    Title, subject, creator and date come from the HTML's ``<title>`` and
+    ``<meta>`` elements.
+    """
     import weasyprint
 
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, timeout=1)
-    document = weasyprint.HTML(string=html, url_fetcher=fetcher).render()
-    document.metadata.title = title
-    document.metadata.creator = "regbench"
-    document.write_pdf(path)
+    weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(path)
+
+
+_MARKS = {"better": "▲", "worse": "▼"}
+
+
+def _verdicts(comparisons: pd.DataFrame, dataset: str, model: str) -> dict[tuple[str, str], str]:
+    """(regularizer, metric) -> verdict against the baseline, for one dataset and model."""
+    chosen = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+    return {(r.regularizer, r.metric): r.verdict for r in chosen.itertuples()}
+
+
+def _best(cell: pd.DataFrame) -> dict[str, str]:
+    """metric -> the regularizer with the best mean, for the table's comparable metrics."""
+    best = {}
+    for metric, _, _ in TABLE_METRICS:
+        if metric == "epochs_run":
+            continue
+        rows = cell[(cell["metric"] == metric) & cell["mean"].notna()]
+        if rows.empty:
+            continue
+        index = rows["mean"].idxmax() if higher_is_better(metric) else rows["mean"].idxmin()
+        best[metric] = str(rows.loc[index, "regularizer"])
+    return best
+
+
+def _rankings(
+    rankings: pd.DataFrame, figures: Sequence[Mapping[str, Any]], figure_dir: Path
+) -> list[dict[str, Any]]:
+    """Per model: average ranks by test accuracy, the Friedman test and the CD diagram."""
+    result = []
+    chosen = rankings[rankings["metric"] == "test_accuracy"]
+    for model, ranks in chosen.groupby("model", sort=False):
+        first = ranks.iloc[0]
+        diagram = next(
+            (f for f in figures if f["kind"] == "critical_difference" and f["model"] == model), None
+        )
+        result.append(
+            {
+                "model": model,
+                "n_datasets": int(first["n_datasets"]),
+                "ranks": [
+                    (r.regularizer, format_number(r.average_rank, 2))
+                    for r in ranks.sort_values("average_rank").itertuples()
+                ],
+                "friedman": (
+                    f"Friedman χ² = {format_number(first['friedman_statistic'], 2)}, "
+                    f"p = {format_number(first['friedman_p'], 3)}; Nemenyi critical difference "
+                    f"{format_number(first['critical_difference'], 2)}"
+                    if math.isfinite(float(first["friedman_statistic"]))
+                    else ""
+                ),
+                "note": "" if pd.isna(first["note"]) else str(first["note"]),
+                "figure": (
+                    {"uri": svg_data_uri(figure_dir / diagram["file"]), "caption": diagram["caption"]}
+                    if diagram
+                    else None
+                ),
+            }
+        )
+    return result
+
+
+def _architecture(
+    architectures: Mapping[str, Any], dataset: str, model: str, baseline: str
+) -> dict[str, Any] | None:
+    """The baseline's layers, and the parameter count of every regularized variant."""
+    layers = architectures.get(f"{dataset}/{model}/{baseline}")
+    if not layers:
+        return None
+    prefix = f"{dataset}/{model}/"
+    return {
+        "layers": [
+            (
+                layer["name"],
+                layer["type"],
+                "(" + ", ".join("batch" if d is None else str(d) for d in layer["output_shape"]) + ")",
+                f"{layer['params']:,}",
+            )
+            for layer in layers
+        ],
+        "total": f"{sum(layer['params'] for layer in layers):,}",
+        "variants": ", ".join(
+            f"{cell.removeprefix(prefix)} {sum(layer['params'] for layer in variant):,}"
+            for cell, variant in sorted(architectures.items())
+            if cell.startswith(prefix) and variant and cell != prefix + baseline
+        ),
+    }
+
+
+def _job_resources(runs: pd.DataFrame) -> dict[str, Any]:
+    """Per dataset and model: training jobs' wall time and peak memory (Snakemake benchmarks)."""
+    measured = runs.dropna(subset=["job_seconds"])
+    rows = [
+        (
+            f"{dataset} · {model}",
+            str(len(group)),
+            format_number(group["job_seconds"].median(), 1),
+            format_number(group["job_seconds"].max(), 1),
+            format_number(group["train_seconds"].median(), 1),
+            format_number(group["max_rss_mb"].max(), 0),
+        )
+        for (dataset, model), group in measured.groupby(["dataset", "model"], sort=False)
+    ]
+    return {
+        "rows": rows,
+        "total": _duration(float(measured["job_seconds"].sum())),
+        "peak": format_number(measured["max_rss_mb"].max(), 0),
+    }
 
 
 def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
