@@ -1,7 +1,11 @@
 # regbench: a neural-network regularization study, from config to report.
 # The study is declared in config.yaml (or --configfile studies/<name>.yaml).
 
+import os
+
 from snakemake.utils import min_version
+
+from regbench.progress import Progress
 
 min_version("9.0")
 
@@ -13,6 +17,25 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
+
+
+# Runs done, elapsed and time left, printed while the study runs.
+PROGRESS = Progress(
+    [f"results/runs/{key.path}/metrics.json" for key in STUDY.runs],
+    interval=float(os.environ.get("REGBENCH_PROGRESS_SECONDS", "30")),
+)
+
+
+onstart:
+    PROGRESS.start()
+
+
+onsuccess:
+    PROGRESS.stop()
+
+
+onerror:
+    PROGRESS.stop()
 
 
 rule all:

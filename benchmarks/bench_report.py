@@ -40,21 +40,45 @@ def measure(runs: int) -> dict[str, float]:
             [f"{root}/results/runs/{k.path}/metrics.json" for k in study.runs],
             [f"{root}/results/benchmarks/train_run/{k.path}.tsv" for k in study.runs],
             study.baseline,
-            *(str(tables / n) for n in ("runs.csv", "summary.csv", "comparisons.csv",
-                                        "rankings.csv", "architectures.json")),
+            *(
+                str(tables / n)
+                for n in (
+                    "runs.csv",
+                    "summary.csv",
+                    "comparisons.csv",
+                    "rankings.csv",
+                    "architectures.json",
+                )
+            ),
         )
         t["aggregate"] = time.perf_counter()
-        plot_figures(str(tables / "runs.csv"), str(tables / "summary.csv"),
-                     str(tables / "rankings.csv"), str(root / "results/runs"), study.baseline,
-                     str(figures))
+        plot_figures(
+            str(tables / "runs.csv"),
+            str(tables / "summary.csv"),
+            str(tables / "rankings.csv"),
+            str(root / "results/runs"),
+            study.baseline,
+            str(figures),
+        )
         t["figures"] = time.perf_counter()
         render_report(
-            canonical_json(study.config), "[]",
-            *(str(tables / n) for n in ("runs.csv", "summary.csv", "comparisons.csv",
-                                        "rankings.csv", "architectures.json")),
+            canonical_json(study.config),
+            "[]",
+            *(
+                str(tables / n)
+                for n in (
+                    "runs.csv",
+                    "summary.csv",
+                    "comparisons.csv",
+                    "rankings.csv",
+                    "architectures.json",
+                )
+            ),
             [f"{root}/results/data/{d}/card.json" for d in study.datasets],
-            str(figures), str(REPO / "templates"),
-            str(root / "reports/report.html"), str(root / "reports/report.pdf"),
+            str(figures),
+            str(REPO / "templates"),
+            str(root / "reports/report.html"),
+            str(root / "reports/report.pdf"),
         )
         t["report"] = time.perf_counter()
         size_mb = (root / "reports/report.pdf").stat().st_size / 1e6
@@ -71,16 +95,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     sizes = parser.parse_args().sizes
-    print(f"{'runs':>6} {'aggregate':>10} {'figures':>9} {'html+pdf':>9} {'total':>8} "
-          f"{'ms/run':>7} {'pdf MB':>7}")
+    print(
+        f"{'runs':>6} {'aggregate':>10} {'figures':>9} {'html+pdf':>9} {'total':>8} "
+        f"{'ms/run':>7} {'pdf MB':>7}"
+    )
     first = None
     for runs in sizes:
         m = measure(runs)
         per_run = 1000 * m["total"] / runs
         first = first or per_run
-        print(f"{runs:>6} {m['aggregate']:>10.1f} {m['figures']:>9.1f} {m['html+pdf']:>9.1f} "
-              f"{m['total']:>8.1f} {per_run:>7.1f} {m['pdf_mb']:>7.2f}   "
-              f"(cost per run {per_run / first:.2f}x the smallest size's)", flush=True)
+        print(
+            f"{runs:>6} {m['aggregate']:>10.1f} {m['figures']:>9.1f} {m['html+pdf']:>9.1f} "
+            f"{m['total']:>8.1f} {per_run:>7.1f} {m['pdf_mb']:>7.2f}   "
+            f"(cost per run {per_run / first:.2f}x the smallest size's)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -101,7 +101,12 @@ def fabricate_study(
             "n_params": 177,
             "architecture": [
                 {"name": "features", "type": "InputLayer", "output_shape": [None, 20], "params": 0},
-                {"name": "hidden0_dense", "type": "Dense", "output_shape": [None, 8], "params": 168},
+                {
+                    "name": "hidden0_dense",
+                    "type": "Dense",
+                    "output_shape": [None, 8],
+                    "params": 168,
+                },
                 {"name": "output", "type": "Dense", "output_shape": [None, 1], "params": 9},
             ],
         }

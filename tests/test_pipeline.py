@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -44,7 +45,9 @@ TINY_STUDY = {
 }
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run Snakemake on the project's Snakefile in ``workdir``."""
     return subprocess.run(
         [
@@ -61,6 +64,7 @@ def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.Com
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -84,18 +88,27 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dry = snakemake(workdir, "--dry-run")
     assert dry.returncode == 0, dry.stderr + dry.stdout
     (workdir / "dry-run.txt").write_text(dry.stdout + dry.stderr, encoding="utf-8")
-    run = snakemake(workdir, "--cores", "2")
+    run = snakemake(workdir, "--cores", "2", env={"REGBENCH_PROGRESS_SECONDS": "2"})
     assert run.returncode == 0, run.stderr[-5000:]
+    (workdir / "run.txt").write_text(run.stdout + run.stderr, encoding="utf-8")
     return workdir
 
 
 @pytest.mark.e2e
 def test_dry_run_schedules_one_training_job_per_combination(study: Path) -> None:
-    """A dry run plans exactly one train_run per dataset x mlp x regularizer x seed, and no CNN run."""
+    """A dry run plans one train_run per dataset x mlp x regularizer x seed, and no CNN run."""
     counts = job_counts((study / "dry-run.txt").read_text(encoding="utf-8"))
     assert counts["train_run"] == 2 * 1 * 3 * 2
     assert counts["prepare_dataset"] == 2
     assert counts["render_report"] == 1
+
+
+@pytest.mark.e2e
+def test_progress_is_printed_while_the_study_runs(study: Path) -> None:
+    """Snakemake's output carries regbench's progress lines, ending at 12/12 runs done."""
+    lines = re.findall(r"regbench: \d+/12 runs done.*", (study / "run.txt").read_text("utf-8"))
+    assert len(lines) >= 2
+    assert lines[-1].startswith("regbench: 12/12 runs done (100%)")
 
 
 @pytest.mark.e2e
@@ -106,9 +119,18 @@ def test_every_run_writes_metrics_history_and_log(study: Path) -> None:
     for path in runs:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         assert metrics["status"] == "ok"
-        for field in ("test_loss", "test_accuracy", "test_f1_macro", "test_roc_auc",
-                      "best_epoch", "epochs_run", "gap_accuracy", "weight_l1",
-                      "weight_sparsity", "train_seconds"):
+        for field in (
+            "test_loss",
+            "test_accuracy",
+            "test_f1_macro",
+            "test_roc_auc",
+            "best_epoch",
+            "epochs_run",
+            "gap_accuracy",
+            "weight_l1",
+            "weight_sparsity",
+            "train_seconds",
+        ):
             assert metrics[field] is not None, field
         history = pd.read_csv(path.parent / "history.csv")
         assert list(history["epoch"]) == [1, 2, 3]
@@ -123,8 +145,12 @@ def test_summary_agrees_with_runs(study: Path) -> None:
     runs = pd.read_csv(study / "results/tables/runs.csv")
     summary = pd.read_csv(study / "results/tables/summary.csv")
     assert len(runs) == 12
-    expected = runs.groupby(["dataset", "model", "regularizer"])["test_accuracy"].agg(["mean", "count"])
-    got = summary[summary["metric"] == "test_accuracy"].set_index(["dataset", "model", "regularizer"])
+    expected = runs.groupby(["dataset", "model", "regularizer"])["test_accuracy"].agg(
+        ["mean", "count"]
+    )
+    got = summary[summary["metric"] == "test_accuracy"].set_index(
+        ["dataset", "model", "regularizer"]
+    )
     assert len(got) == len(expected) == 6
     for key, row in expected.iterrows():
         assert got.loc[key, "n"] == row["count"]
@@ -134,7 +160,7 @@ def test_summary_agrees_with_runs(study: Path) -> None:
 
 @pytest.mark.e2e
 def test_pdf_holds_datasets_regularizers_and_summary_numbers(study: Path) -> None:
-    """The PDF opens, and its text names each dataset and regularizer and prints summary.csv's means."""
+    """The PDF names each dataset and regularizer and prints summary.csv's means."""
     reader = PdfReader(study / "reports/report.pdf")
     assert len(reader.pages) >= 4
     text = " ".join(page.extract_text() for page in reader.pages)

@@ -6,6 +6,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -37,8 +38,13 @@ def test_table_of_contents_gives_the_right_page_numbers(rendered: Path) -> None:
     contents = next(i for i, text in enumerate(pages) if text.lstrip().startswith("Contents"))
     entries = re.findall(r"^(.+?)\s*\.{3,}\s*(\d+)\s*$", pages[contents], flags=re.MULTILINE)
     titles = [title.strip() for title, _ in entries]
-    assert titles[:5] == ["Findings", "Dataset: data0", "Dataset: data1", "Dataset: data2",
-                          "Across datasets"]
+    assert titles[:5] == [
+        "Findings",
+        "Dataset: data0",
+        "Dataset: data1",
+        "Dataset: data2",
+        "Across datasets",
+    ]
     assert {"Method", "Provenance"} <= set(titles)
     for title, number in entries:
         heading_page = pages[int(number) - 1]
@@ -60,7 +66,9 @@ def test_findings_report_the_real_effect_and_call_noise_indistinguishable(render
     text = re.sub(r"\s+", " ", text)
     for dataset in ("data0", "data1", "data2"):
         assert f"On {dataset} (mlp), l2_0 raises test accuracy by" in text
-        assert re.search(rf"On {dataset} \(mlp\), l2_1 and l2_2 are indistinguishable from none", text)
+        assert re.search(
+            rf"On {dataset} \(mlp\), l2_1 and l2_2 are indistinguishable from none", text
+        )
 
 
 def test_diverged_run_is_shown_not_averaged(rendered: Path) -> None:
@@ -68,8 +76,11 @@ def test_diverged_run_is_shown_not_averaged(rendered: Path) -> None:
     text = re.sub(r"\s+", " ", " ".join(page_texts(rendered / "reports/report.pdf")))
     assert "diverged at epoch 3" in text
     summary = pd.read_csv(rendered / "results/tables/summary.csv")
-    cell = summary[(summary["dataset"] == "data2") & (summary["regularizer"] == "none")
-                   & (summary["metric"] == "test_accuracy")].iloc[0]
+    cell = summary[
+        (summary["dataset"] == "data2")
+        & (summary["regularizer"] == "none")
+        & (summary["metric"] == "test_accuracy")
+    ].iloc[0]
     assert (cell["n"], cell["n_diverged"]) == (7, 1)
 
 
@@ -104,7 +115,7 @@ def test_html_is_self_contained(rendered: Path) -> None:
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).hits.append(self.path)
@@ -132,7 +143,9 @@ def test_hostile_strings_render_as_text_and_nothing_is_fetched(tmp_path: Path) -
         raw["datasets"]["data0"]["description"] = "Dataset " + hostile
         study = fabricate_study(tmp_path, raw)
         card = tmp_path / "results/data/data1/card.json"
-        card.write_text(card.read_text().replace('"0": 0.5', f'"{hostile.replace(chr(34), "")}": 0.5'))
+        card.write_text(
+            card.read_text().replace('"0": 0.5', f'"{hostile.replace(chr(34), "")}": 0.5')
+        )
         html_path, pdf_path = render_fabricated(tmp_path, study, TEMPLATES)
     finally:
         server.shutdown()
@@ -144,5 +157,5 @@ def test_hostile_strings_render_as_text_and_nothing_is_fetched(tmp_path: Path) -
     reader = PdfReader(pdf_path)
     assert reader.attachments == {}
     text = " ".join(page.extract_text() for page in reader.pages)
-    assert '<script>alert(1)</script>' in text
+    assert "<script>alert(1)</script>" in text
     assert "http://127.0.0.1:1/" in text

@@ -128,7 +128,7 @@ def compare(runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 
 def rank(runs: pd.DataFrame) -> pd.DataFrame:
-    """Average ranks across datasets with the Friedman test, per model and metric (``rankings.csv``)."""
+    """Average ranks across datasets and the Friedman test per model and metric (rankings.csv)."""
     frames = []
     for model in sorted(runs["model"].unique()):
         for metric in COMPARED_METRICS:
@@ -144,6 +144,17 @@ def rank(runs: pd.DataFrame) -> pd.DataFrame:
                     note=result.note or "",
                 )
             )
-    columns = ["model", "metric", "regularizer", "average_rank", "n_datasets",
-               "friedman_statistic", "friedman_p", "critical_difference", "note"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    columns = [
+        "model",
+        "metric",
+        "regularizer",
+        "average_rank",
+        "n_datasets",
+        "friedman_statistic",
+        "friedman_p",
+        "critical_difference",
+        "note",
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    )

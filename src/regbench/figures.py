@@ -7,7 +7,7 @@ colour, so it survives grayscale print.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
 __all__ = ["plot_all"]
 
@@ -57,8 +58,7 @@ def plot_all(
             continue
         figure = _critical_difference(ranks)
         path = out_dir / f"ranking__{model}__{metric}.svg"
-        figure.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
-        plt.close(figure)
+        _save(figure, path)
         first = ranks.iloc[0]
         manifest.append(
             {
@@ -86,7 +86,9 @@ def plot_all(
                 "deviation.",
             ),
             "test_accuracy": (
-                _interval_plot(cell_summary, regularizers, "test_accuracy", "test accuracy", baseline),
+                _interval_plot(
+                    cell_summary, regularizers, "test_accuracy", "test accuracy", baseline
+                ),
                 f"Test accuracy of {model} on {dataset} per regularizer: mean over seeds with "
                 f"its 95% confidence interval; the dotted line is the {baseline} baseline's mean.",
             ),
@@ -107,13 +109,42 @@ def plot_all(
         }
         for kind, (figure, caption) in figures.items():
             path = out_dir / f"{dataset}__{model}__{kind}.svg"
-            figure.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
-            plt.close(figure)
+            _save(figure, path)
             manifest.append(
-                {"dataset": dataset, "model": model, "kind": kind, "file": path.name, "caption": caption}
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "kind": kind,
+                    "file": path.name,
+                    "caption": caption,
+                }
             )
     (out_dir / "figures.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    """Write an SVG and free the figure.
+
+    Margins are set by hand when each figure is built: automatic layout
+    (``tight_layout``, ``bbox_inches="tight"``) draws the figure once more and
+    was most of the cost of a report with many runs.
+    """
+    figure.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(figure)
+
+
+def _grid_margins(figure: plt.Figure, rows: int) -> None:
+    """Fixed margins for small-multiple grids, in place of a costly tight layout."""
+    height = figure.get_figheight()
+    figure.subplots_adjust(
+        left=0.08,
+        right=0.99,
+        bottom=0.45 / height,
+        top=1 - 0.25 / height,
+        wspace=0.12,
+        hspace=0.45 if rows > 1 else 0.2,
+    )
 
 
 def _ordered(names: Any, baseline: str) -> list[str]:
@@ -149,7 +180,9 @@ def _learning_curves(
         ]
         axis.set_title(regularizer, fontsize=8)
         if not histories:
-            axis.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes)
+            axis.text(
+                0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes
+            )
             continue
         for column, style, marker, label in (
             ("accuracy", "-", "o", "train"),
@@ -159,18 +192,33 @@ def _learning_curves(
             mean, std = frame.mean(axis=1), frame.std(axis=1).fillna(0.0)
             epochs = frame.index.to_numpy()
             every = max(1, len(epochs) // 6)
-            axis.plot(epochs, mean, linestyle=style, marker=marker, markevery=every, markersize=3,
-                      color="black" if column == "accuracy" else "tab:blue", label=label, linewidth=1)
-            axis.fill_between(epochs, mean - std, mean + std, alpha=0.2,
-                              color="gray" if column == "accuracy" else "tab:blue", linewidth=0)
-    for axis in axes.flat[len(regularizers):]:
+            axis.plot(
+                epochs,
+                mean,
+                linestyle=style,
+                marker=marker,
+                markevery=every,
+                markersize=3,
+                color="black" if column == "accuracy" else "tab:blue",
+                label=label,
+                linewidth=1,
+            )
+            axis.fill_between(
+                epochs,
+                mean - std,
+                mean + std,
+                alpha=0.2,
+                color="gray" if column == "accuracy" else "tab:blue",
+                linewidth=0,
+            )
+    for axis in axes.flat[len(regularizers) :]:
         axis.set_visible(False)
     for axis in axes[-1]:
         axis.set_xlabel("epoch")
     for axis in axes[:, 0]:
         axis.set_ylabel("accuracy")
     axes.flat[0].legend(loc="lower right", fontsize=7, frameon=False)
-    figure.tight_layout()
+    _grid_margins(figure, rows)
     return figure
 
 
@@ -196,28 +244,48 @@ def _weight_histograms(
     columns = min(4, len(regularizers))
     rows = -(-len(regularizers) // columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(FULL_WIDTH, 1.5 * rows + 0.4), sharex=True, sharey=True,
+        rows,
+        columns,
+        figsize=(FULL_WIDTH, 1.5 * rows + 0.4),
+        sharex=True,
+        sharey=True,
         squeeze=False,
     )
     for axis, regularizer in zip(axes.flat, regularizers, strict=False):
         weights = pooled[regularizer]
         axis.set_title(regularizer, fontsize=8)
         if not weights.size:
-            axis.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes)
+            axis.text(
+                0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes
+            )
             continue
-        axis.hist(np.clip(weights, -limit, limit), bins=bins, color="0.35", edgecolor="black",
-                  linewidth=0.3)
+        axis.hist(
+            np.clip(weights, -limit, limit),
+            bins=bins,
+            color="0.35",
+            edgecolor="black",
+            linewidth=0.3,
+        )
         axis.set_yscale("log")
+        # Minor log ticks cost more to lay out than the rest of the figure.
+        axis.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         sparsity = float((np.abs(weights) < 1e-3).mean())
-        axis.text(0.03, 0.95, f"{sparsity:.1%} near zero", transform=axis.transAxes, ha="left",
-                  va="top", fontsize=7)
-    for axis in axes.flat[len(regularizers):]:
+        axis.text(
+            0.03,
+            0.95,
+            f"{sparsity:.1%} near zero",
+            transform=axis.transAxes,
+            ha="left",
+            va="top",
+            fontsize=7,
+        )
+    for axis in axes.flat[len(regularizers) :]:
         axis.set_visible(False)
     for axis in axes[-1]:
         axis.set_xlabel("weight")
     for axis in axes[:, 0]:
         axis.set_ylabel("count")
-    figure.tight_layout()
+    _grid_margins(figure, rows)
     return figure
 
 
@@ -231,14 +299,30 @@ def _interval_plot(
     low = means - rows["ci_low"].to_numpy(dtype=float)
     high = rows["ci_high"].to_numpy(dtype=float) - means
     errors = np.nan_to_num(np.vstack([low, high]), nan=0.0)
-    axis.errorbar(means, positions, xerr=errors, fmt="o", color="black", ecolor="black",
-                  capsize=3, markersize=4, linewidth=1)
+    axis.errorbar(
+        means,
+        positions,
+        xerr=errors,
+        fmt="o",
+        color="black",
+        ecolor="black",
+        capsize=3,
+        markersize=4,
+        linewidth=1,
+    )
     if baseline in rows.index and np.isfinite(rows.loc[baseline, "mean"]):
         axis.axvline(rows.loc[baseline, "mean"], linestyle=":", color="gray", linewidth=1)
     axis.set_yticks(positions, regularizers)
     axis.set_xlabel(label)
     axis.grid(axis="x", linewidth=0.3)
-    figure.tight_layout()
+    width, height = figure.get_size_inches()
+    longest = max(len(name) for name in regularizers)
+    figure.subplots_adjust(
+        left=min(0.6, (0.25 + 0.06 * longest) / width),
+        right=0.97,
+        bottom=0.45 / height,
+        top=1 - 0.1 / height,
+    )
     return figure
 
 
@@ -254,6 +338,7 @@ def _critical_difference(ranks: pd.DataFrame) -> plt.Figure:
     axis.set_xlim(k + 0.5, 0.5)  # Best rank on the right, as Demšar draws it.
     axis.set_ylim(-half - 0.5, 1.6)
     axis.axis("off")
+    figure.subplots_adjust(left=0.2, right=0.8, bottom=0.02, top=0.98)
     axis.hlines(0, 1, k, color="black", linewidth=1)
     for tick in range(1, k + 1):
         axis.vlines(tick, 0, 0.12, color="black", linewidth=1)
@@ -265,8 +350,14 @@ def _critical_difference(ranks: pd.DataFrame) -> plt.Figure:
         row = -(index if right else k - 1 - index) - 0.6
         end = 0.5 if right else k + 0.5
         axis.plot([value, value, end], [0, row, row], color="black", linewidth=0.7)
-        axis.text(end, row, f" {name} ({value:.2f}) " if right else f" ({value:.2f}) {name} ",
-                  ha="left" if right else "right", va="center", fontsize=7)
+        axis.text(
+            end,
+            row,
+            f" {name} ({value:.2f}) " if right else f" ({value:.2f}) {name} ",
+            ha="left" if right else "right",
+            va="center",
+            fontsize=7,
+        )
     # Thick bars join groups whose rank range is within the critical difference.
     groups: list[tuple[int, int]] = []
     for start in range(k):
@@ -289,4 +380,8 @@ def load_weights(path: Path) -> np.ndarray | None:
     if not path.exists():
         return None
     with np.load(path) as arrays:
-        return np.concatenate([arrays[name].ravel() for name in arrays.files]) if arrays.files else None
+        return (
+            np.concatenate([arrays[name].ravel() for name in arrays.files])
+            if arrays.files
+            else None
+        )

@@ -41,8 +41,18 @@ TABLE_METRICS = (
     ("epochs_run", "Epochs", 1),
 )
 
-PACKAGES = ("tensorflow", "keras", "snakemake", "scikit-learn", "pandas", "numpy", "scipy",
-            "matplotlib", "jinja2", "weasyprint")
+PACKAGES = (
+    "tensorflow",
+    "keras",
+    "snakemake",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "jinja2",
+    "weasyprint",
+)
 
 
 def format_number(value: Any, digits: int = 3) -> str:
@@ -146,7 +156,9 @@ def build_context(
     findings = []
     for dataset in config["datasets"]:
         for model in config["models"]:
-            chosen = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+            chosen = comparisons[
+                (comparisons["dataset"] == dataset) & (comparisons["model"] == model)
+            ]
             sentences = write_findings(chosen, FINDING_METRICS) if len(chosen) else []
             if sentences:
                 findings.append({"title": f"{dataset} · {model}", "sentences": sentences})
@@ -175,7 +187,8 @@ def build_context(
             "compute": _duration(float(ok["train_seconds"].fillna(0).sum())),
         },
         "regularizers": [
-            {"name": name, "spec": _inline_yaml(body)} for name, body in config["regularizers"].items()
+            {"name": name, "spec": _inline_yaml(body)}
+            for name, body in config["regularizers"].items()
         ],
         "training": _inline_yaml(config["training"]),
         "sections": sections,
@@ -276,7 +289,10 @@ def _rankings(
                 ),
                 "note": "" if pd.isna(first["note"]) else str(first["note"]),
                 "figure": (
-                    {"uri": svg_data_uri(figure_dir / diagram["file"]), "caption": diagram["caption"]}
+                    {
+                        "uri": svg_data_uri(figure_dir / diagram["file"]),
+                        "caption": diagram["caption"],
+                    }
                     if diagram
                     else None
                 ),
@@ -293,21 +309,26 @@ def _architecture(
     if not layers:
         return None
     prefix = f"{dataset}/{model}/"
+    total = sum(layer["params"] for layer in layers)
     return {
         "layers": [
             (
                 layer["name"],
                 layer["type"],
-                "(" + ", ".join("batch" if d is None else str(d) for d in layer["output_shape"]) + ")",
+                "("
+                + ", ".join("batch" if d is None else str(d) for d in layer["output_shape"])
+                + ")",
                 f"{layer['params']:,}",
             )
             for layer in layers
         ],
-        "total": f"{sum(layer['params'] for layer in layers):,}",
+        "total": f"{total:,}",
         "variants": ", ".join(
-            f"{cell.removeprefix(prefix)} {sum(layer['params'] for layer in variant):,}"
+            f"{cell.removeprefix(prefix)} {count:,}"
             for cell, variant in sorted(architectures.items())
-            if cell.startswith(prefix) and variant and cell != prefix + baseline
+            if cell.startswith(prefix)
+            and variant
+            and (count := sum(layer["params"] for layer in variant)) != total
         ),
     }
 
@@ -342,7 +363,10 @@ def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Rows", str(card["rows"])),
         ("Features", str(card["features"])),
         ("Classes", f"{card['classes']} ({balance})"),
-        ("Split", f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}"),
+        (
+            "Split",
+            f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}",
+        ),
         ("Scaling", f"{card['scaling']} (fitted on the training split)"),
     ]
 
