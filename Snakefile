@@ -10,7 +10,12 @@ from regbench.progress import Progress
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A study given with --configfile replaces the default one; Snakemake would
+# otherwise merge the two, mixing the default study's datasets into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "rules/common.smk"

@@ -1,0 +1,158 @@
+"""Reruns do exactly what a change implies: a real study, then dry runs after each change."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_pipeline import job_counts
+
+REPO = Path(__file__).resolve().parents[1]
+
+STUDY: dict[str, Any] = {
+    "study": {"name": "reruns", "title": "Rerun study"},
+    "datasets": {
+        "iris": {"source": "sklearn", "loader": "iris"},
+        "blobs": {"source": "synthetic", "synthetic": {"n_samples": 100, "n_features": 8}},
+    },
+    "models": {"mlp": {"type": "mlp", "units": [4]}},
+    "regularizers": {
+        "none": {},
+        "l2": {"kernel": {"l2": 0.01}},
+        "dropout": {"dropout": {"rate": 0.2}},
+    },
+    "seeds": [0, 1],
+    "training": {"epochs": 2},
+    "baseline": "none",
+}
+
+
+def copy_workflow(target: Path) -> Path:
+    """A private copy of the workflow files, so tests may edit templates and code."""
+    for name in ("Snakefile", "rules", "scripts", "templates"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy(source, target / name)
+    return target / "Snakefile"
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run the copied workflow in ``workdir``; return its output, failing on a non-zero exit."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"),
+         "--directory", str(workdir), *args],
+        capture_output=True, text=True, timeout=900, check=False, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def planned(workdir: Path, config: dict[str, Any] | str, **kwargs: Any) -> Counter[str]:
+    """The jobs a dry run plans for ``config`` (a dict, or YAML text written as is)."""
+    path = workdir / "changed.yaml"
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config), "utf-8")
+    output = snakemake(workdir, "--dry-run", "--configfile", str(path), **kwargs)
+    if "Nothing to be done" in output:
+        return Counter()
+    jobs = job_counts(output)
+    del jobs["total"]
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study run to completion once."""
+    workdir = tmp_path_factory.mktemp("reruns")
+    copy_workflow(workdir)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(STUDY), encoding="utf-8")
+    snakemake(workdir, "--cores", "2", "--configfile", str(workdir / "config.yaml"))
+    return workdir
+
+
+def changed(edit: Any) -> dict[str, Any]:
+    """A deep copy of the study with ``edit`` applied."""
+    config = copy.deepcopy(STUDY)
+    edit(config)
+    return config
+
+
+REPORT = {"aggregate_runs": 1, "plot_figures": 1, "render_report": 1, "all": 1}
+
+
+@pytest.mark.e2e
+def test_rewording_the_yaml_reruns_nothing(done: Path) -> None:
+    """Other key order, 0.010 for 0.01, 1.0e-2 and comments: nothing to do."""
+    reworded = """
+# The same study, written differently.
+baseline: none
+training: {epochs: 2}
+seeds: [0, 1]
+regularizers:
+  dropout: {dropout: {rate: 0.20}}   # same rate
+  l2: {kernel: {l2: 1.0e-2}}
+  none: {}
+models: {mlp: {units: [4], type: mlp}}
+datasets:
+  blobs: {synthetic: {n_features: 8, n_samples: 100}, source: synthetic}
+  iris: {loader: iris, source: sklearn}
+study: {title: Rerun study, name: reruns}
+"""
+    assert planned(done, reworded) == Counter()
+
+
+@pytest.mark.e2e
+def test_changing_one_strength_reruns_exactly_that_regularizer(done: Path) -> None:
+    """A new L2 strength retrains l2's runs on every dataset and seed, then the report."""
+    jobs = planned(done, changed(lambda c: c["regularizers"]["l2"]["kernel"].update(l2=0.02)))
+    assert jobs == Counter({"train_run": 2 * 2, **REPORT})
+
+
+@pytest.mark.e2e
+def test_adding_a_seed_trains_only_the_new_seed(done: Path) -> None:
+    """Seed 2 adds one run per dataset x regularizer and nothing else but the report."""
+    jobs = planned(done, changed(lambda c: c["seeds"].append(2)))
+    assert jobs == Counter({"train_run": 2 * 3, **REPORT})
+
+
+@pytest.mark.e2e
+def test_adding_a_dataset_prepares_and_trains_only_it(done: Path) -> None:
+    """A new dataset is prepared once and trained for every regularizer and seed."""
+    jobs = planned(done, changed(lambda c: c["datasets"].update(wine={"source": "sklearn",
+                                                                      "loader": "wine"})))
+    assert jobs == Counter({"prepare_dataset": 1, "train_run": 3 * 2, **REPORT})
+
+
+@pytest.mark.e2e
+def test_changing_epochs_reruns_every_run(done: Path) -> None:
+    """training.epochs is part of every run's spec."""
+    jobs = planned(done, changed(lambda c: c["training"].update(epochs=3)))
+    assert jobs == Counter({"train_run": 2 * 3 * 2, **REPORT})
+
+
+@pytest.mark.e2e
+def test_editing_the_template_or_stylesheet_rerenders_only_the_report(done: Path) -> None:
+    """A template or CSS edit reruns render_report and nothing upstream."""
+    for name in ("report.css", "report.html.j2"):
+        path = done / "templates" / name
+        original = path.read_text(encoding="utf-8")
+        path.write_text(original + "\n", encoding="utf-8")
+        try:
+            assert planned(done, STUDY) == Counter({"render_report": 1, "all": 1})
+        finally:
+            path.write_text(original, encoding="utf-8")
+
+
+@pytest.mark.e2e
+def test_changing_the_title_rerenders_only_the_report(done: Path) -> None:
+    """The study title is printed in the report and reaches no training run."""
+    jobs = planned(done, changed(lambda c: c["study"].update(title="Renamed")))
+    assert jobs == Counter({"render_report": 1, "all": 1})
