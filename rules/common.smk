@@ -5,8 +5,11 @@ import json
 import re
 
 from regbench.config import RunKey, canonical_json, load_study
+from regbench.datasets import download_cache, download_path
 
 STUDY = load_study(config)
+# Shared by every study run from this folder; $REGBENCH_DOWNLOADS moves it.
+DOWNLOADS = download_cache()
 
 
 wildcard_constraints:
@@ -20,13 +23,44 @@ def get_dataset_spec(wildcards):
     return canonical_json(STUDY.dataset_spec(wildcards.dataset))
 
 
+def get_dataset_download(wildcards):
+    """The verified file a URL dataset is read from; other sources need no input."""
+    spec = STUDY.dataset_spec(wildcards.dataset)
+    return [str(download_path(spec, DOWNLOADS))] if spec["source"] == "url" else []
+
+
+def get_download_spec(wildcards):
+    """A dataset spec that downloads {sha256}/{file}; any will do, the bytes are the same."""
+    for name in STUDY.datasets:
+        spec = STUDY.dataset_spec(name)
+        if spec["source"] == "url" and download_path(spec, DOWNLOADS).parts[-2:] == (
+            wildcards.sha256,
+            wildcards.file,
+        ):
+            return spec
+    raise ValueError(
+        f"no dataset in this study downloads {wildcards.sha256}/{wildcards.file}"
+    )
+
+
+def get_prepare_mem_mb(wildcards):
+    """Full CIFAR-10 needs a few GB while it is scaled; everything else fits in one."""
+    spec = STUDY.dataset_spec(wildcards.dataset)
+    return 4000 if spec["source"] == "url" and spec["format"] == "cifar" else 1000
+
+
 def get_run_spec(wildcards):
     key = RunKey(wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed))
     return canonical_json(STUDY.run_spec(key))
 
 
-def get_run_metrics(wildcards=None):
-    return [f"results/runs/{key.path}/metrics.json" for key in STUDY.runs]
+def get_run_files(name):
+    """An input function: one file of every run, in grid order."""
+    return lambda wildcards: [f"results/runs/{key.path}/{name}" for key in STUDY.runs]
+
+
+def get_run_benchmarks(wildcards):
+    return [f"results/benchmarks/train_run/{key.path}.tsv" for key in STUDY.runs]
 
 
 def get_dataset_cards(wildcards=None):
@@ -37,7 +71,7 @@ def get_skipped_json(wildcards=None):
     grouped = {}
     for item in STUDY.skipped:
         entry = grouped.setdefault(
-            (item.dataset, item.model),
+            (item.dataset, item.model, item.reason),
             {"dataset": item.dataset, "model": item.model, "regularizers": [], "reason": item.reason},
         )
         entry["regularizers"].append(item.regularizer)

@@ -1,12 +1,33 @@
+rule download_dataset:
+    # Content-addressed: the path holds the sha256, so a file found there was
+    # verified when written and no study run from this folder downloads it again.
+    output:
+        f"{DOWNLOADS}/{{sha256}}/{{file}}",
+    log:
+        "logs/download_dataset/{sha256}/{file}.log",
+    wildcard_constraints:
+        sha256="[0-9a-f]{64}",
+        file="[^/]+",
+    localrule: True
+    run:
+        from regbench.datasets import download_logged
+
+        download_logged(get_download_spec(wildcards), DOWNLOADS, log[0])
+
+
 rule prepare_dataset:
+    input:
+        download=get_dataset_download,
     output:
         data="results/data/{dataset}/data.npz",
         card="results/data/{dataset}/card.json",
-    params:
-        spec=get_dataset_spec,
     log:
         "logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_dataset/{dataset}.tsv"
     resources:
-        mem_mb=1000,
+        mem_mb=get_prepare_mem_mb,
+    params:
+        spec=get_dataset_spec,
     script:
         "../scripts/prepare_dataset.py"

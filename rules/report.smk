@@ -1,12 +1,3 @@
-def get_run_files(name):
-    """An input function: one file of every run, in grid order."""
-    return lambda wildcards: [f"results/runs/{key.path}/{name}" for key in STUDY.runs]
-
-
-def get_run_benchmarks(wildcards):
-    return [f"results/benchmarks/train_run/{key.path}.tsv" for key in STUDY.runs]
-
-
 rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -32,8 +33,20 @@ __all__ = [
     "load_study",
 ]
 
-# A dataset is image-shaped when its loader yields images; the CNN needs them.
+# A dataset is image-shaped when its loader or file format yields images; the CNN needs them.
 IMAGE_LOADERS = frozenset({"digits"})
+IMAGE_FORMATS = frozenset({"cifar"})
+
+# Keys that only mean something for a downloaded dataset, and the format each belongs to.
+_URL_KEYS = ("url", "sha256", "format", "csv", "npz")
+_FORMAT_BLOCKS = {"csv": "csv", "npz": "npz"}
+_URL_SCHEMES = ("http", "https", "file")
+_TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# The same grammar regbench.formats.read_csv accepts; nothing is ever evaluated.
+_TARGET_TRANSFORM = re.compile(
+    r"\s*(>=|<=|==|>|<)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*"
+)
 
 # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -86,7 +99,9 @@ class Study:
 
     def dataset_spec(self, dataset: str) -> dict[str, Any]:
         """The resolved spec of one dataset, as its preparation sees it."""
-        return {"name": dataset, **self.config["datasets"][dataset]}
+        body = self.config["datasets"][dataset]
+        # A description is prose for the report: rewording it must rerun nothing.
+        return {"name": dataset, **{k: v for k, v in body.items() if k != "description"}}
 
     def run_spec(self, key: RunKey) -> dict[str, Any]:
         """The fully resolved spec of one run: everything that determines its result."""
@@ -121,14 +136,14 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 def load_study(raw: Mapping[str, Any]) -> Study:
     """Validate a raw config, fill its defaults and build the run grid."""
-    config = _coerce_scientific(copy.deepcopy(dict(raw)))
     schema = _schema()
+    config = _apply_schema(copy.deepcopy(dict(raw)), schema, schema, fill=False)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
-    config = _apply_schema(config, schema, schema)
+    config = _apply_schema(config, schema, schema, fill=True)
     _fill_validation_fraction(config)
     _check_semantics(config)
     runs, skipped = _grid(config)
@@ -140,19 +155,36 @@ def load_study(raw: Mapping[str, Any]) -> Study:
     return Study(config=config, runs=tuple(runs), skipped=tuple(skipped))
 
 
-def skip_reason(dataset: Mapping[str, Any], model: Mapping[str, Any]) -> str | None:
-    """Say why a dataset x model combination makes no sense, or None when it does."""
+def skip_reason(
+    dataset: Mapping[str, Any], model: Mapping[str, Any], regularizer: Mapping[str, Any]
+) -> str | None:
+    """Say why a dataset x model x regularizer combination makes no sense, or None when it does."""
     if model["type"] == "cnn" and not is_image_dataset(dataset):
         return (
             f"model {model['name']} is a CNN and needs image data; "
             f"dataset {dataset['name']} is tabular"
         )
+    kinds = hidden_layer_kinds(model)
+    for piece in PIECES:
+        scope = regularizer.get(piece, {}).get("layers")
+        if isinstance(scope, str) and scope != "all" and scope not in kinds:
+            return (
+                f"regularizer {regularizer['name']} puts its {piece} on {scope} layers; "
+                f"model {model['name']} has none, so it would equal the unregularized model"
+            )
     return None
 
 
 def hidden_layer_kinds(model: Mapping[str, Any]) -> list[str]:
     """The kind ("conv" or "dense") of each hidden layer, in order."""
     return ["conv"] * len(model.get("filters", [])) + ["dense"] * len(model["units"])
+
+
+def hidden_activations(model: Mapping[str, Any]) -> list[str]:
+    """The activation of each hidden layer, in order."""
+    activation = model["activation"]
+    n_hidden = len(hidden_layer_kinds(model))
+    return [activation] * n_hidden if isinstance(activation, str) else list(activation)
 
 
 def select_layers(scope: str | list[int], kinds: list[str], where: str) -> list[int]:
@@ -175,7 +207,11 @@ PIECES = ("kernel", "bias", "activity", "dropout", "batch_norm")
 
 def is_image_dataset(dataset: Mapping[str, Any]) -> bool:
     """Whether a dataset's samples are images (height x width x channels)."""
-    return dataset["source"] == "sklearn" and dataset["loader"] in IMAGE_LOADERS
+    if dataset["source"] == "sklearn":
+        return dataset["loader"] in IMAGE_LOADERS
+    if dataset["source"] == "url":
+        return dataset["format"] in IMAGE_FORMATS
+    return False
 
 
 def _grid(config: dict[str, Any]) -> tuple[list[RunKey], list[Skipped]]:
@@ -183,8 +219,12 @@ def _grid(config: dict[str, Any]) -> tuple[list[RunKey], list[Skipped]]:
     skipped: list[Skipped] = []
     for dataset, dataset_body in config["datasets"].items():
         for model, model_body in config["models"].items():
-            reason = skip_reason({"name": dataset, **dataset_body}, {"name": model, **model_body})
-            for regularizer in config["regularizers"]:
+            for regularizer, reg_body in config["regularizers"].items():
+                reason = skip_reason(
+                    {"name": dataset, **dataset_body},
+                    {"name": model, **model_body},
+                    {"name": regularizer, **reg_body},
+                )
                 if reason is not None:
                     skipped.append(Skipped(dataset, model, regularizer, reason))
                     continue
@@ -196,8 +236,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
     if config["baseline"] not in config["regularizers"]:
         declared = ", ".join(sorted(config["regularizers"]))
         raise ConfigError(
-            f"baseline {config['baseline']!r} is not a declared regularizer "
-            f"(declared: {declared})"
+            f"baseline {config['baseline']!r} is not a declared regularizer (declared: {declared})"
         )
     for name, body in config["datasets"].items():
         if body["source"] == "synthetic":
@@ -208,11 +247,21 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"({params['n_informative']} + {params['n_redundant']}) must not exceed "
                     f"n_features ({params['n_features']})"
                 )
+        _check_url_source(name, body)
         split = body["split"]
-        if split["test"] + split["validation"] * (1 - split["test"]) >= 1:
+        held_out = split["test"]
+        if split["validation_mode"] != "test":
+            held_out += split["validation"] * (1 - split["test"])
+        if held_out >= 1:
             raise ConfigError(f"datasets.{name}.split leaves no training data")
     for model, model_body in config["models"].items():
         kinds = hidden_layer_kinds(model_body)
+        activation = model_body["activation"]
+        if isinstance(activation, list) and len(activation) != len(kinds):
+            raise ConfigError(
+                f"models.{model}.activation lists {len(activation)} activations but the model "
+                f"has {len(kinds)} hidden layer(s): give one per hidden layer, or a single name"
+            )
         pool = model_body.get("pool")
         if pool is not None and len(pool) != len(model_body.get("filters", [])):
             raise ConfigError(
@@ -226,20 +275,54 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     select_layers(reg_body[piece]["layers"], kinds, where)
 
 
+def _check_url_source(name: str, body: Mapping[str, Any]) -> None:
+    """Check a dataset's download settings, or that it has none when it is not downloaded."""
+    where = f"datasets.{name}"
+    if body["source"] != "url":
+        stray = [key for key in _URL_KEYS if key in body]
+        if stray:
+            raise ConfigError(
+                f"{where}: {', '.join(stray)} only apply to source url, not {body['source']}"
+            )
+        return
+    url = body["url"]
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in _URL_SCHEMES:
+        raise ConfigError(
+            f"{where}.url: {url!r} has scheme {parts.scheme!r}; expected http, https or file"
+        )
+    file_name = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
+    if file_name in ("", ".", "..") or "\\" in file_name or "\x00" in file_name:
+        raise ConfigError(
+            f"{where}.url: {url!r} does not end in a file name; expected a URL to a file "
+            "(its last path segment names the file in the download cache)"
+        )
+    if not _SHA256.fullmatch(body["sha256"]):
+        raise ConfigError(
+            f"{where}.sha256: {body['sha256']!r} is not 64 hexadecimal digits "
+            "(compute it with: sha256sum <file>)"
+        )
+    fmt = body["format"]
+    for block, owner in _FORMAT_BLOCKS.items():
+        if block in body and owner != fmt:
+            raise ConfigError(f"{where}.{block}: only applies to format {owner}, not {fmt}")
+    if fmt == "cifar" and not file_name.lower().endswith(_TARBALL_SUFFIXES):
+        raise ConfigError(
+            f"{where}.url: format cifar expects a tarball (.tar.gz, .tgz, .tar, .tar.bz2 or "
+            f".tar.xz), but the URL names {file_name!r}"
+        )
+    transform = body.get("csv", {}).get("target_transform")
+    if transform is not None and not _TARGET_TRANSFORM.fullmatch(transform):
+        raise ConfigError(
+            f"{where}.csv.target_transform: {transform!r} is not of the form '<op> <number>' "
+            "with op one of >=, >, <=, <, == (for example '>= 6')"
+        )
+
+
 @cache
 def _schema() -> dict[str, Any]:
     text = resources.files("regbench").joinpath("config.schema.yaml").read_text("utf-8")
     return yaml.safe_load(text)  # type: ignore[no-any-return]
-
-
-def _coerce_scientific(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _coerce_scientific(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_coerce_scientific(item) for item in value]
-    if isinstance(value, str) and _SCIENTIFIC.match(value):
-        return float(value)
-    return value
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -252,33 +335,74 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _apply_schema(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
-    """Fill defaults and turn every ``number`` into a float, following the schema."""
+def _apply_schema(value: Any, schema: dict[str, Any], root: dict[str, Any], *, fill: bool) -> Any:
+    """Normalize numbers as the schema types them and, with ``fill``, add defaults.
+
+    A ``number`` becomes a float and an ``integer`` written as ``2.0`` an int;
+    "1e-3" (a string to YAML 1.1) becomes a number only where the schema
+    expects one. Lists of unique integers (seeds, layer indices) are sorted,
+    since their order means nothing.
+    """
     schema = _resolve(schema, root)
+    if "oneOf" in schema:
+        branch = next(
+            (
+                b
+                for b in map(lambda b: _resolve(b, root), schema["oneOf"])
+                if (b.get("type") == "array") == isinstance(value, list)
+            ),
+            None,
+        )
+        return value if branch is None else _apply_schema(value, branch, root, fill=fill)
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         result = {}
-        for key, sub in properties.items():
-            sub = _resolve(sub, root)
-            if key not in value and "default" in sub:
-                result[key] = _apply_schema(copy.deepcopy(sub["default"]), sub, root)
+        if fill:
+            for key, sub in properties.items():
+                sub = _resolve(sub, root)
+                if key not in value and "default" in sub:
+                    result[key] = _apply_schema(copy.deepcopy(sub["default"]), sub, root, fill=fill)
         for key, item in value.items():
             sub = properties.get(key, schema.get("additionalProperties"))
-            result[key] = _apply_schema(item, sub, root) if isinstance(sub, dict) else item
+            result[key] = (
+                _apply_schema(item, sub, root, fill=fill) if isinstance(sub, dict) else item
+            )
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_apply_schema(item, schema["items"], root) for item in value]
-    if schema.get("type") == "number" and isinstance(value, int | float):
+        items = [_apply_schema(item, schema["items"], root, fill=fill) for item in value]
+        if schema.get("uniqueItems") and all(type(item) is int for item in items):
+            items.sort()
+        return items
+    kind = schema.get("type")
+    if kind in ("number", "integer") and isinstance(value, str) and _SCIENTIFIC.match(value):
+        value = float(value)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
         return 0.0 if number == 0 else number  # -0.0 and 0.0 are the same setting
     return value
 
 
 def _fill_validation_fraction(config: dict[str, Any]) -> None:
-    """Give each dataset without its own validation fraction the training one."""
+    """Give each dataset without its own validation fraction the training one.
+
+    With ``validation_mode: test`` no fraction is held out, so none is recorded:
+    the spec (and the data card) must not claim a hold-out that does not exist.
+    """
     fraction = config["training"]["validation_fraction"]
-    for body in config["datasets"].values():
-        body["split"].setdefault("validation", fraction)
+    for name, body in config["datasets"].items():
+        if body["split"]["validation_mode"] == "test":
+            if "validation" in body["split"]:
+                raise ConfigError(
+                    f"datasets.{name}.split.validation: no fraction is held out with "
+                    "validation_mode test (the test split doubles as validation); remove it"
+                )
+        else:
+            body["split"].setdefault("validation", fraction)
+        if isinstance(body.get("sha256"), str):
+            # The cache is keyed by the lower-case digest; upper case is the same file.
+            body["sha256"] = body["sha256"].lower()
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -304,7 +428,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if validator == "type":
         return f"{where}: expected {error.validator_value}, got {error.instance!r}"
     if validator == "oneOf":
-        return f"{where}: {error.instance!r} is not valid here ({error.schema.get('description', '').strip()})"
+        hint = error.schema.get("description", "").strip()
+        return f"{where}: {error.instance!r} is not valid here ({hint})"
     if validator == "uniqueItems":
         return f"{where}: has repeated entries {error.instance!r}"
     return f"{where}: {error.message}"

@@ -1,39 +1,74 @@
-"""Datasets: load, split and scale reproducibly, then write arrays and a data card."""
+"""Datasets: load, split and scale reproducibly, then write arrays and a data card.
+
+A dataset comes from scikit-learn, from ``make_classification``, or from a URL.
+A URL's file is downloaded once into a cache keyed by its sha256 (see
+:func:`download`, which rule ``download_dataset`` calls) and read from there by
+:func:`load_raw`; preparation itself never touches the network.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn import datasets as skdatasets
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-__all__ = ["PreparedData", "load_prepared", "load_raw", "prepare", "write_prepared"]
+from regbench.download import DownloadError, ProgressCallback, fetch, log_progress, safe_extract
+from regbench.formats import DataError, read_cifar, read_csv, read_npz
+
+__all__ = [
+    "DOWNLOAD_CACHE_ENV",
+    "DataError",
+    "PreparedData",
+    "RawData",
+    "data_card",
+    "download",
+    "download_cache",
+    "download_logged",
+    "download_path",
+    "extracted_path",
+    "is_archive",
+    "load_prepared",
+    "load_raw",
+    "prepare",
+    "write_prepared",
+]
 
 SPLITS = ("train", "val", "test")
 
-_SKLEARN_LOADERS = {
-    "breast_cancer": skdatasets.load_breast_cancer,
-    "iris": skdatasets.load_iris,
-    "wine": skdatasets.load_wine,
-    "digits": skdatasets.load_digits,
-}
+#: Environment variable naming the download cache folder (default ``resources/downloads``).
+DOWNLOAD_CACHE_ENV = "REGBENCH_DOWNLOADS"
+_DEFAULT_CACHE = "resources/downloads"
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+
+# scikit-learn is imported where it is used: the Snakefile imports this module to
+# plan downloads, and importing scikit-learn there would cost every invocation a second.
+_SKLEARN_LOADERS = ("breast_cancer", "iris", "wine", "digits")
 
 
 @dataclass(frozen=True)
 class RawData:
-    """Features and integer labels as loaded, before any split."""
+    """Features and integer labels as loaded, before any split.
+
+    ``x_test``/``y_test`` are set when the source fixes its own test split
+    (CIFAR-10's test batch); otherwise the test split is cut from ``x``/``y``.
+    """
 
     x: np.ndarray
     y: np.ndarray
     feature_names: list[str]
     class_names: list[str]
     source: str
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    test_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,10 +87,99 @@ class PreparedData:
         return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max())) + 1
 
 
-def load_raw(spec: Mapping[str, Any]) -> RawData:
-    """Load a dataset as its spec describes, images as (n, height, width, channels)."""
+@dataclass(frozen=True)
+class _Plan:
+    """Which rows go where: indices into the raw arrays (the test ones into the test arrays)."""
+
+    train: np.ndarray
+    val: np.ndarray | None  # None: the test split doubles as validation
+    test: np.ndarray
+    train_pool: int
+    test_pool: int
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def download_cache() -> Path:
+    """The download cache folder: ``$REGBENCH_DOWNLOADS`` or ``resources/downloads``."""
+    return Path(os.environ.get(DOWNLOAD_CACHE_ENV) or _DEFAULT_CACHE)
+
+
+def download_path(spec: Mapping[str, Any], cache: Path | None = None) -> Path:
+    """Where a URL dataset's verified file lives: ``cache / sha256 / <URL's file name>``."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(spec["url"]).path.rsplit("/", 1)[-1])
+    sha256: str = spec["sha256"].lower()
+    return (download_cache() if cache is None else Path(cache)) / sha256 / name
+
+
+def is_archive(path: Path) -> bool:
+    """Whether a downloaded file is a tarball to unpack."""
+    return path.name.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+def extracted_path(archive: Path) -> Path:
+    """The folder a downloaded tarball is unpacked into, next to it in the cache."""
+    return archive.with_name(archive.name + ".extracted")
+
+
+def download(
+    spec: Mapping[str, Any],
+    cache: Path | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch a URL dataset's file into the cache (once), verify it, unpack a tarball; return it.
+
+    A file already in the cache was verified when it was written, so nothing is
+    fetched again. Raises :class:`regbench.download.DownloadError` naming the URL
+    (a checksum mismatch gives the expected and the actual sha256).
+    """
+    target = download_path(spec, cache)
+    path = fetch(spec["url"], spec["sha256"], target.parent.parent, progress=progress)
+    if is_archive(path):
+        safe_extract(path, extracted_path(path))
+    return path
+
+
+def download_logged(spec: Mapping[str, Any], cache: Path | None, log_path: Path | str) -> Path:
+    """Run :func:`download`, writing progress, retries and any failure to the job log."""
+    target = download_path(spec, cache)
+    download_logger = logging.getLogger("regbench.download")
+    with open(log_path, "a", encoding="utf-8") as log:
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        saved_level = download_logger.level
+        download_logger.addHandler(handler)
+        download_logger.setLevel(logging.INFO)
+        try:
+            print(f"dataset {spec['name']}: {spec['url']} -> {target}", file=log, flush=True)
+            path = download(spec, cache, progress=log_progress(log, label=target.name))
+            print(f"verified sha256 {spec['sha256']}: {path}", file=log, flush=True)
+        except (DownloadError, ValueError) as error:
+            print(f"error: {error}", file=log, flush=True)
+            raise
+        finally:
+            download_logger.removeHandler(handler)
+            download_logger.setLevel(saved_level)
+    return path
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_raw(spec: Mapping[str, Any], cache: Path | None = None) -> RawData:
+    """Load a dataset as its spec describes, images as (n, height, width, channels).
+
+    A URL dataset is read from the download cache, where :func:`download` put it.
+    Bad data raises :class:`DataError` naming the dataset and the file.
+    """
     if spec["source"] == "sklearn":
-        bunch = _SKLEARN_LOADERS[spec["loader"]]()
+        from sklearn import datasets as skdatasets
+
+        if spec["loader"] not in _SKLEARN_LOADERS:
+            raise ValueError(f"dataset {spec['name']}: unknown loader {spec['loader']!r}")
+        bunch = getattr(skdatasets, f"load_{spec['loader']}")()
         x = bunch.images[..., np.newaxis] if spec["loader"] == "digits" else bunch.data
         return RawData(
             x=np.asarray(x, dtype=np.float64),
@@ -65,6 +189,8 @@ def load_raw(spec: Mapping[str, Any]) -> RawData:
             source=f"scikit-learn load_{spec['loader']}()",
         )
     if spec["source"] == "synthetic":
+        from sklearn import datasets as skdatasets
+
         params = dict(spec["synthetic"])
         x, y = skdatasets.make_classification(**params)
         return RawData(
@@ -76,73 +202,242 @@ def load_raw(spec: Mapping[str, Any]) -> RawData:
             + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
             + ")",
         )
+    if spec["source"] == "url":
+        try:
+            return _load_downloaded(spec, download_path(spec, cache))
+        except (DataError, DownloadError) as error:
+            raise DataError(f"dataset {spec['name']}: {error}") from None
     raise ValueError(f"dataset {spec['name']}: unknown source {spec['source']!r}")
+
+
+def _load_downloaded(spec: Mapping[str, Any], path: Path) -> RawData:
+    if not path.is_file():
+        raise DataError(
+            f"{path}: not downloaded yet; rule download_dataset (or "
+            f"regbench.datasets.download) fetches it from {spec['url']}"
+        )
+    source = f"{spec['url']} (sha256 {spec['sha256']}, format {spec['format']})"
+    if spec["format"] == "csv":
+        options = spec["csv"]
+        x, y, features, classes = read_csv(
+            path,
+            target=options["target"],
+            delimiter=options["delimiter"],
+            header=options["header"],
+            target_transform=options.get("target_transform"),
+        )
+        return RawData(x=x, y=y, feature_names=features, class_names=classes, source=source)
+    if spec["format"] == "npz":
+        keys = spec["npz"]
+        x, y, features, classes = read_npz(path, x_key=keys["x"], y_key=keys["y"])
+        return RawData(x=x, y=y, feature_names=features, class_names=classes, source=source)
+    if spec["format"] == "cifar":
+        # Normally unpacked by the download rule already; then this only checks the marker.
+        folder = safe_extract(path, extracted_path(path))
+        x_train, y_train, x_test, y_test, classes = read_cifar(folder)
+        # Images stay uint8 until scaling: 60,000 CIFAR images are 1.4 GB as float64.
+        return RawData(
+            x=x_train,
+            y=y_train,
+            feature_names=[],
+            class_names=classes,
+            source=source,
+            x_test=x_test,
+            y_test=y_test,
+            test_source=f"the official CIFAR-10 test batch ({len(y_test)} images)",
+        )
+    raise ValueError(f"unknown format {spec['format']!r}")
+
+
+# --------------------------------------------------------------------------- preparation
 
 
 def prepare(spec: Mapping[str, Any], raw: RawData) -> PreparedData:
     """Split into train / validation / test with a fixed random state, then scale on train."""
-    split = spec["split"]
-    indices = np.arange(len(raw.y))
-    stratify = raw.y if split["stratify"] else None
-    train_idx, test_idx = train_test_split(
-        indices, test_size=split["test"], random_state=split["random_state"], stratify=stratify
-    )
-    if split["validation_mode"] == "last":
-        # Keras's validation_split holds out the last fraction, unshuffled.
-        n_val = int(round(len(train_idx) * split["validation"]))
-        train_idx, val_idx = train_idx[:-n_val], train_idx[-n_val:]
-    else:
-        train_idx, val_idx = train_test_split(
-            train_idx,
-            test_size=split["validation"],
-            random_state=split["random_state"],
-            stratify=raw.y[train_idx] if split["stratify"] else None,
-        )
+    plan = _plan(spec, raw)
+    x_test_all = raw.x if raw.x_test is None else raw.x_test
+    y_test_all = raw.y if raw.y_test is None else raw.y_test
+    val = plan.test if plan.val is None else plan.val
+    x_val_all, y_val_all = (x_test_all, y_test_all) if plan.val is None else (raw.x, raw.y)
     x_train, x_val, x_test = _scale(
-        spec["scaling"], raw.x[train_idx], raw.x[val_idx], raw.x[test_idx]
+        spec["scaling"], raw.x[plan.train], x_val_all[val], x_test_all[plan.test]
     )
     return PreparedData(
         x_train=x_train,
-        y_train=raw.y[train_idx],
+        y_train=raw.y[plan.train],
         x_val=x_val,
-        y_val=raw.y[val_idx],
+        y_val=y_val_all[val],
         x_test=x_test,
-        y_test=raw.y[test_idx],
+        y_test=y_test_all[plan.test],
     )
+
+
+def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
+    """Decide the split (test, optional subsamples, validation); indices only, no copies."""
+    split = spec["split"]
+    seed = split["random_state"]
+    subsample = spec.get("subsample", {})
+    name = spec["name"]
+    if raw.y_test is None:
+        train, test = _split(
+            name,
+            "test split",
+            np.arange(len(raw.y)),
+            raw.y,
+            split["test"],
+            seed,
+            split["stratify"],
+        )
+        test_labels = raw.y
+    else:
+        train, test = np.arange(len(raw.y)), np.arange(len(raw.y_test))
+        test_labels = raw.y_test
+    train_pool, test_pool = len(train), len(test)
+    train = _subsample(name, "train", train, raw.y, subsample.get("train"), seed)
+    test = _subsample(name, "test", test, test_labels, subsample.get("test"), seed)
+
+    val: np.ndarray | None
+    if split["validation_mode"] == "test":
+        val = None
+    elif split["validation_mode"] == "last":
+        # Keras's validation_split trains on the first floor(n * (1 - fraction)) rows,
+        # unshuffled, and validates on the rest; here neither part may be empty.
+        split_at = math.floor(len(train) * (1.0 - split["validation"]))
+        split_at = min(max(1, split_at), len(train) - 1)
+        train, val = train[:split_at], train[split_at:]
+    else:
+        train, val = _split(
+            name,
+            "validation split",
+            train,
+            raw.y,
+            split["validation"],
+            seed,
+            split["stratify"],
+        )
+    return _Plan(train=train, val=val, test=test, train_pool=train_pool, test_pool=test_pool)
+
+
+def _split(
+    name: str,
+    what: str,
+    indices: np.ndarray,
+    labels: np.ndarray,
+    fraction: float,
+    seed: int,
+    stratify: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    try:
+        kept, held_out = train_test_split(
+            indices,
+            test_size=fraction,
+            random_state=seed,
+            stratify=labels[indices] if stratify else None,
+        )
+    except ValueError as error:
+        raise DataError(
+            f"dataset {name}: cannot make the {what} ({fraction:g} of {len(indices)} rows"
+            f"{', stratified' if stratify else ''}): {error}"
+        ) from None
+    return kept, held_out
+
+
+def _subsample(
+    name: str, which: str, indices: np.ndarray, labels: np.ndarray, size: int | None, seed: int
+) -> np.ndarray:
+    """A stratified, seeded subsample of ``size`` indices; all of them when there are no more."""
+    if size is None or size >= len(indices):
+        return indices
+    from sklearn.model_selection import train_test_split
+
+    try:
+        kept, _ = train_test_split(
+            indices, train_size=size, random_state=seed, stratify=labels[indices]
+        )
+    except ValueError as error:
+        raise DataError(
+            f"dataset {name}: cannot draw a stratified subsample.{which} of {size} from "
+            f"{len(indices)} rows: {error}"
+        ) from None
+    return np.asarray(kept)
 
 
 def _scale(
     method: str, train: np.ndarray, val: np.ndarray, test: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if method == "max":
-        top = float(np.abs(train).max()) or 1.0
-        return tuple(np.asarray(a / top, dtype=np.float32) for a in (train, val, test))  # type: ignore[return-value]
+        top = np.float32(np.abs(train).max()) or np.float32(1.0)
+        return tuple(np.asarray(a, dtype=np.float32) / top for a in (train, val, test))  # type: ignore[return-value]
     if method == "none":
         return tuple(np.asarray(a, dtype=np.float32) for a in (train, val, test))  # type: ignore[return-value]
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
     scaler = StandardScaler() if method == "standard" else MinMaxScaler()
     shape = train.shape[1:]
     scaler.fit(train.reshape(len(train), -1))
-    return tuple(  # type: ignore[return-value]
+    return tuple(
         scaler.transform(a.reshape(len(a), -1)).reshape((len(a), *shape)).astype(np.float32)
         for a in (train, val, test)
     )
 
 
+# --------------------------------------------------------------------------- data card
+
+
 def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict[str, Any]:
-    """A small description of the prepared data for the report."""
-    counts = np.bincount(raw.y, minlength=len(raw.class_names))
-    return {
+    """A small description of the prepared data for the report, caveats spelled out in notes."""
+    labels = raw.y if raw.y_test is None else np.concatenate([raw.y, raw.y_test])
+    counts = np.bincount(labels, minlength=len(raw.class_names))
+    plan = _plan(spec, raw)
+    split = spec["split"]
+    notes = [_label_note(len(raw.class_names))]
+    if raw.y_test is not None:
+        notes.append(
+            f"Test split: {raw.test_source}; split.test is not used, and training and "
+            f"validation come from the {len(raw.y)} training images."
+        )
+    subsampled = {}
+    for which, pool, kept in (
+        ("train", plan.train_pool, len(plan.train) + (0 if plan.val is None else len(plan.val))),
+        ("test", plan.test_pool, len(plan.test)),
+    ):
+        if kept < pool:
+            subsampled[which] = {"kept": kept, "of": pool}
+            notes.append(
+                f"Subsampled: {kept} of {pool} {which} rows kept (stratified by class, "
+                f"random_state {split['random_state']})"
+                + (", before the validation hold-out." if which == "train" else ".")
+            )
+    if split["validation_mode"] == "test":
+        validation = "the test split (validation = test)"
+        notes.append(
+            "Validation = test: no hold-out was kept, so validation scores are test scores "
+            "and are not an independent estimate (early stopping would select on the test set)."
+        )
+    elif split["validation_mode"] == "last":
+        validation = (
+            f"the last {split['validation']:.1%} of the training split, unshuffled "
+            "(Keras validation_split)"
+        )
+    else:
+        validation = (
+            f"a random {'stratified ' if split['stratify'] else ''}"
+            f"{split['validation']:.1%} of the training split"
+        )
+    card: dict[str, Any] = {
         "name": spec["name"],
         "description": spec.get("description", ""),
         "source": raw.source,
         "kind": "image" if raw.x.ndim == 4 else "tabular",
-        "rows": int(len(raw.y)),
+        "rows": len(labels),
         "features": int(np.prod(raw.x.shape[1:])),
         "input_shape": [int(d) for d in raw.x.shape[1:]],
         "classes": len(raw.class_names),
         "class_names": raw.class_names,
         "class_balance": {
-            name: round(float(c) / len(raw.y), 4)
+            name: round(float(c) / len(labels), 4)
             for name, c in zip(raw.class_names, counts, strict=True)
         },
         "split_sizes": {
@@ -150,9 +445,35 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
             "validation": len(data.y_val),
             "test": len(data.y_test),
         },
-        "split": dict(spec["split"]),
+        "split": dict(split),
+        "validation": validation,
+        "subsampled": subsampled,
         "scaling": spec["scaling"],
+        "notes": notes,
     }
+    if spec["source"] == "url":
+        card["download"] = {
+            "url": spec["url"],
+            "sha256": spec["sha256"],
+            "file": download_path(spec).name,
+        }
+    return card
+
+
+def _label_note(n_classes: int) -> str:
+    if n_classes == 2:
+        return (
+            "Labels: 0/1, one sigmoid output trained with binary cross-entropy (the same "
+            "loss as a two-way softmax on one-hot labels)."
+        )
+    return (
+        "Labels: integer class indices trained with sparse categorical cross-entropy, "
+        "which is mathematically the same loss as one-hot labels with categorical "
+        "cross-entropy (the one-hot matrix is just never built)."
+    )
+
+
+# --------------------------------------------------------------------------- files
 
 
 def write_prepared(data: PreparedData, card: Mapping[str, Any], npz: Path, card_path: Path) -> None:

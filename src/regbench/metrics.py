@@ -13,7 +13,9 @@ __all__ = ["NEAR_ZERO", "classification_metrics", "weight_statistics"]
 NEAR_ZERO = 1e-3
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float | None]:
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray
+) -> dict[str, float | None]:
     """Accuracy, macro F1 and ROC AUC from class probabilities.
 
     ``probabilities`` is (n,) or (n, 1) for binary problems (probability of

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from regbench.config import hidden_layer_kinds, select_layers
+from regbench.config import hidden_activations, hidden_layer_kinds, select_layers
 
 __all__ = ["build_model", "compile_model", "penalty"]
 
@@ -44,6 +44,7 @@ def build_model(
     with_kernel, with_bias, with_activity = chosen("kernel"), chosen("bias"), chosen("activity")
     with_dropout, with_batch_norm = chosen("dropout"), chosen("batch_norm")
     widths = [*model.get("filters", []), *model["units"]]
+    activations = hidden_activations(model)
 
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
@@ -53,12 +54,14 @@ def build_model(
         if kind == "dense" and index > 0 and kinds[index - 1] == "conv":
             x = layers.Flatten(name="flatten")(x)
         options = {
-            "kernel_regularizer": penalty(regularizer.get("kernel")) if index in with_kernel else None,
+            "kernel_regularizer": penalty(regularizer.get("kernel"))
+            if index in with_kernel
+            else None,
             "bias_regularizer": penalty(regularizer.get("bias")) if index in with_bias else None,
             "activity_regularizer": (
                 penalty(regularizer.get("activity")) if index in with_activity else None
             ),
-            "activation": None if index in with_batch_norm else model["activation"],
+            "activation": None if index in with_batch_norm else activations[index],
             "name": f"hidden{index}_{kind}",
         }
         if kind == "conv":
@@ -67,7 +70,7 @@ def build_model(
             x = layers.Dense(width, **options)(x)
         if index in with_batch_norm:
             x = layers.BatchNormalization(name=f"hidden{index}_batch_norm")(x)
-            x = layers.Activation(model["activation"], name=f"hidden{index}_activation")(x)
+            x = layers.Activation(activations[index], name=f"hidden{index}_activation")(x)
         if kind == "conv" and model.get("pool", [True] * len(kinds))[index]:
             x = layers.MaxPooling2D(model["pool_size"], name=f"hidden{index}_pool")(x)
         if index in with_dropout:

@@ -148,7 +148,7 @@ def build_context(
                 "name": dataset,
                 "anchor": f"dataset-{dataset}",
                 "card": _card_rows(card),
-                "description": card.get("description", ""),
+                "description": config["datasets"][dataset].get("description", ""),
                 "models": models,
             }
         )
@@ -357,8 +357,11 @@ def _job_resources(runs: pd.DataFrame) -> dict[str, Any]:
 def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
     sizes = card["split_sizes"]
     balance = ", ".join(f"{name}: {share:.1%}" for name, share in card["class_balance"].items())
-    return [
-        ("Source", str(card["source"])),
+    rows = [("Source", str(card["source"]))]
+    if "download" in card:
+        download = card["download"]
+        rows += [("Downloaded from", str(download["url"])), ("sha256", str(download["sha256"]))]
+    rows += [
         ("Kind", f"{card['kind']}, input shape {tuple(card['input_shape'])}"),
         ("Rows", str(card["rows"])),
         ("Features", str(card["features"])),
@@ -367,8 +370,11 @@ def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
             "Split",
             f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}",
         ),
+        ("Validation", str(card.get("validation", "a hold-out of the training split"))),
         ("Scaling", f"{card['scaling']} (fitted on the training split)"),
     ]
+    rows += [("Note", str(note)) for note in card.get("notes", [])]
+    return rows
 
 
 def _inline_yaml(value: Any) -> str:
