@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -159,3 +161,71 @@ def test_hostile_strings_render_as_text_and_nothing_is_fetched(tmp_path: Path) -
     text = " ".join(page.extract_text() for page in reader.pages)
     assert "<script>alert(1)</script>" in text
     assert "http://127.0.0.1:1/" in text
+
+
+BROWSER_HOSTS = r"(^|[./ ])(google\.com|googleapis\.com|gvt1\.com)(:\d+)?(/|$)"
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A proxy that serves the report at one URL and records every request with its referrer."""
+
+    report: ClassVar[bytes] = b""
+    requests: ClassVar[list[tuple[str, str]]] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append((f"GET {self.path}", self.headers.get("Referer", "")))
+        found = self.path == "http://report.test/report.html"
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(type(self).report if found else b"")
+
+    def do_CONNECT(self) -> None:
+        type(self).requests.append((f"CONNECT {self.path}", self.headers.get("Referer", "")))
+        self.send_response(403)
+        self.end_headers()
+
+    do_POST = do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_html_loads_in_chromium_with_no_other_request(rendered: Path, tmp_path: Path) -> None:
+    """Headless Chromium, forced through a recording proxy, loads nothing but the report."""
+    _Proxy.report = (rendered / "reports/report.html").read_bytes()
+    _Proxy.requests = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    screenshot = tmp_path / "report.png"
+    try:
+        subprocess.run(
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                f"--proxy-server=http://127.0.0.1:{proxy.server_port}",
+                "--proxy-bypass-list=<-loopback>",
+                "--window-size=1280,3000",
+                f"--screenshot={screenshot}",
+                "http://report.test/report.html",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        proxy.shutdown()
+    # Chromium's own background traffic (update and clock checks) goes to Google's
+    # update hosts whatever the page; everything else came from loading the report.
+    from_page = [r for r, _ in _Proxy.requests if not re.search(BROWSER_HOSTS, r)]
+    assert from_page == ["GET http://report.test/report.html"]
+    assert screenshot.stat().st_size > 20_000  # A rendered page, not a blank one.

@@ -170,7 +170,7 @@ def test_higher_is_better_rejects_unknown_metric() -> None:
 
 def test_compare_matches_scipy_wilcoxon_and_hand_statistics() -> None:
     """Paired Wilcoxon, t interval, d_z and superiority match direct computations."""
-    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], test="wilcoxon")
     assert list(table.columns) == list(stats.COMPARISON_COLUMNS)
     for name, shift in SHIFTS.items():
         row = only_row(table, regularizer=name)
@@ -255,14 +255,17 @@ def test_seeds_needed_is_the_smallest_sufficient_number() -> None:
 def test_seeds_needed_never_below_what_wilcoxon_can_detect() -> None:
     """A huge effect still needs 6 pairs with Wilcoxon at alpha 0.05, since 2/2**5 > 0.05."""
     assert stats._wilcoxon_min_pairs(0.05) == 6
-    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], test="wilcoxon")
     assert only_row(table, regularizer="dropout")["seeds_needed"] == 6
 
 
 def test_identical_runs_give_p_one_without_error() -> None:
     """Zero-variance, zero-difference runs give p = 1, a point interval and no d_z."""
     runs = make_runs({"none": [0.9] * 8, "reg": [0.9] * 8})
-    row = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), regularizer="reg")
+    row = only_row(
+        stats.compare_to_baseline(runs, "none", ["test_accuracy"], test="wilcoxon"),
+        regularizer="reg",
+    )
     assert (row["test"], row["p_value"], row["p_holm"]) == ("identical", 1.0, 1.0)
     assert (row["diff_ci_low"], row["diff_ci_high"], row["min_detectable_diff"]) == (0, 0, 0)
     assert math.isnan(row["cohen_dz"])
@@ -513,3 +516,43 @@ def test_stats_does_not_import_tensorflow() -> None:
     """Importing the statistics layer leaves TensorFlow unloaded."""
     code = "import sys, regbench.stats; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_auto_test_uses_paired_t_for_few_pairs_and_wilcoxon_for_many() -> None:
+    """With 5 pairs Wilcoxon cannot reach p < 0.05, so "auto" takes the paired t-test; with 12, Wilcoxon."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(12):
+        base = 0.8 + rng.normal(0, 0.01)
+        rows.append(
+            {
+                "dataset": "d",
+                "model": "m",
+                "regularizer": "none",
+                "seed": seed,
+                "status": "ok",
+                "test_accuracy": base,
+            }
+        )
+        rows.append(
+            {
+                "dataset": "d",
+                "model": "m",
+                "regularizer": "reg",
+                "seed": seed,
+                "status": "ok",
+                "test_accuracy": base + 0.05 + rng.normal(0, 0.005),
+            }
+        )
+    runs = pd.DataFrame(rows)
+    few = only_row(stats.compare_to_baseline(runs[runs["seed"] < 5], "none", ["test_accuracy"]))
+    many = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]))
+    diffs = (
+        runs[runs["regularizer"] == "reg"]["test_accuracy"].to_numpy()
+        - runs[runs["regularizer"] == "none"]["test_accuracy"].to_numpy()
+    )
+    assert few["test"] == "paired_t"
+    assert few["p_value"] == pytest.approx(sps.ttest_1samp(diffs[:5], 0.0).pvalue)
+    assert few["verdict"] == "better"
+    assert many["test"] == "wilcoxon"
+    assert many["p_value"] == pytest.approx(sps.wilcoxon(diffs).pvalue)

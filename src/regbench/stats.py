@@ -291,11 +291,30 @@ def _detectable_effect(n_pairs: int, alpha: float, power: float) -> float:
     return float(np.asarray(effect).item())
 
 
+#: Below this many pairs the "auto" test is the paired t-test: the exact Wilcoxon
+#: distribution is too coarse (with 5 pairs its smallest two-sided p is 0.0625).
+AUTO_T_BELOW = 10
+
+
+def _auto_test(diffs: np.ndarray) -> str:
+    """Paired t for few pairs unless their differences are clearly non-normal, else Wilcoxon."""
+    if len(diffs) >= AUTO_T_BELOW:
+        return "wilcoxon"
+    if len(diffs) >= 3 and np.ptp(diffs) > 0.0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if sps.shapiro(diffs).pvalue < _NORMALITY_ALPHA:
+                return "wilcoxon"
+    return "paired_t"
+
+
 def _paired_test(diffs: np.ndarray, test: str) -> tuple[str, float, float]:
     """Return (test used, statistic, two-sided p-value) for paired differences, n >= 2."""
     if np.all(diffs == 0.0):
         # Every sign flip of all-zero differences gives the same statistic, so p = 1 exactly.
         return "identical", 0.0, 1.0
+    if test == "auto":
+        test = _auto_test(diffs)
     if test == "paired_t" and np.ptp(diffs) > 0.0:
         result = sps.ttest_1samp(diffs, 0.0)
         return "paired_t", float(result.statistic), float(result.pvalue)
@@ -358,7 +377,7 @@ def _compare_pair(
     if mean_diff != 0.0:
         effect = abs(mean_diff) / sd_diff if sd_diff > 0.0 else math.inf
         needed = _pairs_needed(effect, alpha, power)
-        if needed is not None and test == "wilcoxon":
+        if needed is not None and row["test"] == "wilcoxon":
             needed = max(needed, _wilcoxon_min_pairs(alpha))
         row["seeds_needed"] = needed
     return row
@@ -379,7 +398,7 @@ def compare_to_baseline(
     confidence: float = 0.95,
     alpha: float = 0.05,
     power: float = 0.8,
-    test: Literal["wilcoxon", "paired_t"] = "wilcoxon",
+    test: Literal["auto", "wilcoxon", "paired_t"] = "auto",
 ) -> pd.DataFrame:
     """Compare every regularizer with ``baseline`` on seed-paired runs, one row per metric.
 
@@ -414,8 +433,8 @@ def compare_to_baseline(
     directions = {metric: higher_is_better(metric) for metric in metrics}
     for name, value in (("confidence", confidence), ("alpha", alpha), ("power", power)):
         _check_probability(name, value)
-    if test not in _TEST_LABELS:
-        raise ValueError(f"test must be one of {', '.join(_TEST_LABELS)}, got {test!r}")
+    if test not in ("auto", *_TEST_LABELS):
+        raise ValueError(f"test must be one of auto, {', '.join(_TEST_LABELS)}, got {test!r}")
     regularizers = set(runs["regularizer"])
     if len(runs) and baseline not in regularizers:
         known = ", ".join(sorted(map(str, regularizers)))
