@@ -17,7 +17,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
@@ -44,7 +43,7 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
         "reports/report.html",
         "reports/report.pdf",
-    default_target: True

@@ -37,8 +37,7 @@ def measure(runs: int) -> dict[str, float]:
         (root / "reports").mkdir()
         t = {"start": time.perf_counter()}
         aggregate_runs(
-            [f"{root}/results/runs/{k.path}/metrics.json" for k in study.runs],
-            [f"{root}/results/benchmarks/train_run/{k.path}.tsv" for k in study.runs],
+            [k.path for k in study.runs],
             study.baseline,
             *(
                 str(tables / n)
@@ -50,6 +49,7 @@ def measure(runs: int) -> dict[str, float]:
                     "architectures.json",
                 )
             ),
+            root=str(root),
         )
         t["aggregate"] = time.perf_counter()
         plot_figures(

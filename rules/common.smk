@@ -2,12 +2,22 @@
 # runs; rules only ask it for names, paths and canonical specs.
 
 import json
+import os
 import re
+from pathlib import Path
 
 from regbench.config import RunKey, canonical_json, load_study
+from regbench.fingerprint import git_commit
 from regbench.datasets import download_cache, download_path
 
 STUDY = load_study(config)
+# Computed here, once: a compute node running the report may have no git.
+PROJECT_COMMIT = git_commit(Path(workflow.basedir))
+CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
+CONFIG_COMMIT = (
+    "; ".join(git_commit(Path(workflow.basedir), f) for f in CONFIG_FILES)
+    or "given on the command line"
+)
 # Shared by every study run from this folder; $REGBENCH_DOWNLOADS moves it.
 DOWNLOADS = download_cache()
 
@@ -50,17 +60,31 @@ def get_prepare_mem_mb(wildcards):
 
 
 def get_run_spec(wildcards):
-    key = RunKey(wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed))
+    key = RunKey(
+        wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed)
+    )
     return canonical_json(STUDY.run_spec(key))
 
 
+# REGBENCH_ALLOW_MISSING=1 builds the tables and report from the runs that have
+# finished, marking the others missing, instead of (re)training them.
+ALLOW_MISSING = os.environ.get("REGBENCH_ALLOW_MISSING") == "1"
+
+
+def finished_runs():
+    """The runs whose outputs the report waits for: all of them, or the finished ones."""
+    if not ALLOW_MISSING:
+        return STUDY.runs
+    return [key for key in STUDY.runs if os.path.exists(key.output("metrics.json"))]
+
+
 def get_run_files(name):
-    """An input function: one file of every run, in grid order."""
-    return lambda wildcards: [f"results/runs/{key.path}/{name}" for key in STUDY.runs]
+    """An input function: one output file of each run the report waits for."""
+    return lambda wildcards: [key.output(name) for key in finished_runs()]
 
 
 def get_run_benchmarks(wildcards):
-    return [f"results/benchmarks/train_run/{key.path}.tsv" for key in STUDY.runs]
+    return [key.benchmark for key in finished_runs()]
 
 
 def get_dataset_cards(wildcards=None):
@@ -72,11 +96,19 @@ def get_skipped_json(wildcards=None):
     for item in STUDY.skipped:
         entry = grouped.setdefault(
             (item.dataset, item.model, item.reason),
-            {"dataset": item.dataset, "model": item.model, "regularizers": [], "reason": item.reason},
+            {
+                "dataset": item.dataset,
+                "model": item.model,
+                "regularizers": [],
+                "reason": item.reason,
+            },
         )
         entry["regularizers"].append(item.regularizer)
     return canonical_json(
-        [{**entry, "regularizers": ", ".join(entry["regularizers"])} for entry in grouped.values()]
+        [
+            {**entry, "regularizers": ", ".join(entry["regularizers"])}
+            for entry in grouped.values()
+        ]
     )
 
 

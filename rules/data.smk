@@ -9,6 +9,8 @@ rule download_dataset:
         sha256="[0-9a-f]{64}",
         file="[^/]+",
     localrule: True
+    conda:
+        "../envs/regbench.yaml"
     run:
         from regbench.datasets import download_logged
 
@@ -25,8 +27,11 @@ rule prepare_dataset:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_dataset/{dataset}.tsv"
+    conda:
+        "../envs/regbench.yaml"
     resources:
         mem_mb=get_prepare_mem_mb,
+        runtime=30,
     params:
         spec=get_dataset_spec,
     script:

@@ -8,10 +8,16 @@ rule aggregate_runs:
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
         architectures="results/tables/architectures.json",
-    params:
-        baseline=STUDY.baseline,
     log:
         "logs/aggregate_runs/aggregate_runs.log",
+    conda:
+        "../envs/regbench.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        baseline=STUDY.baseline,
+        runs=[key.path for key in STUDY.runs],
     script:
         "../scripts/aggregate_runs.py"
 
@@ -25,11 +31,16 @@ rule plot_figures:
         weights=get_run_files("weights.npz"),
     output:
         directory("results/figures"),
+    log:
+        "logs/plot_figures/plot_figures.log",
+    conda:
+        "../envs/regbench.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=15,
     params:
         baseline=STUDY.baseline,
         runs_dir="results/runs",
-    log:
-        "logs/plot_figures/plot_figures.log",
     script:
         "../scripts/plot_figures.py"
 
@@ -48,10 +59,17 @@ rule render_report:
     output:
         html="reports/report.html",
         pdf="reports/report.pdf",
-    params:
-        study=get_report_study,
-        skipped=get_skipped_json,
     log:
         "logs/render_report/render_report.log",
+    conda:
+        "../envs/regbench.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        study=get_report_study,
+        commit=PROJECT_COMMIT,
+        config_commit=CONFIG_COMMIT,
+        skipped=get_skipped_json,
     script:
         "../scripts/render_report.py"

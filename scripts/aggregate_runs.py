@@ -5,8 +5,7 @@ from regbench.jobs import aggregate_runs, redirect_output
 sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
     aggregate_runs(
-        sm.input.metrics,
-        sm.input.benchmarks,
+        sm.params.runs,
         sm.params.baseline,
         sm.output.runs,
         sm.output.summary,

@@ -19,4 +19,6 @@ with redirect_output(sm.log[0]):
         str(Path(sm.input.template).parent),
         sm.output.html,
         sm.output.pdf,
+        commit=sm.params.commit,
+        config_commit=sm.params.config_commit,
     )

@@ -1,14 +1,22 @@
 """Snakemake adapter for rule train_run."""
 
+import traceback
+
 from regbench.jobs import redirect_output, train_run
 
 sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
-    train_run(
-        sm.params.spec,
-        sm.input.data,
-        sm.output.metrics,
-        sm.output.history,
-        sm.output.weights,
-        threads=sm.threads,
-    )
+    try:
+        train_run(
+            sm.params.spec,
+            sm.input.data,
+            sm.output.metrics,
+            sm.output.history,
+            sm.output.weights,
+            threads=sm.threads,
+            log=sm.log[0],
+        )
+    except BaseException:
+        # Into the job's log, not only onto Snakemake's console; then fail the job.
+        traceback.print_exc()
+        raise

@@ -144,17 +144,15 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
 
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    runs = [f"{root}/results/runs/{key.path}/metrics.json" for key in study.runs]
-    benchmarks = [f"{root}/results/benchmarks/train_run/{key.path}.tsv" for key in study.runs]
     aggregate_runs(
-        runs,
-        benchmarks,
+        [key.path for key in study.runs],
         study.baseline,
         str(tables / "runs.csv"),
         str(tables / "summary.csv"),
         str(tables / "comparisons.csv"),
         str(tables / "rankings.csv"),
         str(tables / "architectures.json"),
+        root=str(root),
     )
     plot_figures(
         str(tables / "runs.csv"),

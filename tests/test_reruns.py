@@ -36,7 +36,7 @@ STUDY: dict[str, Any] = {
 
 def copy_workflow(target: Path) -> Path:
     """A private copy of the workflow files, so tests may edit templates and code."""
-    for name in ("Snakefile", "rules", "scripts", "templates"):
+    for name in ("Snakefile", "rules", "scripts", "templates", "envs"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, target / name)
@@ -48,9 +48,21 @@ def copy_workflow(target: Path) -> Path:
 def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run the copied workflow in ``workdir``; return its output, failing on a non-zero exit."""
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"),
-         "--directory", str(workdir), *args],
-        capture_output=True, text=True, timeout=900, check=False, env=env,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(workdir / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -126,8 +138,9 @@ def test_adding_a_seed_trains_only_the_new_seed(done: Path) -> None:
 @pytest.mark.e2e
 def test_adding_a_dataset_prepares_and_trains_only_it(done: Path) -> None:
     """A new dataset is prepared once and trained for every regularizer and seed."""
-    jobs = planned(done, changed(lambda c: c["datasets"].update(wine={"source": "sklearn",
-                                                                      "loader": "wine"})))
+    jobs = planned(
+        done, changed(lambda c: c["datasets"].update(wine={"source": "sklearn", "loader": "wine"}))
+    )
     assert jobs == Counter({"prepare_dataset": 1, "train_run": 3 * 2, **REPORT})
 
 

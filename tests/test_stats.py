@@ -519,7 +519,7 @@ def test_stats_does_not_import_tensorflow() -> None:
 
 
 def test_auto_test_uses_paired_t_for_few_pairs_and_wilcoxon_for_many() -> None:
-    """With 5 pairs Wilcoxon cannot reach p < 0.05, so "auto" takes the paired t-test; with 12, Wilcoxon."""
+    """5 pairs: "auto" takes the paired t-test (Wilcoxon cannot reach p < 0.05); 12: Wilcoxon."""
     rng = np.random.default_rng(3)
     rows = []
     for seed in range(12):

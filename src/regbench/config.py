@@ -70,6 +70,21 @@ class RunKey:
         """The run's folder below ``results/runs``."""
         return f"{self.dataset}/{self.model}/{self.regularizer}/seed{self.seed}"
 
+    @classmethod
+    def from_path(cls, path: str) -> RunKey:
+        """The key of a run folder written as :attr:`path` names it."""
+        dataset, model, regularizer, seed = path.split("/")
+        return cls(dataset, model, regularizer, int(seed.removeprefix("seed")))
+
+    def output(self, name: str) -> str:
+        """One of the run's output files, relative to the study's folder."""
+        return f"results/runs/{self.path}/{name}"
+
+    @property
+    def benchmark(self) -> str:
+        """Snakemake's benchmark file of the run's training job."""
+        return f"results/benchmarks/train_run/{self.path}.tsv"
+
 
 @dataclass(frozen=True)
 class Skipped:

@@ -56,44 +56,58 @@ def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
 
 
 def train_run(
-    spec_json: str, data_npz: str, metrics: str, history: str, weights: str, threads: int
+    spec_json: str,
+    data_npz: str,
+    metrics: str,
+    history: str,
+    weights: str,
+    threads: int,
+    log: str | None = None,
 ) -> None:
-    """Train one run and write its metrics, history and weights."""
-    from regbench.datasets import load_prepared
-    from regbench.training import configure_tensorflow, train, write_result
+    """Train one run and write its metrics, history and weights.
 
-    spec = json.loads(spec_json)
-    device = configure_tensorflow(threads, spec["training"]["device"])
-    print(f"training on {device} with {threads} thread(s): {spec_json}", flush=True)
-    result = train(spec, load_prepared(Path(data_npz)), device=device,
-                   log=lambda line: print(line, flush=True))
-    write_result(result, Path(metrics), Path(history), Path(weights))
-    print(f"status {result.metrics['status']} in {result.metrics['train_seconds']} s", flush=True)
+    The run goes to a warm worker when a pool runs in this folder
+    (``python -m regbench.worker start``) and is trained in this process
+    otherwise; both give the same files. ``log`` is the job's log, which a
+    worker writes the run's output to.
+    """
+    from regbench import worker
 
-
-def _run_key_from_path(metrics_path: str) -> Any:
-    from regbench.config import RunKey
-
-    *_, dataset, model, regularizer, seed_dir, _ = Path(metrics_path).parts
-    return RunKey(dataset, model, regularizer, int(seed_dir.removeprefix("seed")))
+    request = worker.TrainRequest.create(spec_json, data_npz, threads, log)
+    reply = worker.submit(request)
+    if reply is None:
+        reply = worker.train_in_process(request)
+    worker.write_outputs(reply, metrics, history, weights)
+    where = (
+        f"; warm worker peak RSS {reply['worker_peak_rss_mb']} MB"
+        if reply.get("worker_peak_rss_mb") is not None
+        else ""
+    )
+    print(f"status {reply['status']} in {reply['train_seconds']} s{where}", flush=True)
 
 
 def aggregate_runs(
-    metrics_paths: Sequence[str],
-    benchmark_paths: Sequence[str],
+    run_paths: Sequence[str],
     baseline: str,
     runs_csv: str,
     summary_csv: str,
     comparisons_csv: str,
     rankings_csv: str,
     architectures_json: str,
+    root: str = ".",
 ) -> None:
-    """Tidy tables from every run's metrics, with comparisons and rankings."""
-    from regbench.aggregate import RunFiles, collect_runs, compare, rank, summarize
+    """Tidy tables from every run of the grid, with comparisons and rankings.
 
+    ``run_paths`` names every run of the grid (``RunKey.path``); a run that
+    left no metrics is kept as a row with status ``missing``.
+    """
+    from regbench.aggregate import RunFiles, collect_runs, compare, rank, summarize
+    from regbench.config import RunKey
+
+    keys = [RunKey.from_path(path) for path in run_paths]
     runs, architectures = collect_runs(
-        RunFiles(_run_key_from_path(m), Path(m), Path(b))
-        for m, b in zip(metrics_paths, benchmark_paths, strict=True)
+        RunFiles(key, Path(root, key.output("metrics.json")), Path(root, key.benchmark))
+        for key in keys
     )
     runs.to_csv(runs_csv, index=False)
     Path(architectures_json).write_text(
@@ -114,10 +128,14 @@ def plot_figures(
     from regbench.figures import load_history, load_weights, plot_all
 
     def history_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
-        return load_history(Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "history.csv"))
+        return load_history(
+            Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "history.csv")
+        )
 
     def weights_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
-        return load_weights(Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "weights.npz"))
+        return load_weights(
+            Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "weights.npz")
+        )
 
     manifest = plot_all(
         pd.read_csv(runs_csv),
@@ -144,6 +162,8 @@ def render_report(
     template_dir: str,
     html_path: str,
     pdf_path: str,
+    commit: str = "unknown",
+    config_commit: str = "unknown",
 ) -> None:
     """Render the HTML and PDF report."""
     import pandas as pd
@@ -163,7 +183,8 @@ def render_report(
         figures=json.loads((figure_path / "figures.json").read_text("utf-8")),
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),
-        project_dir=Path(template_dir).resolve().parent,
+        commit=commit,
+        config_commit=config_commit,
     )
     html = render_html(context, Path(template_dir))
     Path(html_path).write_text(html, encoding="utf-8")

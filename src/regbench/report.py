@@ -13,7 +13,6 @@ import hashlib
 import math
 import os
 import platform
-import subprocess
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -87,7 +86,8 @@ def build_context(
     figures: Sequence[Mapping[str, Any]],
     figure_dir: Path,
     skipped: Sequence[Mapping[str, str]],
-    project_dir: Path | None = None,
+    commit: str = "unknown",
+    config_commit: str = "unknown",
 ) -> dict[str, Any]:
     """Everything the template prints, already formatted."""
     baseline = config["baseline"]
@@ -173,7 +173,8 @@ def build_context(
         "name": study["name"],
         "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
         "generated_iso": now.isoformat(timespec="seconds"),
-        "commit": _git_commit(project_dir),
+        "commit": commit,
+        "config_commit": config_commit,
         "config_digest": hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()[:12],
         "baseline": baseline,
         "headings": [heading for _, heading, _ in TABLE_METRICS],
@@ -385,28 +386,6 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
-def _git_commit(project_dir: Path | None) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=project_dir or Path.cwd(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=project_dir or Path.cwd(),
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 def _versions() -> list[tuple[str, str]]:
