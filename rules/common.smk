@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 from regbench.config import RunKey, canonical_json, load_study
-from regbench.fingerprint import git_commit
+from regbench.fingerprint import TRAINING_MODULES, code_digest, git_commit
+from regbench.worker import schedule_ranks
 from regbench.datasets import download_cache, download_path
 
 STUDY = load_study(config)
+TRAINING_CODE = code_digest(TRAINING_MODULES)
 # Computed here, once: a compute node running the report may have no git.
 PROJECT_COMMIT = git_commit(Path(workflow.basedir))
 CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
@@ -114,3 +116,24 @@ def get_skipped_json(wildcards=None):
 
 def get_report_study(wildcards=None):
     return canonical_json(STUDY.config)
+
+
+
+def _parallel_jobs():
+    try:
+        return int(workflow.cores)
+    except Exception:  # No --cores (a dry run): any order will do.
+        return 1
+
+
+# Training jobs run in an order that lets a warm worker train a cell's seeds one
+# after another on the model it compiled for the first (regbench.worker.schedule_ranks).
+TRAIN_RANKS = schedule_ranks(STUDY.runs, _parallel_jobs())
+
+
+def get_train_priority(wildcards):
+    """Higher runs first: minus the run's place in the training order."""
+    key = RunKey(
+        wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed)
+    )
+    return -TRAIN_RANKS[key]

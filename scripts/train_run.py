@@ -15,6 +15,7 @@ with redirect_output(sm.log[0]):
             sm.output.weights,
             threads=sm.threads,
             log=sm.log[0],
+            gpus=int(sm.resources.get("gpu", 0)),
         )
     except BaseException:
         # Into the job's log, not only onto Snakemake's console; then fail the job.

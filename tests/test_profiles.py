@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import multiprocessing
 import os
 import re
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regbench import jobs
 from regbench.devices import (
     claim_gpus,
     device_pool,
@@ -164,8 +162,6 @@ def test_gpu_profile_runs_at_most_n_gpu_jobs_at_once(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_gpu_profile_gives_concurrent_jobs_different_cards(tmp_path: Path) -> None:
     """Two training jobs running at once on a two-card pool each claim a different card."""
-    if "gpus" not in inspect.signature(jobs.train_run).parameters:
-        pytest.skip("regbench.jobs.train_run does not take the job's gpu resource yet")
     # No card is needed to prove the assignment: the pool comes from
     # CUDA_VISIBLE_DEVICES, and TensorFlow, finding no GPU, trains on the CPU.
     result = run_profile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -169,3 +170,61 @@ def test_changing_the_title_rerenders_only_the_report(done: Path) -> None:
     """The study title is printed in the report and reaches no training run."""
     jobs = planned(done, changed(lambda c: c["study"].update(title="Renamed")))
     assert jobs == Counter({"render_report": 1, "all": 1})
+
+
+@pytest.mark.e2e
+def test_editing_the_training_code_reruns_every_run(done: Path, tmp_path: Path) -> None:
+    """A package copy whose training.py differs retrains every run and nothing upstream."""
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "regbench", source / "regbench")
+    training = source / "regbench" / "training.py"
+    training.write_text(training.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    assert planned(done, STUDY, env=env) == Counter({"train_run": 2 * 3 * 2, **REPORT})
+
+
+@pytest.mark.e2e
+def test_regbench_why_names_the_changed_key(done: Path) -> None:
+    """`regbench why` names the config key behind each run that would retrain."""
+    config = changed(
+        lambda c: (c["regularizers"]["l2"]["kernel"].update(l2=0.02), c["seeds"].append(2))
+    )
+    path = done / "why.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regbench.cli",
+            "why",
+            "--configfile",
+            str(path),
+            "--directory",
+            str(done),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = result.stdout.splitlines()
+    assert "iris/mlp/l2/seed0: regularizers.l2.kernel.l2 changed from 0.01 to 0.02" in lines
+    assert "blobs/mlp/none/seed2: not trained yet" in lines
+    assert len(lines) == 2 * 2 + 2 * 3  # l2's four runs, and the new seed's six.
+    unchanged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regbench.cli",
+            "why",
+            "--configfile",
+            str(done / "config.yaml"),
+            "--directory",
+            str(done),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert unchanged.stdout.strip() == "Every run is up to date with the config."

@@ -330,8 +330,7 @@ def test_every_training_job_ran_as_its_own_slurm_job(runs: Runs) -> None:
         text = run_log.read_text(encoding="utf-8")
         assert "status ok" in text
         recorded = re.search(r"SLURM_JOB_ID[=: ]+(\d+)", text)
-        if recorded:  # Once the training log records the job it ran in.
-            assert recorded[1] == job_id
+        assert recorded is not None and recorded[1] == job_id
         job_ids.add(job_id)
     assert len(job_ids) == len(TRAINING_RUNS)
 

@@ -85,7 +85,10 @@ class RunFiles:
 
 
 def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One row per run from its ``metrics.json`` (a missing file gives status ``missing``).
+    """One row per run from its ``metrics.json``.
+
+    A run without one is ``failed`` (with its ``error``) where its job left an
+    ``error.txt``, and ``missing`` otherwise.
 
     Also returns each dataset/model/regularizer's architecture, taken from its
     first successful run (the architecture does not depend on the seed).
@@ -106,6 +109,9 @@ def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]
             row.update({column: metrics.get(column) for column in RUN_COLUMNS})
             cell = f"{key.dataset}/{key.model}/{key.regularizer}"
             architectures.setdefault(cell, metrics.get("architecture"))
+        elif (error := run.metrics.with_name("error.txt")).exists():
+            row["status"] = "failed"
+            row["error"] = error.read_text(encoding="utf-8").strip()
         else:
             row["status"] = "missing"
         if run.benchmark is not None and run.benchmark.exists():
@@ -113,7 +119,8 @@ def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]
             row["job_seconds"] = float(job["s"].iloc[0])
             row["max_rss_mb"] = float(job["max_rss"].iloc[0])
         rows.append(row)
-    table = pd.DataFrame(rows, columns=[*KEY_COLUMNS, "status", *RUN_COLUMNS, *JOB_COLUMNS])
+    columns = [*KEY_COLUMNS, "status", *RUN_COLUMNS, *JOB_COLUMNS, "error"]
+    table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(KEY_COLUMNS, ignore_index=True), architectures
 
 

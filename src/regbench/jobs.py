@@ -9,10 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+#: Where a failed run leaves its error, beside where its metrics.json would be.
+ERROR_FILE = "error.txt"
 
 __all__ = [
     "aggregate_runs",
@@ -63,6 +67,7 @@ def train_run(
     weights: str,
     threads: int,
     log: str | None = None,
+    gpus: int = 0,
 ) -> None:
     """Train one run and write its metrics, history and weights.
 
@@ -73,10 +78,18 @@ def train_run(
     """
     from regbench import worker
 
-    request = worker.TrainRequest.create(spec_json, data_npz, threads, log)
-    reply = worker.submit(request)
-    if reply is None:
-        reply = worker.train_in_process(request)
+    print(
+        f"host {socket.gethostname()}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '-')}",
+        flush=True,
+    )
+    # A failed run leaves its error beside where its metrics would be, for the report.
+    error_file = Path(metrics).with_name(ERROR_FILE)
+    error_file.unlink(missing_ok=True)
+    try:
+        reply = _train(spec_json, data_npz, threads, log, gpus)
+    except Exception as error:
+        error_file.write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
+        raise
     worker.write_outputs(reply, metrics, history, weights)
     where = (
         f"; warm worker peak RSS {reply['worker_peak_rss_mb']} MB"
@@ -84,6 +97,20 @@ def train_run(
         else ""
     )
     print(f"status {reply['status']} in {reply['train_seconds']} s{where}", flush=True)
+
+
+def _train(spec_json: str, data_npz: str, threads: int, log: str | None, gpus: int) -> Any:
+    from regbench import worker
+    from regbench.devices import gpu_slots
+
+    request = worker.TrainRequest.create(spec_json, data_npz, threads, log)
+    # A job with cards of its own, or one a scheduler placed, trains in its own process:
+    # a warm worker trains on the host and with the cards it started with.
+    reply = None if gpus or "SLURM_JOB_ID" in os.environ else worker.submit(request)
+    if reply is None:
+        with gpu_slots(gpus):
+            reply = worker.train_in_process(request)
+    return reply
 
 
 def aggregate_runs(

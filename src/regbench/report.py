@@ -203,6 +203,10 @@ def build_context(
                 "detail": (
                     f"diverged at epoch {int(r.diverged_epoch)}"
                     if r.status == "diverged" and pd.notna(r.diverged_epoch)
+                    else str(r.error)
+                    if r.status == "failed" and isinstance(r.error, str)
+                    else "no result: the job did not finish"
+                    if r.status == "missing"
                     else ""
                 ),
             }

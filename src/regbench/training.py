@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from regbench.fingerprint import TRAINING_MODULES, code_digest
+
 __all__ = [
     "DEVICE_SETTINGS",
     "HISTORY_COLUMNS",
@@ -273,6 +275,9 @@ def train(
         )
         metrics.update(weight_statistics(list(kernels.values())))
     metrics["architecture"] = describe_architecture(model)
+    # What the run was trained from, so `regbench why` can name what changed since.
+    metrics["spec"] = dict(spec)
+    metrics["code"] = code_digest(TRAINING_MODULES)
     return RunResult(metrics=metrics, history=history, kernels=kernels)
 
 
