@@ -149,7 +149,7 @@ def test_job_hands_its_run_to_the_pool(
 
 
 def test_a_failing_job_fails_with_the_error_in_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The rule's script, given a run that raises, writes the traceback to the job log and fails."""
     monkeypatch.chdir(tmp_path)  # No pool here: the job trains in its own process.
@@ -164,8 +164,10 @@ def test_a_failing_job_fails_with_the_error_in_its_log(
         ),
         log=[str(log)],
         threads=1,
+        resources={},
     )
-    with pytest.raises(FileNotFoundError):
+    # As in a job's process, stderr must be file descriptor 2, which the script redirects.
+    with capsys.disabled(), pytest.raises(FileNotFoundError):
         runpy.run_path(str(REPO / "scripts" / "train_run.py"), init_globals={"snakemake": job})
     text = log.read_text(encoding="utf-8")
     assert "Traceback" in text and "missing.npz" in text
