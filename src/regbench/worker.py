@@ -345,10 +345,14 @@ class _Worker:
         }
         train(spec, data, device=self.device, log=lambda line: None)
 
-    def handle(self, connection: socket.socket) -> str | None:
+    def handle(
+        self, connection: socket.socket, finished: Callable[[str], None] = lambda cell: None
+    ) -> str | None:
         """Serve one connection: accept, check, train with output to the job's log, reply.
 
-        Returns the cell of the run it trained, or None.
+        ``finished`` is called with the run's cell before the reply goes out, so
+        that the job's next seed, submitted the moment the reply arrives, finds
+        this worker idle and holding the cell. Returns the cell, or None.
         """
         _send(connection, {"event": "accepted", "pid": os.getpid()})
         message = _receive(connection)
@@ -373,6 +377,7 @@ class _Worker:
             reply = {"event": "error", "error": traceback.format_exc()}
         reply["worker_seconds"] = round(time.perf_counter() - started, 3)
         reply["worker_peak_rss_mb"] = _peak_rss_mb()
+        finished(cell_key(request.spec_json))
         try:
             _send(connection, reply)
         except OSError:
@@ -433,15 +438,19 @@ def serve(
         except BlockingIOError:
             continue  # Another worker took it.
         fcntl.flock(busy, fcntl.LOCK_EX)
+
+        def finished(cell: str) -> None:
+            nonlocal cells
+            cells = [cell, *(c for c in cells if c != cell)][:_CELLS_ADVERTISED]
+            temporary = cells_path.with_suffix(".cells-new")
+            temporary.write_text("\n".join(cells) + "\n", encoding="ascii")
+            os.replace(temporary, cells_path)
+            fcntl.flock(busy, fcntl.LOCK_UN)
+
         try:
             with connection:
                 connection.setblocking(True)
-                cell = worker.handle(connection)
-            if cell is not None:
-                cells = [cell, *(c for c in cells if c != cell)][:_CELLS_ADVERTISED]
-                temporary = cells_path.with_suffix(".cells-new")
-                temporary.write_text("\n".join(cells) + "\n", encoding="ascii")
-                os.replace(temporary, cells_path)
+                worker.handle(connection, finished)
         except OSError as error:
             print(f"worker {os.getpid()}: connection failed: {error}", flush=True)
         finally:
