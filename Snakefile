@@ -2,11 +2,9 @@
 # The study is declared in config.yaml (or --configfile studies/<name>.yaml).
 
 import os
-import sys
 
 from snakemake.utils import min_version
 
-from regbench import worker
 from regbench.progress import Progress
 
 min_version("9.0")
@@ -30,27 +28,6 @@ PROGRESS = Progress(
     [f"results/runs/{key.path}/metrics.json" for key in STUDY.runs],
     interval=float(os.environ.get("REGBENCH_PROGRESS_SECONDS", "30")),
 )
-
-
-# Training jobs hand their runs to warm workers that imported TensorFlow once
-# (regbench.worker), when the study runs on this machine; REGBENCH_POOL=0 opts out.
-STARTED_POOL = []
-
-
-def start_pool():
-    if (
-        os.environ.get("REGBENCH_POOL", "1") != "0"
-        and workflow.local_exec
-        and STUDY.config["training"]["device"] != "gpu"
-    ):
-        workers = worker.pool_size(int(workflow.cores or 1))
-        STARTED_POOL.append(worker.start_pool(workers, wait=None))
-        print(f"regbench: {workers} warm training worker(s) starting", file=sys.stderr)
-
-
-def stop_pool():
-    if STARTED_POOL:
-        worker.stop_pool()
 
 
 onstart:

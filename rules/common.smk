@@ -4,10 +4,12 @@
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from regbench.config import RunKey, canonical_json, load_study
 from regbench.fingerprint import TRAINING_MODULES, code_digest, git_commit
+from regbench import worker
 from regbench.worker import schedule_ranks
 from regbench.datasets import download_cache, download_path
 
@@ -118,7 +120,6 @@ def get_report_study(wildcards=None):
     return canonical_json(STUDY.config)
 
 
-
 def _parallel_jobs():
     try:
         return int(workflow.cores)
@@ -137,3 +138,24 @@ def get_train_priority(wildcards):
         wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed)
     )
     return -TRAIN_RANKS[key]
+
+
+# Training jobs hand their runs to warm workers that imported TensorFlow once
+# (regbench.worker), when the study runs on this machine; REGBENCH_POOL=0 opts out.
+STARTED_POOL = []
+
+
+def start_pool():
+    if (
+        os.environ.get("REGBENCH_POOL", "1") != "0"
+        and workflow.local_exec
+        and STUDY.config["training"]["device"] != "gpu"
+    ):
+        workers = worker.pool_size(int(workflow.cores or 1))
+        STARTED_POOL.append(worker.start_pool(workers, wait=None))
+        print(f"regbench: {workers} warm training worker(s) starting", file=sys.stderr)
+
+
+def stop_pool():
+    if STARTED_POOL:
+        worker.stop_pool()
