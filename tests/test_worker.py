@@ -236,6 +236,23 @@ def test_a_worker_that_dies_mid_run_fails_the_job(tmp_path: Path, data_npz: Path
         worker.stop_pool(folder)
 
 
+def test_a_worker_above_its_memory_limit_replaces_itself(tmp_path: Path, data_npz: Path) -> None:
+    """Past max_rss_mb a worker re-executes itself after a run; the next run is served as usual."""
+    folder = tmp_path / ".regbench"
+    info = worker.start_pool(1, device="cpu", directory=folder, idle_timeout=120, max_rss_mb=1)
+    try:
+        takers: list[int] = []
+        for spec in (SPEC_A, SPEC_B):
+            request = worker.TrainRequest.create(spec, data_npz, 1)
+            reply = worker.submit(request, worker.socket_path(folder), on_accept=takers.append)
+            assert reply is not None and reply["status"] == "ok"
+        assert takers == info.pids * 2  # The same process, replaced in place.
+        log = (folder / "worker-0.log").read_text(encoding="utf-8")
+        assert log.count("replacing itself") >= 1
+    finally:
+        worker.stop_pool(folder)
+
+
 def test_messages_survive_the_wire() -> None:
     """Length-prefixed messages arrive whole, however large; a closed peer reads as None."""
     left, right = socket.socketpair()

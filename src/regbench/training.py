@@ -282,7 +282,7 @@ def train(
             test_roc_auc=scores["roc_auc"],
             train_eval_loss=fit_logs["loss"],
             train_eval_accuracy=fit_logs["accuracy"],
-            gap_accuracy=fit_logs["accuracy"] - scores["accuracy"],
+            gap_accuracy=fit_logs["accuracy"] - float(scores["accuracy"] or 0.0),
             gap_loss=test_logs["loss"] - fit_logs["loss"],
         )
         metrics.update(weight_statistics(list(kernels.values())))
@@ -362,7 +362,6 @@ class _EpochLoop:
         def results() -> dict[str, Any]:
             return dict(model.get_metrics_result())
 
-        @tf.function(input_signature=[x_spec, y_spec])
         def evaluate(x: Any, y: Any) -> dict[str, Any]:
             # What model.evaluate does: reset the metrics, then test_step per batch in order.
             reset()
@@ -371,7 +370,8 @@ class _EpochLoop:
                 model.test_step((x[start : start + batch_size], y[start : start + batch_size]))
             return results()
 
-        @tf.function(input_signature=[x_spec, y_spec, order_spec, x_spec, y_spec])
+        compiled_evaluate = tf.function(evaluate, input_signature=[x_spec, y_spec])
+
         def epoch(x: Any, y: Any, order: Any, x_val: Any, y_val: Any) -> Any:
             # What one epoch of model.fit does: reset, train_step per batch, read the
             # metrics, then the validation pass.
@@ -380,15 +380,15 @@ class _EpochLoop:
             for start in tf.range(0, n, batch_size):
                 index = order[start : start + batch_size]
                 model.train_step((tf.gather(x, index), tf.gather(y, index)))
-            return results(), evaluate(x_val, y_val)
+            return results(), compiled_evaluate(x_val, y_val)
 
-        @tf.function(input_signature=[x_spec])
         def predict(x: Any) -> Any:
             return model(x, training=False)
 
-        self._epoch = epoch
-        self._evaluate = evaluate
-        self._predict = predict
+        spec = [x_spec, y_spec, order_spec, x_spec, y_spec]
+        self._epoch = tf.function(epoch, input_signature=spec)
+        self._evaluate = compiled_evaluate
+        self._predict = tf.function(predict, input_signature=[x_spec])
 
     def build_metrics(self, x: Any, y: Any) -> None:
         """Build the compiled metrics on one example, then reset every metric.
@@ -465,7 +465,8 @@ def _finite(value: Any) -> float | None:
 def serialize_result(result: RunResult) -> dict[str, bytes]:
     """The bytes of ``metrics.json``, ``history.csv`` and ``weights.npz``, keyed by name."""
     weights = io.BytesIO()
-    np.savez_compressed(weights, **result.kernels)
+    kernels: dict[str, Any] = dict(result.kernels)
+    np.savez_compressed(weights, **kernels)
     history = result.history.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     metrics = json.dumps(result.metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
     return {

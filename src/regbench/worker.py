@@ -399,6 +399,8 @@ def serve(
     idle_timeout: float | None,
     folder: Path,
     index: int,
+    max_rss_mb: float | None = None,
+    restart: Sequence[str] | None = None,
 ) -> None:
     """Run worker ``index`` of the pool in ``folder`` until idle for ``idle_timeout`` seconds.
 
@@ -406,6 +408,12 @@ def serve(
     ``worker-<index>.sock``, where jobs of cells it holds compiled models for
     ask for it (listed in ``worker-<index>.cells``). While it trains it holds
     an exclusive lock on ``worker-<index>.busy``, so that jobs see it is busy.
+
+    TensorFlow keeps a few megabytes of every model it compiles for good (a
+    gradient that ``tf.distribute`` registers globally, and never removes, for
+    each traced ``train_step``). So when the worker's resident memory passes
+    ``max_rss_mb`` after a run, it replaces itself: it executes ``restart``
+    (its own command line), keeping its process id and the shared socket.
     """
     worker = _Worker(threads, device)
     worker.warm_up()
@@ -416,6 +424,7 @@ def serve(
     gc.freeze()
     own_path, cells_path = _worker_file(folder, index, "sock"), _worker_file(folder, index, "cells")
     own_path.unlink(missing_ok=True)
+    cells_path.unlink(missing_ok=True)  # A replaced worker holds no compiled model.
     own = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     own.bind(os.fspath(own_path))
     own.listen(16)
@@ -457,6 +466,15 @@ def serve(
             fcntl.flock(busy, fcntl.LOCK_UN)
         # Collect the finished run's objects while no job waits on this worker.
         gc.collect()
+        resident = _resident_mb()
+        if restart is not None and max_rss_mb and resident is not None and resident > max_rss_mb:
+            print(
+                f"worker {os.getpid()}: {resident:.0f} MB resident, above {max_rss_mb:.0f} MB; "
+                "replacing itself",
+                flush=True,
+            )
+            listener.set_inheritable(True)
+            os.execv(sys.executable, [sys.executable, "-m", "regbench.worker", *restart])
 
 
 def _worker_file(folder: Path, index: int, kind: str) -> Path:
@@ -492,14 +510,23 @@ def _reset_peak_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
 
 
+def _resident_mb() -> float | None:
+    """This process's resident memory now, in MB (Linux only)."""
+    return _status_mb("VmRSS:")
+
+
 def _peak_rss_mb() -> float | None:
     """This process's peak resident memory since the last reset, in MB (Linux only)."""
+    return _status_mb("VmHWM:")
+
+
+def _status_mb(field: str) -> float | None:
     try:
         status = Path("/proc/self/status").read_text(encoding="ascii")
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return round(int(line.split()[1]) / 1024, 1)
     return None
 
@@ -545,6 +572,7 @@ def start_pool(
     device: str = "auto",
     directory: str | os.PathLike[str] = DEFAULT_DIRECTORY,
     idle_timeout: float = 3600.0,
+    max_rss_mb: float = 1500.0,
     wait: float | None = 300.0,
 ) -> PoolInfo:
     """Start ``workers`` warm workers listening on ``directory``'s socket.
@@ -584,6 +612,7 @@ def start_pool(
                             *("--fd", str(listener.fileno()), "--threads", str(threads)),
                             *("--device", device, "--idle-timeout", str(idle_timeout)),
                             *("--dir", os.fspath(folder), "--index", str(index)),
+                            *("--max-rss-mb", str(max_rss_mb)),
                         ],
                         pass_fds=(listener.fileno(),),
                         stdin=subprocess.DEVNULL,
@@ -631,11 +660,12 @@ def schedule_ranks(runs: Sequence[Any], parallel: int) -> dict[Any, int]:
     return {run: rank for rank, run in enumerate(sorted(runs, key=place))}
 
 
-def pool_size(cores: int, *, per_worker_mb: int = 1200) -> int:
+def pool_size(cores: int, *, per_worker_mb: int = 1500) -> int:
     """How many workers to start for ``cores`` parallel jobs: one per core, as memory allows.
 
-    A worker holds about 0.75 GB once TensorFlow is imported, plus its cache of
-    compiled models; ``per_worker_mb`` leaves room for both.
+    A worker holds about 0.75 GB once TensorFlow is imported and grows with
+    the models it compiles, up to ``max_rss_mb`` (1.5 GB by default), when it
+    replaces itself; ``per_worker_mb`` is that ceiling.
     """
     available = _available_memory_mb()
     fit = max(1, available // per_worker_mb) if available is not None else cores
@@ -759,6 +789,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     start.add_argument("--idle-timeout", type=float, default=3600.0)
     start.add_argument(
+        "--max-rss-mb", type=float, default=1500.0, help="a worker above this replaces itself"
+    )
+    start.add_argument(
         "--no-wait",
         action="store_true",
         help="return at once; jobs queue until the workers have imported TensorFlow",
@@ -770,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--threads", type=int, required=True)
     serve_parser.add_argument("--device", required=True)
     serve_parser.add_argument("--idle-timeout", type=float, required=True)
+    serve_parser.add_argument("--max-rss-mb", type=float)
     serve_parser.add_argument("--dir", type=Path, required=True)
     serve_parser.add_argument("--index", type=int, required=True)
     args = parser.parse_args(argv)
@@ -781,6 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             directory=args.dir,
             idle_timeout=args.idle_timeout,
+            max_rss_mb=args.max_rss_mb,
             wait=None if args.no_wait else 300.0,
         )
         print(f"{len(info.pids)} warm worker(s) listening on {info.socket}: {info.pids}")
@@ -797,6 +832,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout or None,
             folder=args.dir,
             index=args.index,
+            max_rss_mb=args.max_rss_mb,
+            restart=list(sys.argv[1:] if argv is None else argv),
         )
     return 0
 
