@@ -558,9 +558,7 @@ def test_regularizer_on_layers_the_model_lacks_is_skipped_with_its_reason() -> N
     )
 
     assert {k.model for k in study.runs if k.regularizer == "conv_drop"} == {"cnn"}
-    reasons = {
-        s.reason for s in study.skipped if s.regularizer == "conv_drop" and s.model == "mlp"
-    }
+    reasons = {s.reason for s in study.skipped if s.regularizer == "conv_drop" and s.model == "mlp"}
     assert reasons == {
         "regularizer conv_drop puts its dropout on conv layers; model mlp has none, "
         "so it would equal the unregularized model"

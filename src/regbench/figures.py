@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.figure
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -123,7 +124,7 @@ def plot_all(
     return manifest
 
 
-def _save(figure: plt.Figure, path: Path) -> None:
+def _save(figure: matplotlib.figure.Figure, path: Path) -> None:
     """Write an SVG and free the figure.
 
     Margins are set by hand when each figure is built: automatic layout
@@ -134,7 +135,7 @@ def _save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def _grid_margins(figure: plt.Figure, rows: int) -> None:
+def _grid_margins(figure: matplotlib.figure.Figure, rows: int) -> None:
     """Fixed margins for small-multiple grids, in place of a costly tight layout."""
     height = figure.get_figheight()
     figure.subplots_adjust(
@@ -157,7 +158,7 @@ def _learning_curves(
     runs: pd.DataFrame,
     regularizers: list[str],
     history_of: Callable[[str, str, str, int], pd.DataFrame | None],
-) -> plt.Figure:
+) -> matplotlib.figure.Figure:
     columns = min(4, len(regularizers))
     rows = -(-len(regularizers) // columns)
     figure, axes = plt.subplots(
@@ -226,7 +227,7 @@ def _weight_histograms(
     runs: pd.DataFrame,
     regularizers: list[str],
     weights_of: Callable[[str, str, str, int], np.ndarray | None],
-) -> plt.Figure:
+) -> matplotlib.figure.Figure:
     pooled: dict[str, np.ndarray] = {}
     for regularizer in regularizers:
         ok = runs[(runs["regularizer"] == regularizer) & (runs["status"] == "ok")]
@@ -291,7 +292,7 @@ def _weight_histograms(
 
 def _interval_plot(
     summary: pd.DataFrame, regularizers: list[str], metric: str, label: str, baseline: str
-) -> plt.Figure:
+) -> matplotlib.figure.Figure:
     rows = summary[summary["metric"] == metric].set_index("regularizer").reindex(regularizers)
     figure, axis = plt.subplots(figsize=(FULL_WIDTH * 0.75, 0.28 * len(regularizers) + 0.8))
     positions = np.arange(len(regularizers))[::-1]
@@ -326,7 +327,7 @@ def _interval_plot(
     return figure
 
 
-def _critical_difference(ranks: pd.DataFrame) -> plt.Figure:
+def _critical_difference(ranks: pd.DataFrame) -> matplotlib.figure.Figure:
     """A Demšar-style critical-difference diagram from average ranks."""
     ranks = ranks.sort_values("average_rank")
     names = ranks["regularizer"].tolist()

@@ -383,7 +383,8 @@ def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _inline_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+    text: str = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000)
+    return text.strip()
 
 
 def _duration(seconds: float) -> str:
