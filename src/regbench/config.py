@@ -23,6 +23,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
+
 __all__ = [
     "ConfigError",
     "RunKey",
@@ -32,10 +34,6 @@ __all__ = [
     "load_config_file",
     "load_study",
 ]
-
-# A dataset is image-shaped when its loader or file format yields images; the CNN needs them.
-IMAGE_LOADERS = frozenset({"digits"})
-IMAGE_FORMATS = frozenset({"cifar"})
 
 # Keys that only mean something for a downloaded dataset, and the format each belongs to.
 _URL_KEYS = ("url", "sha256", "format", "csv", "npz")
@@ -190,45 +188,6 @@ def skip_reason(
     return None
 
 
-def hidden_layer_kinds(model: Mapping[str, Any]) -> list[str]:
-    """The kind ("conv" or "dense") of each hidden layer, in order."""
-    return ["conv"] * len(model.get("filters", [])) + ["dense"] * len(model["units"])
-
-
-def hidden_activations(model: Mapping[str, Any]) -> list[str]:
-    """The activation of each hidden layer, in order."""
-    activation = model["activation"]
-    n_hidden = len(hidden_layer_kinds(model))
-    return [activation] * n_hidden if isinstance(activation, str) else list(activation)
-
-
-def select_layers(scope: str | list[int], kinds: list[str], where: str) -> list[int]:
-    """Resolve a ``layers`` setting to hidden-layer indices, naming ``where`` on error."""
-    if scope == "all":
-        return list(range(len(kinds)))
-    if isinstance(scope, str):
-        return [i for i, kind in enumerate(kinds) if kind == scope]
-    bad = [i for i in scope if i >= len(kinds)]
-    if bad:
-        raise ConfigError(
-            f"{where}.layers: hidden layer index {bad[0]} does not exist; "
-            f"the model has {len(kinds)} hidden layer(s) ({', '.join(kinds) or 'none'})"
-        )
-    return sorted(scope)
-
-
-PIECES = ("kernel", "bias", "activity", "dropout", "batch_norm")
-
-
-def is_image_dataset(dataset: Mapping[str, Any]) -> bool:
-    """Whether a dataset's samples are images (height x width x channels)."""
-    if dataset["source"] == "sklearn":
-        return dataset["loader"] in IMAGE_LOADERS
-    if dataset["source"] == "url":
-        return dataset["format"] in IMAGE_FORMATS
-    return False
-
-
 def _grid(config: dict[str, Any]) -> tuple[list[RunKey], list[Skipped]]:
     runs: list[RunKey] = []
     skipped: list[Skipped] = []
@@ -287,7 +246,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
             for piece in PIECES:
                 if piece in reg_body:
                     where = f"regularizers.{regularizer}.{piece} (with model {model})"
-                    select_layers(reg_body[piece]["layers"], kinds, where)
+                    try:
+                        select_layers(reg_body[piece]["layers"], kinds, where)
+                    except ValueError as error:
+                        raise ConfigError(str(error)) from None
 
 
 def _check_url_source(name: str, body: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from regbench.config import hidden_activations, hidden_layer_kinds, select_layers
+from regbench.topology import hidden_activations, hidden_layer_kinds, select_layers
 
 __all__ = ["build_model", "compile_model", "penalty"]
 
