@@ -3,10 +3,26 @@ rule aggregate_runs:
         metrics=get_run_files("metrics.json"),
         benchmarks=get_run_benchmarks,
     output:
-        runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
-        comparisons="results/tables/comparisons.csv",
-        rankings="results/tables/rankings.csv",
+        runs=report(
+            "results/tables/runs.csv",
+            caption="../templates/captions/runs.rst",
+            category="Tables",
+        ),
+        summary=report(
+            "results/tables/summary.csv",
+            caption="../templates/captions/summary.rst",
+            category="Tables",
+        ),
+        comparisons=report(
+            "results/tables/comparisons.csv",
+            caption="../templates/captions/comparisons.rst",
+            category="Tables",
+        ),
+        rankings=report(
+            "results/tables/rankings.csv",
+            caption="../templates/captions/rankings.rst",
+            category="Tables",
+        ),
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -57,8 +73,23 @@ rule render_report:
         template=workflow.source_path("../templates/report.html.j2"),
         stylesheet=workflow.source_path("../templates/report.css"),
     output:
-        html="reports/report.html",
-        pdf="reports/report.pdf",
+        html=report(
+            "reports/report.html",
+            caption="../templates/captions/report.rst",
+            category="Report",
+        ),
+        pdf=report(
+            "reports/report.pdf",
+            caption="../templates/captions/report.rst",
+            category="Report",
+        ),
+        figures=report(
+            directory("reports/figures"),
+            patterns=["{kind}/{dataset}/{model}.svg"],
+            caption="../templates/captions/figure.rst",
+            category="Figures",
+            labels={"figure": "{kind}", "dataset": "{dataset}", "model": "{model}"},
+        ),
     log:
         "logs/render_report/render_report.log",
     conda:

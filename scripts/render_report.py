@@ -21,4 +21,5 @@ with redirect_output(sm.log[0]):
         sm.output.pdf,
         commit=sm.params.commit,
         config_commit=sm.params.config_commit,
+        main_figures=sm.output.figures,
     )

@@ -7,6 +7,7 @@ regularizer can be given a real effect.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,22 @@ __all__ = ["fabricate_study", "render_fabricated"]
 
 
 def study_config(
-    datasets: int, regularizers: int, seeds: int, title: str = "Fabricated study"
+    datasets: int,
+    regularizers: int,
+    seeds: int,
+    title: str = "Fabricated study",
+    models: int = 1,
 ) -> dict[str, Any]:
-    """A valid raw config with ``datasets`` synthetic datasets and ``regularizers`` variants."""
+    """A valid raw config: ``datasets`` synthetic datasets, ``models`` MLPs, ``regularizers`` variants."""
     return {
         "study": {"name": "fabricated", "title": title, "description": "Fabricated results."},
         "datasets": {
             f"data{i}": {"source": "synthetic", "synthetic": {"random_state": i}}
             for i in range(datasets)
         },
-        "models": {"mlp": {"type": "mlp", "units": [8]}},
+        "models": {
+            "mlp" if i == 0 else f"mlp{i}": {"type": "mlp", "units": [8]} for i in range(models)
+        },
         "regularizers": {
             "none": {},
             **{f"l2_{i}": {"kernel": {"l2": 10.0 ** -(i + 2)}} for i in range(regularizers - 1)},
@@ -167,7 +174,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
     html, pdf = reports / "report.html", reports / "report.pdf"
     render_report(
         canonical_json(study.config),
-        canonical_json([]),
+        canonical_json([dataclasses.asdict(item) for item in study.skipped]),
         str(tables / "runs.csv"),
         str(tables / "summary.csv"),
         str(tables / "comparisons.csv"),

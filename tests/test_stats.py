@@ -469,49 +469,6 @@ def test_ranks_unknown_model_is_an_error() -> None:
         stats.rank_regularizers(shifted_runs(), "test_accuracy", "cnn")
 
 
-def test_findings_report_real_effect_and_call_noise_indistinguishable() -> None:
-    """Ten seeds with one real effect and one pure-noise difference read as such."""
-    rng = np.random.default_rng(7)
-    base = 0.85 + rng.normal(0.0, 0.02, size=10)
-    values = {
-        "none": list(base),
-        "dropout_0.5": list(base + 0.03 + rng.normal(0.0, 0.005, size=10)),
-        "noise": list(base + rng.normal(0.0, 0.005, size=10)),
-    }
-    runs = make_runs(values, dataset="breast_cancer")
-    loss = make_runs({k: [1.0 - v for v in vs] for k, vs in values.items()}, "test_loss")
-    runs["test_loss"] = loss["test_loss"].to_numpy()
-    table = stats.compare_to_baseline(runs, "none", ["test_accuracy", "test_loss"])
-    assert only_row(table, regularizer="dropout_0.5", metric="test_accuracy")["verdict"] == (
-        "better"
-    )
-    assert only_row(table, regularizer="noise", metric="test_accuracy")["verdict"] == (
-        "indistinguishable"
-    )
-    effect = only_row(table, regularizer="dropout_0.5", metric="test_accuracy")
-    points = [100 * effect[c] for c in ("mean_diff", "diff_ci_low", "diff_ci_high")]
-    findings = stats.write_findings(table)
-    assert findings[0] == (
-        f"On breast_cancer (mlp), dropout_0.5 raises test accuracy by {points[0]:.1f} points "
-        f"over none (95% CI {points[1]:.1f} to {points[2]:.1f}, Wilcoxon p = 0.002, "
-        "Holm-adjusted 0.0039)."
-    )
-    assert findings[1].startswith(
-        "On breast_cancer (mlp), noise is indistinguishable from none on test accuracy "
-        "(10 paired seeds; Holm-adjusted p = "
-    )
-    needed = only_row(table, regularizer="noise", metric="test_accuracy")["seeds_needed"]
-    assert needed > 10
-    assert f"would take about {needed} paired seeds for noise" in findings[2]
-    loss_row = only_row(table, regularizer="dropout_0.5", metric="test_loss")
-    assert findings[3].startswith(
-        f"On breast_cancer (mlp), dropout_0.5 lowers test loss by {-loss_row['mean_diff']:.3g} "
-        f"relative to none (95% CI {-loss_row['diff_ci_high']:.3g} to "
-        f"{-loss_row['diff_ci_low']:.3g}, Wilcoxon p = 0.002"
-    )
-    assert len(stats.write_findings(table, metrics=["test_loss"])) == 3
-
-
 def test_stats_does_not_import_tensorflow() -> None:
     """Importing the statistics layer leaves TensorFlow unloaded."""
     code = "import sys, regbench.stats; sys.exit('tensorflow' in sys.modules)"

@@ -191,14 +191,16 @@ def render_report(
     pdf_path: str,
     commit: str = "unknown",
     config_commit: str = "unknown",
+    main_figures: str | None = None,
 ) -> None:
-    """Render the HTML and PDF report."""
+    """Render the HTML and PDF report; copy its main figures to ``main_figures`` if given."""
     import pandas as pd
 
-    from regbench.report import build_context, render_html, write_pdf
+    from regbench.report import build_context, copy_main_figures, render_html, write_pdf
 
     config = json.loads(study_json)
     figure_path = Path(figure_dir)
+    manifest = json.loads((figure_path / "figures.json").read_text("utf-8"))
     context = build_context(
         config=config,
         runs=pd.read_csv(runs_csv),
@@ -207,7 +209,7 @@ def render_report(
         rankings=pd.read_csv(rankings_csv),
         architectures=json.loads(Path(architectures_json).read_text("utf-8")),
         cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
-        figures=json.loads((figure_path / "figures.json").read_text("utf-8")),
+        figures=manifest,
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),
         commit=commit,
@@ -216,4 +218,6 @@ def render_report(
     html = render_html(context, Path(template_dir))
     Path(html_path).write_text(html, encoding="utf-8")
     write_pdf(html, Path(pdf_path))
+    if main_figures is not None:
+        copy_main_figures(manifest, figure_path, Path(main_figures))
     print(f"wrote {html_path} and {pdf_path}", flush=True)
