@@ -27,7 +27,7 @@ def study_config(
     title: str = "Fabricated study",
     models: int = 1,
 ) -> dict[str, Any]:
-    """A valid raw config: ``datasets`` synthetic datasets, ``models`` MLPs, ``regularizers`` variants."""
+    """A valid raw config of synthetic ``datasets``, ``models`` MLPs and ``regularizers``."""
     return {
         "study": {"name": "fabricated", "title": title, "description": "Fabricated results."},
         "datasets": {
