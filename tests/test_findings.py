@@ -96,9 +96,12 @@ def test_gains_are_grouped_by_regularizer_with_their_numbers() -> None:
     """Each clear gain is one table row carrying the difference, its interval and Holm's p."""
     comparisons = add_granularity(study_a_like(), {"wine": 320})
     findings = findings_by_effect(comparisons, "test_loss", "none")
-    assert [effect["heading"] for effect in findings["effects"]] == ["Clear gains"]
+    assert [effect["heading"] for effect in findings["effects"]] == [
+        "Clear gains (better than none)"
+    ]
     rows = findings["effects"][0]["rows"]
     assert [row["regularizer"] for row in rows] == [f"reg{i}" for i in range(7, -1, -1)]
+    assert all(row["first"] for row in rows)
     loss = comparisons[(comparisons["metric"] == "test_loss")].set_index("regularizer")
     first = loss.loc["reg7"]
     assert rows[0]["diff"] == format_diff(first["mean_diff"], "test_loss")

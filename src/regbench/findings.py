@@ -246,11 +246,17 @@ def findings_by_effect(
     changed = [r for r in rows if r["verdict"] in ("better", "worse")]
     tests = {_test_name(r) for r in changed}
     marked = set(caveat_cells)
-    return {
-        "metric": metric,
-        "title": metric_style(metric).heading.replace(" (%)", ""),
+    shown = {
         "show_cell": len({cell_name(r) for r in rows}) > 1,
         "show_test": len(tests) > 1,
+        "show_note": any(r.get("within_one_example") or cell_name(r) in marked for r in changed),
+    }
+    return {
+        "metric": metric,
+        "title": _title(metric_style(metric).label),
+        **shown,
+        # Regularizer, difference, interval and p, plus the optional columns.
+        "columns": 4 + sum(shown.values()),
         "test_note": (
             f"Every difference listed was tested with a {tests.pop()}." if len(tests) == 1 else ""
         ),
@@ -261,7 +267,10 @@ def findings_by_effect(
                     [r for r in changed if r["verdict"] == verdict], metric, marked
                 ),
             }
-            for heading, verdict in (("Clear gains", "better"), ("Clear losses", "worse"))
+            for heading, verdict in (
+                (f"Clear gains (better than {baseline})", "better"),
+                (f"Clear losses (worse than {baseline})", "worse"),
+            )
             if any(r["verdict"] == verdict for r in changed)
         ],
         "no_effect": _no_effect([r for r in rows if r["verdict"] == "indistinguishable"], metric),
@@ -271,13 +280,19 @@ def findings_by_effect(
     }
 
 
+def _title(label: str) -> str:
+    """A sentence's metric label as a heading: ``the train–test gap`` -> ``Train–test gap``."""
+    label = label.removeprefix("the ")
+    return label[0].upper() + label[1:]
+
+
 def _test_name(row: Row) -> str:
     test = _TEST_NAMES.get(str(row["test"]), str(row["test"]))
     return f"{test} on {plural(int(row['n_pairs']), 'seed pair')}"
 
 
-def _effect_rows(rows: list[Row], metric: str, marked: set[str]) -> list[dict[str, str]]:
-    """Table rows grouped by regularizer (largest effect first); the name on its first row only."""
+def _effect_rows(rows: list[Row], metric: str, marked: set[str]) -> list[dict[str, Any]]:
+    """Table rows grouped by regularizer (largest effect first); ``first`` starts a group."""
     by_regularizer: dict[str, list[Row]] = {}
     for row in sorted(rows, key=lambda r: -abs(float(r["mean_diff"]))):
         by_regularizer.setdefault(str(row["regularizer"]), []).append(row)
@@ -293,7 +308,8 @@ def _effect_rows(rows: list[Row], metric: str, marked: set[str]) -> list[dict[st
                 notes.append("still improving at the last epoch")
             table.append(
                 {
-                    "regularizer": name if index == 0 else "",
+                    "regularizer": name,
+                    "first": index == 0,
                     "cell": cell_name(row),
                     "diff": format_diff(row["mean_diff"], metric),
                     "ci": format_interval(row["diff_ci_low"], row["diff_ci_high"], metric),
