@@ -187,3 +187,44 @@ def test_wording_units_match_between_tables_and_sentences() -> None:
     assert format_value(0.10505, "test_loss") == "0.105"
     assert format_diff(-0.0462, "test_loss") == f"{MINUS}0.046"
     assert join_names(["a", "b", "c"]) == "a, b and c"
+
+
+def test_comparisons_without_enough_pairs_say_why() -> None:
+    """One pair, no baseline runs, no regularized runs and disjoint seeds each get their reason."""
+    ok, failed = "ok", "failed"
+    runs = make_runs(
+        {
+            "test_accuracy": {
+                "none": [0.80, 0.82, 0.78, 0.81],
+                "single": [0.85, 0.9, 0.9, 0.9],
+                "broken": [0.9, 0.9, 0.9, 0.9],
+                "disjoint": [0.9, 0.9, 0.7, 0.7],
+            }
+        }
+    )
+    statuses = {
+        "none": [ok, ok, failed, failed],
+        "single": [ok, failed, failed, ok],
+        "broken": [failed] * 4,
+        "disjoint": [failed, failed, ok, ok],
+    }
+    runs["status"] = [
+        statuses[r][s] for r, s in zip(runs["regularizer"], runs["seed"], strict=True)
+    ]
+    comparisons = add_granularity(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), {})
+    sentences = findings_by_effect(comparisons, "test_accuracy", "none")["not_comparable"]
+    assert sentences == [
+        "Only one seed pairs single with none on test accuracy (single-seed difference "
+        "+5.0 points); one pair allows no test.",
+        "broken cannot be compared with none on test accuracy: every run failed, diverged, "
+        "is missing or lacks a value.",
+        "disjoint cannot be compared with none on test accuracy: the successful runs share "
+        "no seed with none's.",
+    ]
+    other = make_runs({"test_accuracy": {"none": [0.8, 0.8], "l2": [0.9, 0.9]}}, dataset="wine")
+    other.loc[other["regularizer"] == "none", "status"] = "missing"
+    missing = add_granularity(stats.compare_to_baseline(other, "none", ["test_accuracy"]), {})
+    assert findings_by_effect(missing, "test_accuracy", "none")["not_comparable"] == [
+        "Nothing can be compared with none on test accuracy on wine · mlp: no successful "
+        "none run has a value for it."
+    ]

@@ -409,21 +409,36 @@ def _single_cell(rows: list[Row]) -> bool:
 
 
 def _not_comparable(rows: list[Row], metric: str, baseline: str) -> list[str]:
-    """Regularizers that could not be compared, and why."""
+    """Regularizers that could not be compared, each kind of reason in one sentence."""
     label = metric_style(metric).label
     one_seed = [r for r in rows if int(r["n_pairs"]) == 1]
-    none = [r for r in rows if int(r["n_pairs"]) == 0]
+    no_baseline = [r for r in rows if int(r["n_pairs"]) == 0 and int(r["n_baseline"]) == 0]
+    rest = [r for r in rows if int(r["n_pairs"]) == 0 and int(r["n_baseline"]) > 0]
+    no_runs = [r for r in rest if int(r["n_regularized"]) == 0]
+    disjoint = [r for r in rest if int(r["n_regularized"]) > 0]
     sentences = []
     if one_seed:
-        sentences.append(
-            f"Only one seed pairs {_examples(one_seed)} with {baseline} on {label}; "
-            "one pair allows no test."
+        differences = join_names(
+            [format_diff(r["mean_diff"], metric, unit=True) for r in one_seed[:_MAX_NAMED]]
         )
-    if none:
         sentences.append(
-            f"Nothing pairs {_examples(none)} with {baseline} on {label}: no seed has a "
-            "successful run of both."
+            f"Only one seed pairs {_examples(one_seed)} with {baseline} on {label} "
+            f"(single-seed difference {differences}); one pair allows no test."
         )
+    if no_baseline:
+        cells = join_names(sorted({cell_name(r) for r in no_baseline}))
+        sentences.append(
+            f"Nothing can be compared with {baseline} on {label} on {cells}: "
+            f"no successful {baseline} run has a value for it."
+        )
+    for chosen, reason in (
+        (no_runs, "every run failed, diverged, is missing or lacks a value"),
+        (disjoint, f"the successful runs share no seed with {baseline}'s"),
+    ):
+        if chosen:
+            sentences.append(
+                f"{_examples(chosen)} cannot be compared with {baseline} on {label}: {reason}."
+            )
     return sentences
 
 
