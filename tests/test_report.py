@@ -16,6 +16,7 @@ import pytest
 from fabricate import fabricate_study, render_fabricated, study_config
 from pypdf import PdfReader
 
+from regbench.config import canonical_json, load_study
 from regbench.wording import format_diff, format_value
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -217,6 +218,47 @@ def test_default_sized_study_fits_the_page_budget(default_sized: Path) -> None:
     pages = page_texts(default_sized / "reports/report.pdf")
     assert len(pages) <= MAX_PAGES
     assert "At a glance" in pages[0]
+
+
+def test_no_missing_or_capped_number_reaches_the_pdf(rendered: Path) -> None:
+    """No NaN, infinity or Python None is printed anywhere in the report."""
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    # The Method section defines divergence in words; that NaN is prose, not a value.
+    text = text.replace("a loss that became infinite or NaN", "")
+    assert not re.search(r"\b(nan|NaN|inf|None)\b", text)
+
+
+def test_method_numbers_follow_the_constants_the_code_uses(
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changing a statistical constant changes what the Method section says."""
+    from regbench import metrics, stats
+    from regbench.jobs import render_report
+
+    monkeypatch.setattr(stats, "AUTO_T_BELOW", 12)
+    monkeypatch.setattr(stats, "NORMALITY_MIN_N", 6)
+    monkeypatch.setattr(stats, "BOOTSTRAP_RESAMPLES", 4321)
+    monkeypatch.setattr(metrics, "NEAR_ZERO", 1e-4)
+    study = load_study(study_config(datasets=3, regularizers=4, seeds=8))
+    tables = rendered / "results/tables"
+    html = tmp_path / "report.html"
+    render_report(
+        canonical_json(study.config),
+        canonical_json([]),
+        *(str(tables / name) for name in ("runs.csv", "summary.csv", "comparisons.csv")),
+        str(tables / "rankings.csv"),
+        str(tables / "architectures.json"),
+        [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
+        str(rendered / "results/figures"),
+        str(TEMPLATES),
+        str(html),
+        str(tmp_path / "report.pdf"),
+    )
+    method = flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+    assert "With fewer than 12 pairs the test is the paired t-test" in method
+    assert "from 12 pairs on it is the Wilcoxon signed-rank test" in method
+    assert "(4,321 resamples, seed 20240611) where a sample of at least 6 runs" in method
+    assert "|w| &lt; 0.0001" in method
 
 
 def test_diverged_run_is_shown_not_averaged(rendered: Path) -> None:
