@@ -3,8 +3,9 @@
 Every function here takes the tidy runs table (one row per run with the columns
 ``dataset, model, regularizer, seed, status`` and one numeric column per
 metric), a table computed from it, or a run's history, and returns a new
-table, a small frozen value or numbers. Numbers are never rounded here;
-presentation code formats them. Nothing here imports TensorFlow.
+table, a small frozen value or numbers (and, in :func:`write_findings`, plain
+sentences). Numbers are never rounded here; presentation code formats them.
+Nothing here imports TensorFlow.
 
 Runs that share ``(dataset, model, seed)`` share the data split and order, so
 regularizers are compared with the baseline on paired differences, one pair
@@ -77,7 +78,7 @@ NOT_COMPARABLE = "not comparable"
 #: The most paired seeds ``seeds_needed`` reports; beyond it the column is empty and
 #: ``beyond_seed_cap`` is true. Fifty is ten times the five seeds a study typically runs,
 #: and an effect 50 pairs cannot detect at 80% power is under about half the seed-to-seed
-#: standard deviation of the paired differences (d_z 0.40 at alpha 0.05, 0.53 at 0.005):
+#: standard deviation of the paired differences (d_z 0.40 at alpha 0.05, 0.54 at 0.005):
 #: smaller than what reruns of one configuration differ by, so of no practical use.
 SEED_CAP = 50
 
