@@ -198,6 +198,8 @@ def test_tables_carry_power_intervals_adequacy_and_rankings(study: Path) -> None
     assert len(adequacy) == 6 and (adequacy["n_runs"] == 2).all()
     tests = pd.read_csv(tables / "ranking_tests.csv")
     assert tests["ranked"].all() and (tests["n_datasets"] == 2).all()
+    loss = tests[tests["metric"] == "test_loss"].iloc[0]  # Losses never tie, accuracies may.
+    assert (loss["iman_davenport_df1"], loss["iman_davenport_df2"]) == (2, 2)
     assert len(pd.read_csv(tables / "rankings.csv")) == 3 * len(tests)
     assert list(pd.read_csv(tables / "references.csv")["verdict"]) == []
 
@@ -229,7 +231,7 @@ def test_aggregation_of_fabricated_runs_writes_every_table(tmp_path: Path) -> No
     assert adequacy["still_improving"].all() and (adequacy["n_best_late"] == 5).all()
     assert pd.read_csv(tables / "rankings.csv").empty
     tests = pd.read_csv(tables / "ranking_tests.csv")
-    assert not tests["ranked"].any()
+    assert not tests["ranked"].any() and tests["iman_davenport_df2"].isna().all()
     assert tests["note"].str.contains("needs at least 2 datasets").all()
 
 

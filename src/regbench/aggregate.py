@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,8 @@ def rank(
         for metric in metrics:
             result = rank_regularizers(runs, metric, model)
             k, n = result.n_regularizers, result.n_datasets
+            # Degrees of freedom only where the F test was computed: 1 dataset would give 0.
+            tested = not math.isnan(result.iman_davenport_f)
             tests.append(
                 {
                     "model": model,
@@ -250,8 +253,8 @@ def rank(
                     "friedman_statistic": result.statistic,
                     "friedman_p": result.p_value,
                     "iman_davenport_f": result.iman_davenport_f,
-                    "iman_davenport_df1": k - 1,
-                    "iman_davenport_df2": (k - 1) * (n - 1),
+                    "iman_davenport_df1": k - 1 if tested else math.nan,
+                    "iman_davenport_df2": (k - 1) * (n - 1) if tested else math.nan,
                     "iman_davenport_p": result.iman_davenport_p,
                     "critical_difference": result.critical_difference,
                     "max_rank_difference": result.max_rank_difference,
