@@ -340,6 +340,16 @@ def test_power_agrees_with_statsmodels_where_it_is_defined() -> None:
     assert compared >= 25
 
 
+def test_power_is_a_probability_over_a_wide_grid() -> None:
+    """Power is alpha at d_z 0, within [0, 1] and rising in d_z for 2 to 50 pairs, tiny alphas."""
+    for n_pairs in (2, 3, 5, 10, 20, 50):
+        for alpha in (0.05, 0.005, 0.0005):
+            powers = [stats.paired_t_power(d, n_pairs, alpha) for d in np.logspace(-2, 3, 30)]
+            assert all(0.0 <= p <= 1.0 for p in powers)
+            assert powers == sorted(powers)
+            assert stats.paired_t_power(0.0, n_pairs, alpha) == pytest.approx(alpha, rel=1e-9)
+
+
 def test_pairs_needed_for_huge_effects_is_never_nan_as_enough() -> None:
     """d_z 7-10 needs 3 pairs at 0.05 (2 give about 60-73% power) and more at 0.005."""
     for effect_size in (7.0, 7.5, 8.0, 10.0):

@@ -710,9 +710,11 @@ def compare_to_baseline(
       ``one_example`` = 1 / n_test, ``diff_in_examples`` = mean_diff /
       one_example (per seed, on average) and ``max_diff_in_examples`` the
       largest per seed; ``within_one_example``: |diff_in_examples| <= 1, the
-      two differ by at most one test example per seed on average. An accuracy
-      difference of one seed is a whole number of examples, so then most seeds
-      differ by none or one; NaN / false for other metrics.
+      two differ by at most one test example per seed on average. One seed's
+      accuracy difference is a whole number of examples, so the mean moves in
+      steps of 1 / (n_pairs n_test), and ``max_diff_in_examples`` <= 1 means
+      no seed differs by more than a single example. NaN / false for other
+      metrics.
     - ``verdict``: ``"better"``, ``"worse"`` or ``"indistinguishable"`` in the
       metric's direction, :data:`NOT_COMPARABLE` with fewer than two pairs.
     """
