@@ -35,7 +35,7 @@ __all__ = [
     "compared_metrics",
     "rank",
     "summarize",
-    "test_sizes",
+    "test_set_sizes",
 ]
 
 KEY_COLUMNS = ["dataset", "model", "regularizer", "seed"]
@@ -193,7 +193,7 @@ def collect_histories(
     return histories
 
 
-def test_sizes(cards: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def test_set_sizes(cards: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Each dataset's number of test examples, from its data card (``split_sizes.test``)."""
     return {str(card["name"]): int(card["split_sizes"]["test"]) for card in cards}
 
@@ -206,7 +206,7 @@ def compared_metrics(report_metrics: Sequence[str] = ()) -> list[str]:
 def summarize(
     runs: pd.DataFrame, metrics: Sequence[str] = (), epochs: int | None = None
 ) -> pd.DataFrame:
-    """Per cell and metric: n, mean, std, median, 95% CI and 95% prediction interval.
+    """Per cell and metric: n, mean, std, median, CI of the mean, prediction interval of a run.
 
     Describes :data:`SUMMARY_METRICS` and then ``metrics``; intervals of
     epoch counts are bounded by ``epochs`` (``training.epochs``).

@@ -170,7 +170,7 @@ def aggregate_runs(
     summary.to_csv(outputs["summary"], index=False)
     cards = [json.loads(Path(path).read_text(encoding="utf-8")) for path in card_paths]
     comparisons = aggregate.compare(
-        runs, settings["baseline"], compared, aggregate.test_sizes(cards)
+        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards)
     )
     comparisons.to_csv(outputs["comparisons"], index=False)
     rankings, ranking_tests = aggregate.rank(runs, compared)
