@@ -1,12 +1,17 @@
 rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),
+        histories=get_run_files("history.csv"),
         benchmarks=get_run_benchmarks,
+        cards=get_dataset_cards,
     output:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
+        ranking_tests="results/tables/ranking_tests.csv",
+        adequacy="results/tables/adequacy.csv",
+        references="results/tables/references.csv",
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -16,7 +21,9 @@ rule aggregate_runs:
         mem_mb=1000,
         runtime=10,
     params:
-        baseline=STUDY.baseline,
+        # Baseline, report metrics, references and epochs: none of it reaches a run's
+        # spec, so changing it reruns the tables onwards and never training.
+        settings=canonical_json(STUDY.aggregation_settings()),
         runs=[key.path for key in STUDY.runs],
     script:
         "../scripts/aggregate_runs.py"

@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS
 from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "canonical_json",
     "load_config_file",
     "load_study",
+    "resolve_references",
 ]
 
 # Keys that only mean something for a downloaded dataset, and the format each belongs to.
@@ -127,6 +129,23 @@ class Study:
             "seed": key.seed,
         }
 
+    @property
+    def references(self) -> list[dict[str, Any]]:
+        """The study's published values, one per metric, with dataset and model filled in."""
+        return resolve_references(self.config)
+
+    def aggregation_settings(self) -> dict[str, Any]:
+        """Everything the tables depend on besides the runs: what rule aggregate_runs gets.
+
+        None of it reaches a run's spec, so changing it reruns the tables onwards only.
+        """
+        return {
+            "baseline": self.baseline,
+            "report": self.config["report"],
+            "references": self.references,
+            "epochs": self.config["training"]["epochs"],
+        }
+
 
 def canonical_json(value: Any) -> str:
     """Serialize canonically: sorted keys, no whitespace, floats as Python prints them."""
@@ -159,12 +178,14 @@ def load_study(raw: Mapping[str, Any]) -> Study:
     config = _apply_schema(config, schema, schema, fill=True)
     _fill_validation_fraction(config)
     _check_semantics(config)
+    _check_report(config)
     runs, skipped = _grid(config)
     if not runs:
         raise ConfigError(
             "the study grid is empty: every dataset x model x regularizer combination "
             "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
         )
+    _check_references(config, runs)
     return Study(config=config, runs=tuple(runs), skipped=tuple(skipped))
 
 
@@ -250,6 +271,102 @@ def _check_semantics(config: dict[str, Any]) -> None:
                         select_layers(reg_body[piece]["layers"], kinds, where)
                     except ValueError as error:
                         raise ConfigError(str(error)) from None
+
+
+def _check_report(config: dict[str, Any]) -> None:
+    """Check that the report judges metrics the comparisons compute; add a missing primary."""
+    report = config["report"]
+    named = [("report.primary", report["primary"])]
+    named += [(f"report.metrics[{i}]", name) for i, name in enumerate(report["metrics"])]
+    for where, name in named:
+        if name not in HIGHER_IS_BETTER:
+            raise ConfigError(
+                f"{where}: {name!r} is not a metric the comparisons compute; "
+                f"expected one of: {', '.join(HIGHER_IS_BETTER)}"
+            )
+    if report["primary"] not in report["metrics"]:
+        report["metrics"] = [report["primary"], *report["metrics"]]
+
+
+def _only_declared(config: Mapping[str, Any], kind: str, where: str, name: str | None) -> str:
+    """Return the named dataset or model, or the study's only one; else one clear error."""
+    declared: list[str] = list(config[kind])
+    singular = kind.removesuffix("s")
+    if name is None:
+        if len(declared) == 1:
+            return declared[0]
+        raise ConfigError(
+            f"{where}: the study has several {kind} ({', '.join(declared)}); say which one "
+            f"this value is from with {singular}: <name>"
+        )
+    if name not in declared:
+        raise ConfigError(
+            f"{where}.{singular}: {name!r} is not a declared {singular} "
+            f"(declared: {', '.join(declared)})"
+        )
+    return name
+
+
+def resolve_references(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per published value (dataset, model, regularizer, metric, value, source).
+
+    Each ``references`` entry is keyed by a declared regularizer and may omit
+    its dataset and model where the study declares only one. Raises a
+    :class:`ConfigError` naming the entry for an undeclared or ambiguous name,
+    an unknown metric, an entry without values, or two values for one cell
+    and metric.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for regularizer, body in config.get("references", {}).items():
+        if regularizer not in config["regularizers"]:
+            raise ConfigError(
+                f"references.{regularizer}: not a declared regularizer "
+                f"(declared: {', '.join(config['regularizers'])})"
+            )
+        entries = body if isinstance(body, list) else [body]
+        for index, entry in enumerate(entries):
+            where = f"references.{regularizer}" + (f"[{index}]" if isinstance(body, list) else "")
+            dataset = _only_declared(config, "datasets", where, entry.get("dataset"))
+            model = _only_declared(config, "models", where, entry.get("model"))
+            values = {k: v for k, v in entry.items() if k not in ("source", "dataset", "model")}
+            unknown = [name for name in values if name not in REFERENCE_METRICS]
+            if unknown or not values:
+                problem = f"{unknown[0]!r} is not a metric" if unknown else "gives no metric"
+                raise ConfigError(
+                    f"{where}: {problem}; expected metric: value pairs with metrics from "
+                    f"{', '.join(REFERENCE_METRICS)} (e.g. test_accuracy: 0.75)"
+                )
+            for metric, value in values.items():
+                if (dataset, model, regularizer, metric) in seen:
+                    raise ConfigError(
+                        f"{where}: a second {metric} for dataset {dataset}, model {model}; "
+                        "give each cell and metric one value"
+                    )
+                seen.add((dataset, model, regularizer, metric))
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "regularizer": regularizer,
+                        "metric": metric,
+                        "value": value,
+                        "source": entry["source"],
+                    }
+                )
+    return rows
+
+
+def _check_references(config: dict[str, Any], runs: list[RunKey]) -> None:
+    """Check every reference names a cell the study runs."""
+    cells = {(key.dataset, key.model, key.regularizer) for key in runs}
+    for row in resolve_references(config):
+        cell = (row["dataset"], row["model"], row["regularizer"])
+        if cell not in cells:
+            raise ConfigError(
+                f"references.{row['regularizer']}: dataset {row['dataset']} with model "
+                f"{row['model']} is a combination this study skips, so it has no runs to check"
+            )
 
 
 def _check_url_source(name: str, body: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from typing import Any
 ERROR_FILE = "error.txt"
 
 __all__ = [
+    "AGGREGATE_OUTPUTS",
     "aggregate_runs",
     "plot_figures",
     "prepare_dataset",
@@ -113,36 +114,73 @@ def _train(spec_json: str, data_npz: str, threads: int, log: str | None, gpus: i
     return reply
 
 
+#: The files rule aggregate_runs writes, by its output names.
+AGGREGATE_OUTPUTS = (
+    "runs",
+    "summary",
+    "comparisons",
+    "rankings",
+    "ranking_tests",
+    "adequacy",
+    "references",
+    "architectures",
+)
+
+
 def aggregate_runs(
     run_paths: Sequence[str],
-    baseline: str,
-    runs_csv: str,
-    summary_csv: str,
-    comparisons_csv: str,
-    rankings_csv: str,
-    architectures_json: str,
+    settings_json: str,
+    card_paths: Sequence[str],
+    outputs: Mapping[str, str],
     root: str = ".",
 ) -> None:
-    """Tidy tables from every run of the grid, with comparisons and rankings.
+    """Tidy tables from every run of the grid, with comparisons, rankings, adequacy, references.
 
     ``run_paths`` names every run of the grid (``RunKey.path``); a run that
     left no metrics is kept as a row with status ``missing``.
+    ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
+    the baseline, what the report judges, the references and the number of
+    epochs. ``card_paths`` are the datasets' cards, which give the test-set
+    sizes. ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
     """
-    from regbench.aggregate import RunFiles, collect_runs, compare, rank, summarize
+    from regbench import aggregate
     from regbench.config import RunKey
 
-    keys = [RunKey.from_path(path) for path in run_paths]
-    runs, architectures = collect_runs(
-        RunFiles(key, Path(root, key.output("metrics.json")), Path(root, key.benchmark))
-        for key in keys
-    )
-    runs.to_csv(runs_csv, index=False)
-    Path(architectures_json).write_text(
+    missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
+    if missing:
+        raise ValueError(f"aggregate_runs needs an output path for: {', '.join(missing)}")
+    settings = json.loads(settings_json)
+    files = [
+        aggregate.RunFiles(
+            key,
+            Path(root, key.output("metrics.json")),
+            Path(root, key.benchmark),
+            Path(root, key.output("history.csv")),
+        )
+        for key in map(RunKey.from_path, run_paths)
+    ]
+    runs, architectures = aggregate.collect_runs(files)
+    runs.to_csv(outputs["runs"], index=False)
+    Path(outputs["architectures"]).write_text(
         json.dumps(architectures, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
-    summarize(runs).to_csv(summary_csv, index=False)
-    compare(runs, baseline).to_csv(comparisons_csv, index=False)
-    rank(runs).to_csv(rankings_csv, index=False)
+    compared = aggregate.compared_metrics(settings["report"]["metrics"])
+    referenced = [reference["metric"] for reference in settings["references"]]
+    summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
+    summary.to_csv(outputs["summary"], index=False)
+    cards = [json.loads(Path(path).read_text(encoding="utf-8")) for path in card_paths]
+    comparisons = aggregate.compare(
+        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards)
+    )
+    comparisons.to_csv(outputs["comparisons"], index=False)
+    rankings, ranking_tests = aggregate.rank(runs, compared)
+    rankings.to_csv(outputs["rankings"], index=False)
+    ranking_tests.to_csv(outputs["ranking_tests"], index=False)
+    histories = aggregate.collect_histories(files)
+    adequacy = aggregate.adequacy(runs, histories, settings["epochs"])
+    adequacy.to_csv(outputs["adequacy"], index=False)
+    references = aggregate.check_references(summary, settings["references"])
+    references.to_csv(outputs["references"], index=False)
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
