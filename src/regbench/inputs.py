@@ -51,19 +51,21 @@ _TARGET_TRANSFORM = re.compile(
 _EXTRACTED_SUFFIX = ".extracted"
 
 _QUOTE = reprlib.Repr()
-_QUOTE.maxstring = 80
-_QUOTE.maxother = 80
+_QUOTE.maxstring = _QUOTE.maxother = 60
 _QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 4
-_QUOTE.maxlevel = 2
+_QUOTE.maxlevel = 3
+_QUOTE_CHARACTERS = 120
 
 
 def quote(value: object) -> str:
-    """``repr(value)`` cut to a few dozen characters, however large or deeply shared the value.
+    """``repr(value)`` cut to at most 120 characters, however large or deeply shared the value.
 
     A YAML alias can make a ten-line config hold a billion-element list; its
-    full repr would take minutes and gigabytes to build.
+    full repr would take minutes and gigabytes to build. :mod:`reprlib` looks
+    at a few elements of each level only, so this takes no time either.
     """
-    return _QUOTE.repr(value)
+    text = _QUOTE.repr(value)
+    return text if len(text) <= _QUOTE_CHARACTERS else text[: _QUOTE_CHARACTERS - 3] + "..."
 
 
 def check_sha256(value: object) -> str:
