@@ -344,7 +344,7 @@ def test_the_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
         download_deadline()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_download_job_exits_at_once_on_a_signal_and_removes_its_partial_file(
     signum: signal.Signals, server: LoopbackServer, tmp_path: Path
 ) -> None:

@@ -292,7 +292,8 @@ def _download_once(
                 dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
             )
             temporary = Path(temporary_name)
-            with os.fdopen(handle, "wb") as sink:
+            # Unbuffered: the partial file holds every byte received so far.
+            with os.fdopen(handle, "wb", buffering=0) as sink:
                 actual, size = _stream(url, source, sink, total, limits, progress)
                 sink.flush()
                 os.fsync(sink.fileno())
