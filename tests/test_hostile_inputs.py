@@ -201,12 +201,13 @@ NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "1e999"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "1e999", 10**400])
 @pytest.mark.parametrize(("key", "edit"), NUMBERS, ids=[key for key, _ in NUMBERS])
 def test_a_non_finite_number_is_refused_naming_its_key(
     key: str, edit: Callable[[dict[str, Any], Any], Any], value: Any
 ) -> None:
-    """NaN and infinity (also as '1e999', which overflows) are refused wherever a number goes."""
+    """NaN and infinity (also as "1e999" or 10**400, which overflow) are refused wherever a
+    number goes."""
     config = edited(lambda c: edit(c, value))
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: \S+ is not a finite number"):
         load_study(config)
@@ -250,6 +251,15 @@ def test_the_largest_seed_numpy_takes_is_accepted() -> None:
 def test_a_yaml_alias_bomb_is_refused_without_being_expanded() -> None:
     """A billion-leaf alias bomb (a few hundred bytes of YAML) is refused by size."""
     raw = yaml.safe_load(alias_bomb(9))
+    with pytest.raises(ConfigError, match=rf"more than {MAX_CONFIG_VALUES:,} values"):
+        load_study(raw)
+
+
+def test_an_alias_bomb_of_tuples_is_refused_too() -> None:
+    """Snakemake's loader builds tuples (!!python/tuple); a bomb of them is refused by size."""
+    bomb = alias_bomb(9).replace("[", "!!python/tuple [")
+    raw = yaml.load(bomb, Loader=yaml.FullLoader)
+    assert isinstance(raw["study"]["title"], tuple)
     with pytest.raises(ConfigError, match=rf"more than {MAX_CONFIG_VALUES:,} values"):
         load_study(raw)
 

@@ -181,12 +181,13 @@ def _check_size(raw: Any) -> None:
 
     Values reached through several YAML aliases are one object in memory; each
     is sized once and its size reused, so this takes time in proportion to the
-    file, not to what it expands to.
+    file, not to what it expands to. Tuples and sets count as containers too:
+    Snakemake reads a study with PyYAML's FullLoader, which builds them.
     """
     sizes: dict[int, int] = {}
 
     def size(value: Any, depth: int) -> int:
-        if not isinstance(value, dict | list):
+        if not isinstance(value, dict | list | tuple | set | frozenset):
             return 1
         if id(value) in sizes:
             return sizes[id(value)]
@@ -458,11 +459,14 @@ def _validator() -> jsonschema.protocols.Validator:
     return extended(_schema())
 
 
-def _is_finite(number: int | float) -> bool:
-    """Whether a number is finite as a float (a huge int is not: it overflows to inf)."""
+def _is_finite(number: object) -> bool:
+    """Whether a value is a real number, finite as a float (a huge int overflows to inf).
+
+    Not a complex number, which Snakemake's YAML loader builds from ``!!python/complex``.
+    """
     if isinstance(number, int):
         return abs(number) <= sys.float_info.max
-    return math.isfinite(number)
+    return isinstance(number, float) and math.isfinite(number)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
