@@ -51,14 +51,14 @@ _TARGET_TRANSFORM = re.compile(
 _EXTRACTED_SUFFIX = ".extracted"
 
 _QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = 60
+_QUOTE.maxstring = _QUOTE.maxother = 100
 _QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 4
 _QUOTE.maxlevel = 3
-_QUOTE_CHARACTERS = 120
+_QUOTE_CHARACTERS = 200
 
 
 def quote(value: object) -> str:
-    """``repr(value)`` cut to at most 120 characters, however large or deeply shared the value.
+    """``repr(value)`` cut to at most 200 characters, however large or deeply shared the value.
 
     A YAML alias can make a ten-line config hold a billion-element list; its
     full repr would take minutes and gigabytes to build. :mod:`reprlib` looks
