@@ -184,9 +184,9 @@ def fetch(
     when that is at most a minute. Other HTTP errors are not retried. A
     Content-Length above ``max_bytes`` fails before reading; so does a body that
     streams past it. ``timeout`` bounds every socket operation, and ``deadline``
-    the whole fetch, retries and waits included (checked whenever bytes arrive,
-    and no socket operation waits past it by more than the time left when the
-    attempt connected).
+    the whole fetch, retries and waits included: it is checked whenever bytes
+    arrive, and each attempt's socket timeout is cut to the time left when the
+    attempt starts, so a silent server cannot hold a fetch much past it either.
 
     Raises:
         ValueError: the URL gives no usable cache file name (:mod:`regbench.inputs`),
