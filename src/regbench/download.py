@@ -186,7 +186,8 @@ def fetch(
     streams past it. ``timeout`` bounds every socket operation, and ``deadline``
     the whole fetch, retries and waits included: it is checked whenever bytes
     arrive, and each attempt's socket timeout is cut to the time left when the
-    attempt starts, so a silent server cannot hold a fetch much past it either.
+    attempt starts, so a silent server holds a fetch at most one socket timeout
+    (``timeout``) past it.
 
     Raises:
         ValueError: the URL gives no usable cache file name (:mod:`regbench.inputs`),
