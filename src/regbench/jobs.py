@@ -6,14 +6,15 @@ so the rules stay declarative and every step can run without Snakemake.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+# One definition for every job (and warm worker); the scripts import it from here.
+from regbench.joblog import redirect_output
 
 #: Where a failed run leaves its error, beside where its metrics.json would be.
 ERROR_FILE = "error.txt"
@@ -21,6 +22,7 @@ ERROR_FILE = "error.txt"
 __all__ = [
     "AGGREGATE_OUTPUTS",
     "aggregate_runs",
+    "download_dataset",
     "plot_figures",
     "prepare_dataset",
     "redirect_output",
@@ -29,35 +31,27 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def redirect_output(log_path: str | os.PathLike[str]) -> Iterator[None]:
-    """Send this process's stdout and stderr, native libraries' included, to the job log."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+def download_dataset(url: str, sha256: str, output: str, log: str) -> None:
+    """Fetch one URL dataset's file into the download cache, where ``output`` names it."""
+    from regbench.download import Interrupted, download_logged
+
+    target = Path(output)
+    try:
+        path = download_logged({"url": url, "sha256": sha256}, target.parent.parent, log)
+    except Interrupted as stop:
+        # The partial file is gone; exit as the signal would have ended the process.
+        raise SystemExit(128 + stop.signum) from None
+    if path != target:
+        raise RuntimeError(f"{url} was cached as {path}, not at {target}")
 
 
 def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
     """Load, split and scale one dataset; write its arrays and data card."""
-    from regbench.datasets import data_card, load_raw, prepare, write_prepared
+    from regbench.datasets import prepare_files
 
     spec = json.loads(spec_json)
-    raw = load_raw(spec)
-    data = prepare(spec, raw)
-    write_prepared(data, data_card(spec, raw, data), Path(npz), Path(card))
-    print(f"prepared {spec['name']}: {data_card(spec, raw, data)['split_sizes']}", flush=True)
+    sizes = prepare_files(spec, Path(npz), Path(card))["split_sizes"]
+    print(f"prepared {spec['name']}: {sizes}", flush=True)
 
 
 def train_run(
