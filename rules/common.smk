@@ -7,14 +7,28 @@ import re
 import sys
 from pathlib import Path
 
-from regbench.config import RunKey, canonical_json, load_study
-from regbench.fingerprint import TRAINING_MODULES, code_digest, git_commit
+from regbench.config import ConfigError, RunKey, canonical_json, load_study
+from regbench.fingerprint import (
+    PREPARATION_MODULES,
+    TRAINING_MODULES,
+    code_digest,
+    git_commit,
+)
 from regbench import worker
 from regbench.worker import schedule_ranks
-from regbench.datasets import download_cache, download_path
+from regbench.download import download_cache, download_path
+from regbench.inputs import FILE_NAME
 
-STUDY = load_study(config)
+try:
+    STUDY = load_study(config)
+except ConfigError as error:
+    # The message names the key at fault and what is allowed; Snakemake would
+    # wrap it in a traceback of this file, so it is printed alone instead.
+    sys.exit(
+        f"regbench: {', '.join(map(str, workflow.configfiles)) or 'config'}: {error}"
+    )
 TRAINING_CODE = code_digest(TRAINING_MODULES)
+PREPARATION_CODE = code_digest(PREPARATION_MODULES)
 # Computed here, once: a compute node running the report may have no git.
 PROJECT_COMMIT = git_commit(Path(workflow.basedir))
 CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
@@ -43,15 +57,15 @@ def get_dataset_download(wildcards):
     return [str(download_path(spec, DOWNLOADS))] if spec["source"] == "url" else []
 
 
-def get_download_spec(wildcards):
-    """A dataset spec that downloads {sha256}/{file}; any will do, the bytes are the same."""
+def get_download_url(wildcards):
+    """The URL of {sha256}/{file}: any dataset's that names it, the bytes are the same."""
     for name in STUDY.datasets:
         spec = STUDY.dataset_spec(name)
         if spec["source"] == "url" and download_path(spec, DOWNLOADS).parts[-2:] == (
             wildcards.sha256,
             wildcards.file,
         ):
-            return spec
+            return spec["url"]
     raise ValueError(
         f"no dataset in this study downloads {wildcards.sha256}/{wildcards.file}"
     )

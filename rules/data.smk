@@ -7,14 +7,17 @@ rule download_dataset:
         "logs/download_dataset/{sha256}/{file}.log",
     wildcard_constraints:
         sha256="[0-9a-f]{64}",
-        file="[^/]+",
+        file=FILE_NAME.pattern,
     localrule: True
     conda:
         "../envs/regbench.yaml"
-    run:
-        from regbench.datasets import download_logged
-
-        download_logged(get_download_spec(wildcards), DOWNLOADS, log[0])
+    # A job of its own (not a `run:` block inside Snakemake), so that SIGTERM
+    # and SIGINT reach the download, which stops at once and removes its
+    # partial file. A changed url downloads the file again.
+    params:
+        url=get_download_url,
+    script:
+        "../scripts/download_dataset.py"
 
 
 rule prepare_dataset:
@@ -34,5 +37,7 @@ rule prepare_dataset:
         runtime=30,
     params:
         spec=get_dataset_spec,
+        # Editing the preparation code prepares again (see README, "Reruns").
+        code=PREPARATION_CODE,
     script:
         "../scripts/prepare_dataset.py"

@@ -1,7 +1,9 @@
 rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),
+        histories=get_run_files("history.csv"),
         benchmarks=get_run_benchmarks,
+        cards=get_dataset_cards,
     output:
         runs=report(
             "results/tables/runs.csv",
@@ -23,6 +25,21 @@ rule aggregate_runs:
             caption="../templates/captions/rankings.rst",
             category="Tables",
         ),
+        ranking_tests=report(
+            "results/tables/ranking_tests.csv",
+            caption="../templates/captions/ranking_tests.rst",
+            category="Tables",
+        ),
+        adequacy=report(
+            "results/tables/adequacy.csv",
+            caption="../templates/captions/adequacy.rst",
+            category="Tables",
+        ),
+        references=report(
+            "results/tables/references.csv",
+            caption="../templates/captions/references.rst",
+            category="Tables",
+        ),
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -32,7 +49,9 @@ rule aggregate_runs:
         mem_mb=1000,
         runtime=10,
     params:
-        baseline=STUDY.baseline,
+        # Baseline, report metrics, references and epochs: none of it reaches a run's
+        # spec, so changing it reruns the tables onwards and never training.
+        settings=canonical_json(STUDY.aggregation_settings()),
         runs=[key.path for key in STUDY.runs],
     script:
         "../scripts/aggregate_runs.py"
@@ -67,6 +86,9 @@ rule render_report:
         summary="results/tables/summary.csv",
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
+        ranking_tests="results/tables/ranking_tests.csv",
+        adequacy="results/tables/adequacy.csv",
+        references="results/tables/references.csv",
         architectures="results/tables/architectures.json",
         cards=get_dataset_cards,
         figures="results/figures",

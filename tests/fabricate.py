@@ -17,7 +17,7 @@ import pandas as pd
 
 from regbench.config import Study, load_study
 
-__all__ = ["fabricate_study", "render_fabricated"]
+__all__ = ["aggregate_fabricated", "fabricate_study", "render_fabricated", "table_paths"]
 
 
 def study_config(
@@ -144,23 +144,42 @@ def fabricate_study(
     return study
 
 
-def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
-    """Run the real aggregate, figure and report steps on fabricated outputs."""
+def aggregate_fabricated(root: Path, study: Study) -> Path:
+    """Run the real aggregation step on fabricated outputs; return the tables' folder."""
     from regbench.config import canonical_json
-    from regbench.jobs import aggregate_runs, plot_figures, render_report
+    from regbench.jobs import AGGREGATE_OUTPUTS, aggregate_runs
 
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     aggregate_runs(
         [key.path for key in study.runs],
-        study.baseline,
-        str(tables / "runs.csv"),
-        str(tables / "summary.csv"),
-        str(tables / "comparisons.csv"),
-        str(tables / "rankings.csv"),
-        str(tables / "architectures.json"),
+        canonical_json(study.aggregation_settings()),
+        [str(root / "results" / "data" / name / "card.json") for name in study.datasets],
+        {
+            name: str(tables / (f"{name}.json" if name == "architectures" else f"{name}.csv"))
+            for name in AGGREGATE_OUTPUTS
+        },
         root=str(root),
     )
+    return tables
+
+
+def table_paths(tables: Path) -> dict[str, str]:
+    """Where the aggregation step wrote each table the report reads."""
+    from regbench.report import REPORT_TABLES
+
+    return {
+        name: str(tables / (f"{name}.json" if name == "architectures" else f"{name}.csv"))
+        for name in REPORT_TABLES
+    }
+
+
+def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
+    """Run the real aggregate, figure and report steps on fabricated outputs."""
+    from regbench.config import canonical_json
+    from regbench.jobs import plot_figures, render_report
+
+    tables = aggregate_fabricated(root, study)
     plot_figures(
         str(tables / "runs.csv"),
         str(tables / "summary.csv"),
@@ -175,11 +194,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
     render_report(
         canonical_json(study.config),
         canonical_json([dataclasses.asdict(item) for item in study.skipped]),
-        str(tables / "runs.csv"),
-        str(tables / "summary.csv"),
-        str(tables / "comparisons.csv"),
-        str(tables / "rankings.csv"),
-        str(tables / "architectures.json"),
+        table_paths(tables),
         [f"{root}/results/data/{name}/card.json" for name in study.datasets],
         str(root / "results" / "figures"),
         str(template_dir),

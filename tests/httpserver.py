@@ -34,6 +34,10 @@ class Reply:
     truncate_to: int | None = None
     #: Send a Content-Length header; without one the body ends when the connection closes.
     content_length: bool = True
+    #: Seconds between single bytes of the body (a trickling server); 0 sends it at once.
+    trickle: float = 0.0
+    #: Send only this many bytes of the body, then wait until the server stops.
+    stall_after: int | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -61,8 +65,24 @@ class _Handler(BaseHTTPRequestHandler):
         body = reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to]
         # The client may give up first (for example over the size cap).
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
+            self._send(reply, body)
         self.close_connection = True
+
+    def _send(self, reply: Reply, body: bytes) -> None:
+        stopping = self.server.loopback.stopping
+        if reply.stall_after is not None:
+            self.wfile.write(body[: reply.stall_after])
+            self.wfile.flush()
+            stopping.wait()
+            return
+        if not reply.trickle:
+            self.wfile.write(body)
+            return
+        for index in range(len(body)):
+            self.wfile.write(body[index : index + 1])
+            self.wfile.flush()
+            if stopping.wait(reply.trickle):
+                return
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""

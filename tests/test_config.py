@@ -293,6 +293,122 @@ def test_run_spec_holds_everything_that_determines_a_run() -> None:
     assert key.path == "iris/mlp/l2/seed1"
 
 
+# --------------------------------------------------------------------------- report and references
+
+
+def test_report_defaults_and_primary_is_added_to_metrics() -> None:
+    """Without a report key the defaults apply; a primary missing from metrics goes first."""
+    assert load_study(raw_config()).config["report"] == {
+        "primary": "test_accuracy",
+        "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
+    }
+    study = load_study(edited(lambda c: c.update(report={"primary": "test_loss"})))
+    assert study.config["report"]["metrics"] == ["test_accuracy", "test_loss", "gap_accuracy"]
+    chosen = {"primary": "test_roc_auc", "metrics": ["test_loss"]}
+    study = load_study(edited(lambda c: c.update(report=chosen)))
+    assert study.config["report"]["metrics"] == ["test_roc_auc", "test_loss"]
+
+
+@pytest.mark.parametrize(
+    ("report", "where"),
+    [
+        ({"primary": "test_objective"}, "report.primary: 'test_objective'"),
+        ({"metrics": ["test_accuracy", "accuracy"]}, r"report.metrics\[1\]: 'accuracy'"),
+    ],
+)
+def test_report_metric_must_be_compared(report: dict[str, Any], where: str) -> None:
+    """A report metric the comparisons do not compute is named with the allowed names."""
+    with pytest.raises(ConfigError, match=where + r".*not a metric the comparisons compute.*"):
+        load_study(edited(lambda c: c.update(report=report)))
+    with pytest.raises(ConfigError, match=r"expected one of: test_accuracy, test_f1_macro"):
+        load_study(edited(lambda c: c.update(report=report)))
+
+
+def test_references_resolve_to_one_row_per_value() -> None:
+    """A reference keyed by regularizer gives one row per metric, its cell filled in."""
+    reference = {"test_loss": 0.72, "test_accuracy": "7.5e-1", "source": "Notebook A, cell 12"}
+    reference |= {"dataset": "iris", "model": "mlp"}
+    study = load_study(edited(lambda c: c.update(references={"none": reference})))
+    assert study.references == [
+        {
+            "dataset": "iris",
+            "model": "mlp",
+            "regularizer": "none",
+            "metric": metric,
+            "value": value,
+            "source": "Notebook A, cell 12",
+        }
+        for metric, value in (("test_loss", 0.72), ("test_accuracy", 0.75))
+    ]
+    single = edited(lambda c: (c["datasets"].pop("digits"), c["models"].pop("cnn")))
+    single["references"] = {"l2": [{"test_objective": 0.8, "source": "paper"}]}
+    (row,) = load_study(single).references
+    assert (row["dataset"], row["model"], row["metric"]) == ("iris", "mlp", "test_objective")
+
+
+@pytest.mark.parametrize(
+    ("references", "message"),
+    [
+        ({"l3": {"test_loss": 0.7, "source": "x"}}, r"references.l3: not a declared regularizer"),
+        (
+            {"none": {"test_loss": 0.7, "source": "x", "model": "mlp"}},
+            r"references.none: the study has several datasets \(iris, digits\); say which one",
+        ),
+        (
+            {"none": {"test_loss": 0.7, "source": "x", "dataset": "wine", "model": "mlp"}},
+            r"references.none.dataset: 'wine' is not a declared dataset \(declared: iris, digits\)",
+        ),
+        (
+            {"none": [{"loss": 0.7, "source": "x", "dataset": "iris", "model": "mlp"}]},
+            r"references.none\[0\]: 'loss' is not a metric; expected .* test_objective",
+        ),
+        (
+            {"none": {"source": "x", "dataset": "iris", "model": "mlp"}},
+            r"references.none: gives no metric",
+        ),
+        (
+            {
+                "none": [
+                    {"test_loss": 0.7, "source": "x", "dataset": "iris", "model": "mlp"},
+                    {"test_loss": 0.6, "source": "y", "dataset": "iris", "model": "mlp"},
+                ]
+            },
+            r"references.none\[1\]: a second test_loss for dataset iris, model mlp",
+        ),
+        (
+            {"none": {"test_loss": 0.7, "source": "x", "dataset": "iris", "model": "cnn"}},
+            r"references.none: dataset iris with model cnn is a combination this study skips",
+        ),
+        (
+            {"none": {"test_loss": "high", "source": "x", "dataset": "iris", "model": "mlp"}},
+            r"references.none: .* is not valid here \(a reference is a mapping with a source",
+        ),
+    ],
+)
+def test_bad_references_are_named(references: dict[str, Any], message: str) -> None:
+    """An undeclared, ambiguous, unknown, empty, repeated or skipped reference: one clear error."""
+    with pytest.raises(ConfigError, match=message):
+        load_study(edited(lambda c: c.update(references=references)))
+
+
+def test_report_and_references_reach_no_run_spec() -> None:
+    """Changing what the report judges or its references changes no run, only aggregation."""
+    before = load_study(raw_config())
+
+    def edit(config: dict[str, Any]) -> None:
+        config["report"] = {"primary": "test_loss", "metrics": ["test_roc_auc"]}
+        config["references"] = {"l2": {"test_loss": 0.5, "source": "x", "dataset": "iris"}}
+        config["references"]["l2"]["model"] = "mlp"
+
+    after = load_study(edited(edit))
+    assert all_specs(after) == all_specs(before)
+    settings = after.aggregation_settings()
+    assert settings["report"] == {"primary": "test_loss", "metrics": ["test_loss", "test_roc_auc"]}
+    assert settings["references"] == after.references and len(after.references) == 1
+    assert (settings["baseline"], settings["epochs"]) == ("none", 2)
+    assert settings != before.aggregation_settings()
+
+
 # --------------------------------------------------------------------------- the grid
 
 
@@ -376,7 +492,7 @@ def test_unsafe_names_are_rejected(section: str, name: str) -> None:
     config = edited(lambda c: c[section].update({name: bodies[section]}))
 
     with pytest.raises(
-        ConfigError, match=rf"{section}: {re.escape(repr(name))} is not safe as a path part"
+        ConfigError, match=rf"{section}: {re.escape(repr(name))} is not a usable name"
     ):
         load_study(config)
 
@@ -434,7 +550,8 @@ def test_dropout_rate_above_one_is_rejected() -> None:
     config = edited(lambda c: c["regularizers"]["drop"]["dropout"].update(rate=1.5))
 
     with pytest.raises(
-        ConfigError, match=r"regularizers\.drop\.dropout\.rate: 1\.5 .*maximum of 1"
+        ConfigError,
+        match=r"dropout\.rate: 1\.5 is out of range; expected a number > 0 and < 1",
     ):
         load_study(config)
 

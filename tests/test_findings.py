@@ -14,7 +14,6 @@ import pandas as pd
 
 from regbench import stats
 from regbench.findings import (
-    add_granularity,
     answer_sentences,
     findings_by_effect,
     verdict_matrix,
@@ -56,12 +55,14 @@ def study_a_like() -> pd.DataFrame:
         loss[f"reg{index}"] = list(base_loss + shift + rng.normal(0, 0.004, 5))
         accuracy[f"reg{index}"] = list(base_accuracy + rng.normal(0, 0.01, 5))
     runs = make_runs({"test_loss": loss, "test_accuracy": accuracy})
-    return stats.compare_to_baseline(runs, "none", ["test_accuracy", "test_loss"])
+    return stats.compare_to_baseline(
+        runs, "none", ["test_accuracy", "test_loss"], test_sizes={"wine": 320}
+    )
 
 
 def test_answers_say_loss_drops_while_accuracy_stays_within_noise() -> None:
     """A study where penalties lower test loss but not accuracy is answered in those words."""
-    comparisons = add_granularity(study_a_like(), {"wine": 320})
+    comparisons = study_a_like()
     sentences = answer_sentences(comparisons, ["test_accuracy", "test_loss"], "none", 5)
     assert sentences[0] == (
         "No regularizer changes test accuracy beyond seed noise "
@@ -81,7 +82,7 @@ def test_answers_say_loss_drops_while_accuracy_stays_within_noise() -> None:
 
 def test_no_sentence_names_more_than_three_regularizers() -> None:
     """Effects spread over many regularizers are counted, not listed name by name."""
-    comparisons = add_granularity(study_a_like(), {"wine": 320})
+    comparisons = study_a_like()
     findings = findings_by_effect(comparisons, "test_loss", "none")
     sentences = [
         *answer_sentences(comparisons, ["test_loss", "test_accuracy"], "none", 5),
@@ -94,7 +95,7 @@ def test_no_sentence_names_more_than_three_regularizers() -> None:
 
 def test_gains_are_grouped_by_regularizer_with_their_numbers() -> None:
     """Each clear gain is one table row carrying the difference, its interval and Holm's p."""
-    comparisons = add_granularity(study_a_like(), {"wine": 320})
+    comparisons = study_a_like()
     findings = findings_by_effect(comparisons, "test_loss", "none")
     assert [effect["heading"] for effect in findings["effects"]] == [
         "Clear gains (better than none)"
@@ -123,14 +124,14 @@ def test_a_difference_of_one_test_example_is_named() -> None:
     # One seed gains one of 50 test examples (2 points); the mean gain is 0.4 points.
     one_flip = [b + (0.02 if seed == 0 else 0.0) for seed, b in enumerate(base)]
     runs = make_runs({"test_accuracy": {"none": base, "flip": one_flip}}, dataset="tiny")
-    comparisons = add_granularity(
-        stats.compare_to_baseline(runs, "none", ["test_accuracy"]), {"tiny": 50}
+    comparisons = stats.compare_to_baseline(
+        runs, "none", ["test_accuracy"], test_sizes={"tiny": 50}
     )
     row = comparisons.iloc[0]
     assert row["one_example"] == 1 / 50 and bool(row["within_one_example"])
     findings = findings_by_effect(comparisons, "test_accuracy", "none")
     assert (
-        "In 1 of them the mean difference is no larger than one test example."
+        "In 1 of them the mean difference is at most one test example per seed (flip)."
         in (findings["no_effect"])
     )
     matrix = verdict_matrix(comparisons, "test_accuracy", [("tiny", "mlp")], ["flip"])
@@ -145,7 +146,7 @@ def test_seeds_needed_beyond_the_cap_never_reaches_the_words() -> None:
     runs = make_runs(
         {"test_accuracy": {"none": list(base), "noise": list(base + rng.normal(0, 1e-4, 5))}}
     )
-    comparisons = add_granularity(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), {})
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
     needed = comparisons.iloc[0]["seeds_needed"]
     assert pd.isna(needed) or needed > 100
     text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
@@ -166,7 +167,7 @@ def test_verdict_matrix_marks_each_verdict_and_leaves_skipped_cells_empty() -> N
             }
         }
     )
-    comparisons = add_granularity(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), {})
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
     matrix = verdict_matrix(
         comparisons, "test_accuracy", [("wine", "mlp")], ["up", "down", "same", "skipped"]
     )
@@ -211,7 +212,7 @@ def test_comparisons_without_enough_pairs_say_why() -> None:
     runs["status"] = [
         statuses[r][s] for r, s in zip(runs["regularizer"], runs["seed"], strict=True)
     ]
-    comparisons = add_granularity(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), {})
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
     sentences = findings_by_effect(comparisons, "test_accuracy", "none")["not_comparable"]
     assert sentences == [
         "Only one seed pairs single with none on test accuracy (single-seed difference "
@@ -223,7 +224,7 @@ def test_comparisons_without_enough_pairs_say_why() -> None:
     ]
     other = make_runs({"test_accuracy": {"none": [0.8, 0.8], "l2": [0.9, 0.9]}}, dataset="wine")
     other.loc[other["regularizer"] == "none", "status"] = "missing"
-    missing = add_granularity(stats.compare_to_baseline(other, "none", ["test_accuracy"]), {})
+    missing = stats.compare_to_baseline(other, "none", ["test_accuracy"])
     assert findings_by_effect(missing, "test_accuracy", "none")["not_comparable"] == [
         "Nothing can be compared with none on test accuracy on wine · mlp: no successful "
         "none run has a value for it."

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from fabricate import aggregate_fabricated, fabricate_study, study_config
 from pypdf import PdfReader
 
 from regbench.wording import format_value
@@ -205,6 +206,67 @@ def test_snakemake_report_carries_the_report_tables_and_figures(study: Path) -> 
         "Each regularizer against the baseline",
     ):
         assert caption in viewer.decode("utf-8")
+
+
+@pytest.mark.e2e
+def test_tables_carry_power_intervals_adequacy_and_rankings(study: Path) -> None:
+    """Every comparison has seeds needed or the cap flag, and the new tables are written."""
+    tables = study / "results/tables"
+    runs = pd.read_csv(tables / "runs.csv")
+    assert "test_objective" in runs.columns
+    comparisons = pd.read_csv(tables / "comparisons.csv")
+    tested = comparisons[comparisons["n_pairs"] >= 2]
+    assert len(tested) and (tested["seeds_needed"].notna() ^ tested["beyond_seed_cap"]).all()
+    assert set(comparisons["metric"]) >= {"test_accuracy", "test_loss", "gap_accuracy"}
+    cards = {
+        name: json.loads((study / f"results/data/{name}/card.json").read_text("utf-8"))
+        for name in ("iris", "blobs")
+    }
+    accuracy = comparisons[comparisons["metric"] == "test_accuracy"]
+    expected = accuracy["dataset"].map(lambda d: 1 / cards[d]["split_sizes"]["test"])
+    assert accuracy["one_example"].tolist() == pytest.approx(expected.tolist())
+    summary = pd.read_csv(tables / "summary.csv")
+    epochs = summary[summary["metric"].isin(["epochs_run", "best_epoch"])]
+    assert (epochs["ci_high"] <= 3).all() and (epochs["pi_low"] >= 1).all()
+    adequacy = pd.read_csv(tables / "adequacy.csv")
+    assert len(adequacy) == 6 and (adequacy["n_runs"] == 2).all()
+    tests = pd.read_csv(tables / "ranking_tests.csv")
+    assert tests["ranked"].all() and (tests["n_datasets"] == 2).all()
+    loss = tests[tests["metric"] == "test_loss"].iloc[0]  # Losses never tie, accuracies may.
+    assert (loss["iman_davenport_df1"], loss["iman_davenport_df2"]) == (2, 2)
+    assert len(pd.read_csv(tables / "rankings.csv")) == 3 * len(tests)
+    assert list(pd.read_csv(tables / "references.csv")["verdict"]) == []
+
+
+def test_aggregation_of_fabricated_runs_writes_every_table(tmp_path: Path) -> None:
+    """Fabricated runs give references verdicts, adequacy flags and no ranking over 1 dataset."""
+    raw = study_config(datasets=1, regularizers=3, seeds=5)
+    raw["report"] = {"primary": "test_roc_auc"}
+    raw["references"] = {
+        "none": [
+            {"test_accuracy": 0.8, "source": "inside"},
+            {"test_loss": 0.9, "source": "outside"},
+        ]
+    }
+    tables = aggregate_fabricated(tmp_path, fabricate_study(tmp_path, raw))
+    summary = pd.read_csv(tables / "summary.csv")
+    objective = summary[summary["metric"] == "test_objective"]
+    assert (objective["n"] == 0).all() and objective["mean"].isna().all()
+    references = pd.read_csv(tables / "references.csv")
+    assert references["verdict"].tolist() == ["consistent", "outside"]
+    cell = summary[(summary["regularizer"] == "none") & (summary["metric"] == "test_loss")]
+    assert cell["pi_high"].iloc[0] < references["reference"].iloc[1] == 0.9
+    comparisons = pd.read_csv(tables / "comparisons.csv")
+    assert "test_roc_auc" in set(comparisons["metric"])
+    assert (
+        comparisons.loc[comparisons["metric"] == "test_accuracy", "one_example"] == 1 / 200
+    ).all()
+    adequacy = pd.read_csv(tables / "adequacy.csv")
+    assert adequacy["still_improving"].all() and (adequacy["n_best_late"] == 5).all()
+    assert pd.read_csv(tables / "rankings.csv").empty
+    tests = pd.read_csv(tables / "ranking_tests.csv")
+    assert not tests["ranked"].any() and tests["iman_davenport_df2"].isna().all()
+    assert tests["note"].str.contains("needs at least 2 datasets").all()
 
 
 class _Resources(HTMLParser):

@@ -15,24 +15,20 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from datafiles import write_cifar_tarball
 from httpserver import LoopbackServer, Reply
 from sklearn.model_selection import train_test_split
 
 from regbench import jobs
 from regbench.config import ConfigError, load_config_file, load_study
-from regbench.datasets import (
+from regbench.datasets import DataError, data_card, load_prepared, load_raw, prepare
+from regbench.download import (
     DOWNLOAD_CACHE_ENV,
-    DataError,
-    data_card,
+    DownloadError,
     download,
     download_logged,
     download_path,
-    load_prepared,
-    load_raw,
-    prepare,
 )
-from regbench.download import DownloadError
-from regbench.formats import write_cifar_tarball
 
 REPO = Path(__file__).resolve().parents[1]
 WINE_CSV = Path(__file__).resolve().parents[2] / "shared/data/winequality-red.csv"
@@ -269,7 +265,10 @@ def test_cnn_runs_on_cifar_and_is_skipped_on_csv() -> None:
     ("change", "message"),
     [
         ({"sha256": None}, r"datasets\.data: 'sha256' is a required property"),
-        ({"sha256": "abc"}, r"datasets\.data\.sha256: 'abc' is not 64 hexadecimal digits"),
+        (
+            {"sha256": "abc"},
+            r"datasets\.data\.sha256: 'abc' is not a sha256: expected 64 hexadecimal digits",
+        ),
         ({"url": "ftp://host/f.csv"}, r"datasets\.data\.url: .* expected http, https or file"),
         ({"url": "https://host/dir/"}, r"datasets\.data\.url: .* does not end in a file name"),
         ({"npz": {"x": "x"}}, r"datasets\.data\.npz: only applies to format npz, not csv"),

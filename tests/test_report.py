@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
-from fabricate import fabricate_study, render_fabricated, study_config
+from fabricate import fabricate_study, render_fabricated, study_config, table_paths
 from pypdf import PdfReader
 
 from regbench.config import canonical_json, load_study
@@ -85,7 +85,13 @@ def html_tables(html: Path) -> list[dict[str, Any]]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fabricated 3-dataset study with one real effect and one diverged run, rendered."""
     root = tmp_path_factory.mktemp("report")
-    study = fabricate_study(root, study_config(datasets=3, regularizers=4, seeds=8), diverged=1)
+    raw = study_config(datasets=3, regularizers=4, seeds=8)
+    # Made-up published values: one near the baseline's runs, one far from l2_0's.
+    raw["references"] = {
+        "none": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.80, "source": "Paper A"},
+        "l2_0": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.60, "source": "Paper B"},
+    }
+    study = fabricate_study(root, raw, diverged=1)
     render_fabricated(root, study, TEMPLATES)
     return root
 
@@ -123,6 +129,61 @@ def test_page_one_answers_the_question(rendered: Path) -> None:
         assert f"▲ {format_diff(row.mean_diff, 'test_accuracy', compact=True)}" in first
 
 
+def test_published_values_are_placed_against_the_prediction_interval(rendered: Path) -> None:
+    """Made-up reference values read as consistent or outside, on page 1 and in their section."""
+    pages = page_texts(rendered / "reports/report.pdf")
+    references = pd.read_csv(rendered / "results/tables/references.csv")
+    assert references["verdict"].tolist() == ["consistent", "outside"]
+    assert (
+        "Of 2 published values, 1 lies inside this study's 95% prediction interval for one "
+        "run; 1 outside (l2_0 test accuracy)."
+    ) in flat(pages[0])
+    text = flat(" ".join(pages))
+    section = text[text.index("Published values Each value") :]
+    for row in references.itertuples():
+        interval = (
+            f"{format_value(row.pi_low, 'test_accuracy')} to "
+            f"{format_value(row.pi_high, 'test_accuracy')}"
+        )
+        assert (
+            f"{row.regularizer} data0 · mlp Test accuracy (%) "
+            f"{format_value(row.reference, 'test_accuracy')} {row.source} "
+            f"{format_value(row.mean, 'test_accuracy')} (n = {row.n}) {interval} {row.verdict}"
+        ) in section
+
+
+def test_ranking_says_what_the_cross_dataset_test_could_detect(rendered: Path) -> None:
+    """The ranking section prints Friedman, Iman-Davenport and the detectable rank difference."""
+    tests = pd.read_csv(rendered / "results/tables/ranking_tests.csv")
+    test = tests[(tests["model"] == "mlp") & (tests["metric"] == "test_accuracy")].iloc[0]
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    assert (
+        f"Iman–Davenport F({int(test.iman_davenport_df1)}, {int(test.iman_davenport_df2)}) = "
+        f"{test.iman_davenport_f:.2f}"
+    ) in text
+    cd = f"{test.critical_difference:.2f}"
+    if test.max_rank_difference < test.critical_difference:
+        assert f"Across 3 datasets, two regularizers must differ by {cd} in average rank" in text
+        assert f"about {int(test.datasets_needed)} datasets would be needed" in text
+    else:
+        assert "reaches the critical difference" in text
+
+
+def test_cells_still_improving_are_flagged_on_page_one(rendered: Path) -> None:
+    """Cells adequacy.csv flags are counted in the caveats and marked in the matrix."""
+    adequacy = pd.read_csv(rendered / "results/tables/adequacy.csv")
+    flagged = adequacy[adequacy["still_improving"]]
+    baselines = int((flagged["regularizer"] == "none").sum())
+    others = len(flagged) - baselines
+    assert baselines and others  # The fabricated curves still rise at their last epoch.
+    first = flat(page_texts(rendered / "reports/report.pdf")[0])
+    assert (
+        f"Still improving at the last epoch (†): the baseline on {baselines} of 3 rows and "
+        f"{others} of {int((adequacy['regularizer'] != 'none').sum())} regularized cells."
+    ) in first
+    assert "data0 · mlp†" in first
+
+
 def test_table_of_contents_gives_the_right_page_numbers(rendered: Path) -> None:
     """Each contents entry's page number is the page where that section's heading is."""
     pages = page_texts(rendered / "reports/report.pdf")
@@ -131,6 +192,7 @@ def test_table_of_contents_gives_the_right_page_numbers(rendered: Path) -> None:
     titles = [title.strip() for title, _ in entries]
     assert titles == [
         "Findings",
+        "Published values",
         "Dataset: data0",
         "Dataset: data1",
         "Dataset: data2",
@@ -185,7 +247,7 @@ def test_html_rows_carry_the_columns_the_pdf_leaves_out(rendered: Path) -> None:
     for row in f1.itertuples():
         assert f'<td class="screen-only">{format_value(row.mean, "test_f1_macro")} ± ' in html
     text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
-    assert "the Macro F1 and ROC AUC columns" in text and "report.html, has them" in text
+    assert "Macro F1 and ROC AUC columns" in text and "report.html, has them" in text
 
 
 def test_findings_group_the_real_effect_apart_from_noise(rendered: Path) -> None:
@@ -245,9 +307,7 @@ def test_method_numbers_follow_the_constants_the_code_uses(
     render_report(
         canonical_json(study.config),
         canonical_json([]),
-        *(str(tables / name) for name in ("runs.csv", "summary.csv", "comparisons.csv")),
-        str(tables / "rankings.csv"),
-        str(tables / "architectures.json"),
+        table_paths(tables),
         [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
         str(rendered / "results/figures"),
         str(TEMPLATES),

@@ -153,6 +153,19 @@ def test_changing_epochs_reruns_every_run(done: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_changing_what_the_report_judges_or_its_references_reruns_only_the_tables_onwards(
+    done: Path,
+) -> None:
+    """report: and references: reach aggregation, figures and report, never a training run."""
+    report = changed(lambda c: c.update(report={"primary": "test_roc_auc"}))
+    assert planned(done, report) == Counter(REPORT)
+    reference = {"test_accuracy": 0.9, "source": "a paper", "dataset": "iris", "model": "mlp"}
+    assert planned(done, changed(lambda c: c.update(references={"l2": reference}))) == Counter(
+        REPORT
+    )
+
+
+@pytest.mark.e2e
 def test_editing_the_template_or_stylesheet_rerenders_only_the_report(done: Path) -> None:
     """A template or CSS edit reruns render_report and nothing upstream."""
     for name in ("report.css", "report.html.j2"):

@@ -161,6 +161,44 @@ def test_describe_cells_single_run_has_no_interval() -> None:
     assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
 
 
+def test_prediction_interval_matches_hand_formula_and_scipy() -> None:
+    """The interval is mean ± t_{0.975, n-1} · s · sqrt(1 + 1/n), scipy's t interval of one run."""
+    values = np.array([0.81, 0.79, 0.84, 0.80, 0.83])
+    n, mean = 5, sum(values) / 5
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / 4)
+    half = sps.t.ppf(0.975, 4) * s * math.sqrt(1 + 1 / n)
+    assert stats.PREDICTION_LEVEL == 0.95
+    assert stats.prediction_interval(values) == pytest.approx((mean - half, mean + half))
+    scipy_interval = sps.t.interval(0.9, 4, loc=mean, scale=s * math.sqrt(1 + 1 / n))
+    assert stats.prediction_interval(values, 0.9) == pytest.approx(scipy_interval)
+    assert stats.prediction_interval(np.array([0.5])) == pytest.approx((math.nan,) * 2, nan_ok=True)
+
+
+def test_describe_cells_gives_the_prediction_interval() -> None:
+    """summary rows carry the prediction interval and its level, wider than the CI."""
+    values = [0.80, 0.82, 0.78, 0.81, 0.79]
+    row = only_row(stats.describe_cells(make_runs({"none": values}), ["test_accuracy"]))
+    expected = stats.prediction_interval(np.array(values))
+    assert (row["pi_low"], row["pi_high"]) == pytest.approx(expected)
+    assert (row["prediction_level"], row["confidence"]) == (0.95, 0.95)
+    assert row["pi_low"] < row["ci_low"] < row["ci_high"] < row["pi_high"]
+
+
+def test_intervals_are_clipped_to_the_metric_range() -> None:
+    """Accuracy intervals stop at 1 and epoch intervals at 1 and training.epochs."""
+    runs = make_runs({"none": [1.0, 1.0, 0.9, 1.0]})
+    runs["epochs_run"] = [40, 40, 12, 40]
+    table = stats.describe_cells(runs, ["test_accuracy", "epochs_run"], epochs=40)
+    accuracy = only_row(table, metric="test_accuracy")
+    raw = stats.mean_ci(np.array([1.0, 1.0, 0.9, 1.0]))
+    assert raw[1] > 1.0 and accuracy["ci_high"] == 1.0 and accuracy["ci_low"] == raw[0]
+    assert accuracy["pi_high"] == 1.0
+    epochs = only_row(table, metric="epochs_run")
+    assert epochs["ci_high"] == 40.0 and epochs["pi_high"] == 40.0 and epochs["pi_low"] == 1.0
+    unbounded = only_row(stats.describe_cells(runs, ["epochs_run"]), metric="epochs_run")
+    assert unbounded["ci_high"] > 40.0
+
+
 def test_higher_is_better_rejects_unknown_metric() -> None:
     """Asking for the direction of an unknown metric names it in the error."""
     assert stats.higher_is_better("test_accuracy") and not stats.higher_is_better("gap_loss")
@@ -235,28 +273,125 @@ def test_verdict_follows_metric_direction() -> None:
 
 
 def test_min_detectable_diff_has_the_requested_power() -> None:
-    """The detectable difference over the sd of differences gives 80% power by noncentral t."""
+    """The detectable difference over the sd gives 80% power at alpha / m by noncentral t."""
     table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
+    assert (table["family_size"] == 3).all()
+    assert table["power_alpha"].tolist() == pytest.approx([0.05 / 3] * 3)
     for _, row in table.iterrows():
         effect = row["min_detectable_diff"] / row["sd_diff"]
-        assert paired_t_power(effect, row["n_pairs"], 0.05) == pytest.approx(0.8, abs=1e-4)
+        assert paired_t_power(effect, row["n_pairs"], 0.05 / 3) == pytest.approx(0.8, abs=1e-6)
 
 
 def test_seeds_needed_is_the_smallest_sufficient_number() -> None:
-    """seeds_needed pairs reach 80% power for the observed effect and one fewer does not."""
+    """seeds_needed pairs reach 80% power at alpha / m for the observed effect; one fewer not."""
     table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"])
     row = only_row(table, regularizer="l2")
     effect = abs(row["mean_diff"]) / row["sd_diff"]
     needed = int(row["seeds_needed"])
-    assert needed > stats._wilcoxon_min_pairs(0.05)
-    assert paired_t_power(effect, needed, 0.05) >= 0.8 > paired_t_power(effect, needed - 1, 0.05)
+    level = 0.05 / 3
+    assert needed > stats._wilcoxon_min_pairs(level)
+    assert paired_t_power(effect, needed, level) >= 0.8 > paired_t_power(effect, needed - 1, level)
+    assert not row["beyond_seed_cap"] and row["seed_cap"] == stats.SEED_CAP
 
 
 def test_seeds_needed_never_below_what_wilcoxon_can_detect() -> None:
-    """A huge effect still needs 6 pairs with Wilcoxon at alpha 0.05, since 2/2**5 > 0.05."""
+    """A huge effect still needs 7 pairs with Wilcoxon at 0.05 / 3, since 2/2**6 > 0.05 / 3."""
     assert stats._wilcoxon_min_pairs(0.05) == 6
+    assert stats._wilcoxon_min_pairs(0.05 / 3) == 7
     table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], test="wilcoxon")
-    assert only_row(table, regularizer="dropout")["seeds_needed"] == 6
+    assert only_row(table, regularizer="dropout")["seeds_needed"] == 7
+
+
+def monte_carlo_power(effect_size: float, n_pairs: int, alpha: float, draws: int) -> float:
+    """Return the share of simulated paired t-tests on N(d_z, 1) differences that reject."""
+    rng = np.random.default_rng(12345)
+    diffs = rng.normal(effect_size, 1.0, size=(draws, n_pairs))
+    t = diffs.mean(axis=1) / (diffs.std(axis=1, ddof=1) / math.sqrt(n_pairs))
+    return float(np.mean(np.abs(t) > sps.t.isf(alpha / 2, n_pairs - 1)))
+
+
+@pytest.mark.parametrize("n_pairs", [2, 5])
+@pytest.mark.parametrize("effect_size", [7.0, 7.5, 8.0, 10.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.005])
+def test_power_of_huge_effects_matches_monte_carlo(
+    effect_size: float, n_pairs: int, alpha: float
+) -> None:
+    """Power at d_z 7-10 with 2 and 5 pairs is finite and within 4 MC standard errors."""
+    draws = 200_000
+    expected = monte_carlo_power(effect_size, n_pairs, alpha, draws)
+    tolerance = 4 * math.sqrt(max(expected * (1 - expected), 1e-4) / draws)
+    assert stats.paired_t_power(effect_size, n_pairs, alpha) == pytest.approx(
+        expected, abs=tolerance
+    )
+
+
+def test_power_agrees_with_statsmodels_where_it_is_defined() -> None:
+    """Where statsmodels' TTestPower gives a number, ours is the same."""
+    from statsmodels.stats.power import TTestPower
+
+    compared = 0
+    for n_pairs in (2, 3, 5, 10, 30):
+        for effect_size in (0.1, 0.5, 1.0, 2.0, 5.0, 7.0, 8.0):
+            reference = TTestPower().power(effect_size, n_pairs, 0.05)
+            if math.isfinite(reference):
+                compared += 1
+                ours = stats.paired_t_power(effect_size, n_pairs, 0.05)
+                assert ours == pytest.approx(reference, abs=1e-9)
+    assert compared >= 25
+
+
+def test_power_is_a_probability_over_a_wide_grid() -> None:
+    """Power is alpha at d_z 0, within [0, 1] and rising in d_z for 2 to 50 pairs, tiny alphas."""
+    for n_pairs in (2, 3, 5, 10, 20, 50):
+        for alpha in (0.05, 0.005, 0.0005):
+            powers = [stats.paired_t_power(d, n_pairs, alpha) for d in np.logspace(-2, 3, 30)]
+            assert all(0.0 <= p <= 1.0 for p in powers)
+            assert powers == sorted(powers)
+            assert stats.paired_t_power(0.0, n_pairs, alpha) == pytest.approx(alpha, rel=1e-9)
+
+
+def test_pairs_needed_for_huge_effects_is_never_nan_as_enough() -> None:
+    """d_z 7-10 needs 3 pairs at 0.05 (2 give about 60-73% power) and more at 0.005."""
+    for effect_size in (7.0, 7.5, 8.0, 10.0):
+        for alpha in (0.05, 0.005):
+            needed = stats.pairs_needed(effect_size, alpha, 0.8)
+            assert needed is not None and needed >= 3
+            assert monte_carlo_power(effect_size, needed, alpha, 100_000) > 0.79
+            assert monte_carlo_power(effect_size, needed - 1, alpha, 100_000) < 0.8
+        assert stats.pairs_needed(effect_size, 0.05, 0.8) == 3
+
+
+def test_effect_beyond_the_cap_has_no_seeds_needed() -> None:
+    """A difference 50 pairs cannot detect leaves seeds_needed empty and says so."""
+    assert stats.pairs_needed(0.2, 0.05, 0.8) is None
+    assert stats.pairs_needed(0.0, 0.05, 0.8) is None
+    assert stats.pairs_needed(0.2, 0.05, 0.8, cap=500) == 199
+    base = [0.80, 0.82, 0.78, 0.81, 0.79, 0.83, 0.80, 0.77]
+    noise = [0.01, -0.012, 0.008, -0.009, 0.011, -0.007, 0.004, 0.0]
+    runs = make_runs({"none": base, "reg": [b + e for b, e in zip(base, noise, strict=True)]})
+    row = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]))
+    assert abs(row["cohen_dz"]) < 0.2
+    assert pd.isna(row["seeds_needed"]) and row["beyond_seed_cap"]
+
+
+def test_one_test_example_is_named() -> None:
+    """One seed better by one of 100 test examples is a difference within one example."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    runs = make_runs({"none": base, "one": [*base[:4], base[4] + 0.01], "many": base})
+    runs.loc[runs["regularizer"] == "many", "test_accuracy"] += 0.05
+    runs["test_loss"] = runs["test_accuracy"]
+    table = stats.compare_to_baseline(
+        runs, "none", ["test_accuracy", "test_loss"], test_sizes={"iris": 100}
+    )
+    one = only_row(table, regularizer="one", metric="test_accuracy")
+    assert one["one_example"] == pytest.approx(0.01)
+    assert one["diff_in_examples"] == pytest.approx(0.2)
+    assert one["max_diff_in_examples"] == pytest.approx(1.0)
+    assert one["within_one_example"]
+    many = only_row(table, regularizer="many", metric="test_accuracy")
+    assert many["diff_in_examples"] == pytest.approx(5.0) and not many["within_one_example"]
+    loss = only_row(table, regularizer="one", metric="test_loss")
+    assert math.isnan(loss["one_example"]) and not loss["within_one_example"]
 
 
 def test_identical_runs_give_p_one_without_error() -> None:
@@ -269,7 +404,7 @@ def test_identical_runs_give_p_one_without_error() -> None:
     assert (row["test"], row["p_value"], row["p_holm"]) == ("identical", 1.0, 1.0)
     assert (row["diff_ci_low"], row["diff_ci_high"], row["min_detectable_diff"]) == (0, 0, 0)
     assert math.isnan(row["cohen_dz"])
-    assert pd.isna(row["seeds_needed"])
+    assert pd.isna(row["seeds_needed"]) and row["beyond_seed_cap"]
     assert row["prob_superiority"] == 0.5
     assert row["verdict"] == "indistinguishable"
 
@@ -395,6 +530,47 @@ def test_ranks_friedman_and_cd_reproduce_demsar_table_6() -> None:
     assert (result.n_datasets, result.n_regularizers, result.note) == (14, 4, None)
 
 
+def test_iman_davenport_reproduces_demsar() -> None:
+    """F_F from Demšar's chi2_F = 9.28 on 14 datasets and 4 algorithms is 3.69 (his Sec. 3.2.2)."""
+    f, p = stats.iman_davenport(9.28, 14, 4)
+    assert f == pytest.approx(3.69, abs=5e-3)
+    assert p == pytest.approx(sps.f.sf(13 * 9.28 / (14 * 3 - 9.28), 3, 39))
+    assert f > sps.f.isf(0.05, 3, 39)  # Demšar: the critical value F(3, 39) is 2.85.
+    assert stats.iman_davenport(14 * 3, 14, 4) == (math.inf, 0.0)
+
+
+def test_ranking_reports_iman_davenport_and_what_it_could_detect() -> None:
+    """The ranking's F is Demšar's formula on its chi2, and CD numbers follow by hand."""
+    result = stats.rank_regularizers(demsar_runs(), "test_roc_auc", "tree")
+    n, k, chi2 = 14, 4, result.statistic
+    expected_f = (n - 1) * chi2 / (n * (k - 1) - chi2)
+    assert result.iman_davenport_f == pytest.approx(expected_f)
+    assert result.iman_davenport_p == pytest.approx(sps.f.sf(expected_f, k - 1, (k - 1) * (n - 1)))
+    ranks = result.ranks["average_rank"]
+    assert result.max_rank_difference == pytest.approx(ranks.max() - ranks.min())
+    assert result.cd_reachable
+    q = sps.studentized_range.ppf(0.95, k, np.inf) / math.sqrt(2)
+    needed = math.ceil(q**2 * k * (k + 1) / (6 * result.max_rank_difference**2))
+    assert result.datasets_needed == max(n, needed)
+    assert stats.nemenyi_critical_difference(k, int(result.datasets_needed), 0.05) <= (
+        result.max_rank_difference
+    )
+
+
+def test_two_datasets_cannot_reach_the_critical_difference() -> None:
+    """With 4 regularizers on 2 datasets the CD exceeds k - 1, the largest possible difference."""
+    runs = pd.concat(
+        [
+            make_runs({"a": [0.9], "b": [0.8], "c": [0.7], "d": [0.6]}, dataset="iris"),
+            make_runs({"a": [0.9], "b": [0.7], "c": [0.8], "d": [0.6]}, dataset="wine"),
+        ],
+        ignore_index=True,
+    )
+    result = stats.rank_regularizers(runs, "test_accuracy", "mlp")
+    assert result.critical_difference > 3 and not result.cd_reachable
+    assert result.max_rank_difference == 3.0
+
+
 def test_ranks_put_lowest_loss_first() -> None:
     """For a lower-is-better metric the smallest mean gets rank 1, ties share ranks."""
     runs = pd.concat(
@@ -411,12 +587,28 @@ def test_ranks_put_lowest_loss_first() -> None:
     assert math.isfinite(result.statistic) and math.isfinite(result.critical_difference)
 
 
+def test_ranks_need_two_datasets() -> None:
+    """One dataset gives no ranking and no test, with a note saying why."""
+    result = stats.rank_regularizers(
+        make_runs({"a": [0.9], "b": [0.8], "c": [0.7]}), "test_accuracy", "mlp"
+    )
+    assert result.ranks.empty
+    assert math.isnan(result.statistic) and math.isnan(result.critical_difference)
+    assert result.note == (
+        "ranking across datasets needs at least 2 datasets with every regularizer; got 1"
+    )
+
+
 def test_ranks_explain_when_friedman_cannot_run() -> None:
-    """Two regularizers on one dataset give ranks but no Friedman test, with a note saying why."""
-    result = stats.rank_regularizers(make_runs({"a": [0.9], "b": [0.8]}), "test_accuracy", "mlp")
+    """Two regularizers on two datasets give ranks but no Friedman test, with a note."""
+    runs = pd.concat(
+        [make_runs({"a": [0.9], "b": [0.8]}, dataset=d) for d in ("iris", "wine")],
+        ignore_index=True,
+    )
+    result = stats.rank_regularizers(runs, "test_accuracy", "mlp")
     assert result.ranks["regularizer"].tolist() == ["a", "b"]
     assert math.isnan(result.statistic) and math.isnan(result.critical_difference)
-    assert result.note is not None and "at least 3 regularizers and 2 datasets" in result.note
+    assert result.note is not None and "at least 3 regularizers; got 2" in result.note
 
 
 def test_ranks_leave_out_diverged_regularizer_and_incomplete_dataset() -> None:
@@ -456,6 +648,86 @@ def test_ranks_unknown_model_is_an_error() -> None:
     """Ranking a model that has no runs names the models that do."""
     with pytest.raises(ValueError, match=r"model 'cnn' has no runs.*mlp"):
         stats.rank_regularizers(shifted_runs(), "test_accuracy", "cnn")
+
+
+def history(loss: Sequence[float], val_loss: Sequence[float]) -> pd.DataFrame:
+    """Return a training history with the given data losses per epoch."""
+    epochs = len(loss)
+    return pd.DataFrame(
+        {
+            "epoch": range(1, epochs + 1),
+            "loss": loss,
+            "accuracy": 0.5,
+            "val_loss": val_loss,
+            "val_accuracy": 0.5,
+        }
+    )
+
+
+FLAT = [1.0] * 30 + [0.5] * 10
+FALLING = list(np.linspace(1.0, 0.2, 40))
+
+
+def test_adequacy_window_is_a_tenth_of_the_epochs_and_at_least_three() -> None:
+    """40 epochs look at the last 4, 500 at the last 50, 10 at 3, and 2 at both."""
+    assert [stats.adequacy_window(e) for e in (40, 500, 10, 2)] == [4, 50, 3, 2]
+
+
+def test_run_still_improving_rules() -> None:
+    """A late best epoch, or a falling training loss with a non-rising validation loss, counts."""
+    converged = stats.run_still_improving(history(FLAT, FLAT), 20, 40, 40)
+    assert converged == {"best_late": False, "loss_falling": False, "still_improving": False}
+    late = stats.run_still_improving(history(FLAT, FLAT), 38, 40, 40)
+    assert late["best_late"] and late["still_improving"]
+    # Loss 0.2 + 0.8 * 3/39 higher at epoch 37 than at 40: a fall of 21% over the window.
+    falling = stats.run_still_improving(history(FALLING, FLAT), 20, 40, 40)
+    assert falling["loss_falling"] and falling["still_improving"]
+    overfitting = stats.run_still_improving(history(FALLING, FALLING[::-1]), 20, 40, 40)
+    assert not overfitting["still_improving"]
+    stopped = stats.run_still_improving(history(FALLING[:25], FALLING[:25]), 25, 25, 40)
+    assert not stopped["still_improving"]
+
+
+def test_training_adequacy_flags_cells_where_most_runs_still_improve() -> None:
+    """A cell is flagged when more than half its successful runs were still improving."""
+    runs = make_runs(
+        {"none": [0.8] * 4, "l2": [0.8] * 4}, statuses={"l2": ["ok"] * 3 + ["diverged"]}
+    )
+    runs["epochs_run"] = 40
+    runs["best_epoch"] = 20
+    runs.loc[(runs["regularizer"] == "none") & (runs["seed"] < 3), "best_epoch"] = 40
+    runs.loc[(runs["regularizer"] == "l2") & (runs["seed"] == 0), "best_epoch"] = 40
+    runs.loc[(runs["regularizer"] == "l2") & (runs["seed"] == 1), "epochs_run"] = 30
+    histories = {
+        ("iris", "mlp", r, seed): history(FLAT, FLAT) for r in ("none", "l2") for seed in range(4)
+    }
+    table = stats.training_adequacy(runs, histories, 40).set_index("regularizer")
+    assert table.loc["none", ["n_runs", "n_best_late", "n_still_improving"]].tolist() == [4, 3, 3]
+    assert table.loc["none", "still_improving"]
+    assert table.loc["l2", ["n_runs", "n_stopped_early", "n_still_improving"]].tolist() == [3, 1, 1]
+    assert not table.loc["l2", "still_improving"]
+    assert table["window"].tolist() == [4, 4]
+
+
+def test_references_are_placed_against_the_prediction_interval() -> None:
+    """A value inside the cell's prediction interval is consistent, one outside is outside."""
+    values = [0.80, 0.82, 0.78, 0.81, 0.79]
+    runs = make_runs({"none": values, "l2": [0.9]})
+    summary = stats.describe_cells(runs, ["test_accuracy", "test_loss"])
+    low, high = stats.prediction_interval(np.array(values))
+    references = [
+        {"metric": "test_accuracy", "value": 0.77, "regularizer": "none", "source": "A"},
+        {"metric": "test_accuracy", "value": 0.70, "regularizer": "none", "source": "B"},
+        {"metric": "test_accuracy", "value": 0.85, "regularizer": "l2", "source": "C"},
+    ]
+    references = [{**r, "dataset": "iris", "model": "mlp"} for r in references]
+    table = stats.compare_to_references(summary, references)
+    assert list(table.columns) == list(stats.REFERENCE_COLUMNS)
+    assert 0.70 < low < 0.77 < high
+    assert table["verdict"].tolist() == ["consistent", "outside", "no interval"]
+    assert table.loc[0, ["pi_low", "pi_high"]].tolist() == pytest.approx([low, high])
+    assert table["n"].tolist() == [5, 5, 1]
+    assert table["source"].tolist() == ["A", "B", "C"]
 
 
 def test_stats_does_not_import_tensorflow() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,17 +12,30 @@ from typing import Any
 import pandas as pd
 
 from regbench.config import RunKey
-from regbench.stats import compare_to_baseline, describe_cells, rank_regularizers
+from regbench.stats import (
+    compare_to_baseline,
+    compare_to_references,
+    describe_cells,
+    rank_regularizers,
+    training_adequacy,
+)
 
 __all__ = [
     "COMPARED_METRICS",
+    "HISTORY_COLUMNS",
+    "RANKING_TEST_COLUMNS",
     "RUN_COLUMNS",
     "SUMMARY_METRICS",
     "RunFiles",
+    "adequacy",
+    "check_references",
+    "collect_histories",
     "collect_runs",
     "compare",
+    "compared_metrics",
     "rank",
     "summarize",
+    "test_set_sizes",
 ]
 
 KEY_COLUMNS = ["dataset", "model", "regularizer", "seed"]
@@ -30,6 +44,8 @@ KEY_COLUMNS = ["dataset", "model", "regularizer", "seed"]
 RUN_COLUMNS = [
     "test_accuracy",
     "test_loss",
+    # Data loss + penalties, what Keras's model.evaluate prints; NaN for runs made before it.
+    "test_objective",
     "test_f1_macro",
     "test_roc_auc",
     "train_eval_accuracy",
@@ -60,35 +76,76 @@ JOB_COLUMNS = ["job_seconds", "max_rss_mb"]
 SUMMARY_METRICS = [
     "test_accuracy",
     "test_loss",
+    "test_objective",
     "test_f1_macro",
     "test_roc_auc",
     "gap_accuracy",
     "gap_loss",
     "best_val_loss",
     "epochs_run",
+    "best_epoch",
     "weight_sparsity",
     "train_seconds",
 ]
 
 
-#: The metrics compared with the baseline and ranked across datasets.
+#: The metrics always compared with the baseline and ranked across datasets; a study's
+#: ``report.metrics`` adds to them (:func:`compared_metrics`). Losses are the data loss.
 COMPARED_METRICS = ["test_accuracy", "test_loss", "test_f1_macro", "gap_accuracy"]
+
+#: The columns of a run's ``history.csv`` that training adequacy reads: the data losses.
+HISTORY_COLUMNS = ["loss", "val_loss"]
+
+#: The columns of ``ranking_tests.csv``: one row per model and metric.
+RANKING_TEST_COLUMNS = [
+    "model",
+    "metric",
+    "n_datasets",
+    "n_regularizers",
+    "alpha",
+    "friedman_statistic",
+    "friedman_p",
+    "iman_davenport_f",
+    "iman_davenport_df1",
+    "iman_davenport_df2",
+    "iman_davenport_p",
+    "critical_difference",
+    "max_rank_difference",
+    "cd_reachable",
+    "datasets_needed",
+    "ranked",
+    "note",
+]
+
+
+# The test columns rankings.csv repeats on each regularizer's row, as it always has.
+_REPEATED = (
+    "model",
+    "metric",
+    "n_datasets",
+    "friedman_statistic",
+    "friedman_p",
+    "critical_difference",
+    "note",
+)
 
 
 @dataclass(frozen=True)
 class RunFiles:
-    """Where one run's outputs are: its metrics and Snakemake's benchmark of its job."""
+    """Where one run's outputs are: metrics, history and Snakemake's benchmark of its job."""
 
     key: RunKey
     metrics: Path
     benchmark: Path | None = None
+    history: Path | None = None
 
 
 def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per run from its ``metrics.json``.
 
     A run without one is ``failed`` (with its ``error``) where its job left an
-    ``error.txt``, and ``missing`` otherwise.
+    ``error.txt``, and ``missing`` otherwise. A metric the run's file lacks (a
+    run made before the metric existed) is NaN.
 
     Also returns each dataset/model/regularizer's architecture, taken from its
     first successful run (the architecture does not depend on the seed).
@@ -124,44 +181,110 @@ def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]
     return table.sort_values(KEY_COLUMNS, ignore_index=True), architectures
 
 
-def summarize(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """Per dataset x model x regularizer and metric: n, mean, std, median and 95% CI."""
-    return describe_cells(runs, metrics or SUMMARY_METRICS)
+def collect_histories(
+    runs: Iterable[RunFiles],
+) -> dict[tuple[str, str, str, int], pd.DataFrame]:
+    """Each run's data-loss history (:data:`HISTORY_COLUMNS`), for runs that left one."""
+    histories = {}
+    for run in runs:
+        if run.history is not None and run.history.exists():
+            key = (run.key.dataset, run.key.model, run.key.regularizer, run.key.seed)
+            histories[key] = pd.read_csv(run.history, usecols=HISTORY_COLUMNS)
+    return histories
 
 
-def compare(runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
+def test_set_sizes(cards: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Each dataset's number of test examples, from its data card (``split_sizes.test``)."""
+    return {str(card["name"]): int(card["split_sizes"]["test"]) for card in cards}
+
+
+def compared_metrics(report_metrics: Sequence[str] = ()) -> list[str]:
+    """The metrics compared and ranked: :data:`COMPARED_METRICS`, then the report's others."""
+    return list(dict.fromkeys([*COMPARED_METRICS, *report_metrics]))
+
+
+def summarize(
+    runs: pd.DataFrame, metrics: Sequence[str] = (), epochs: int | None = None
+) -> pd.DataFrame:
+    """Per cell and metric: n, mean, std, median, CI of the mean, prediction interval of a run.
+
+    Describes :data:`SUMMARY_METRICS` and then ``metrics``; intervals of
+    epoch counts are bounded by ``epochs`` (``training.epochs``).
+    """
+    described = list(dict.fromkeys([*SUMMARY_METRICS, *metrics]))
+    return describe_cells(runs, described, epochs=epochs)
+
+
+def compare(
+    runs: pd.DataFrame,
+    baseline: str,
+    metrics: Sequence[str] = COMPARED_METRICS,
+    test_sizes: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
     """Paired comparisons of every regularizer with the baseline (``comparisons.csv``)."""
-    return compare_to_baseline(runs, baseline, COMPARED_METRICS)
+    return compare_to_baseline(runs, baseline, metrics, test_sizes=test_sizes)
 
 
-def rank(runs: pd.DataFrame) -> pd.DataFrame:
-    """Average ranks across datasets and the Friedman test per model and metric (rankings.csv)."""
-    frames = []
+def rank(
+    runs: pd.DataFrame, metrics: Sequence[str] = COMPARED_METRICS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Average ranks across datasets (``rankings.csv``) and their tests (``ranking_tests.csv``).
+
+    ``rankings.csv`` has one row per model, metric and regularizer, only
+    where a ranking exists (at least 2 datasets); it repeats its model and
+    metric's test columns on each row. ``ranking_tests.csv`` has one row per
+    model and metric always, with ``ranked`` and, when there is no ranking,
+    the reason in ``note``.
+    """
+    rankings, tests = [], []
     for model in sorted(runs["model"].unique()):
-        for metric in COMPARED_METRICS:
+        for metric in metrics:
             result = rank_regularizers(runs, metric, model)
-            frames.append(
-                result.ranks.assign(
-                    model=model,
-                    metric=metric,
-                    n_datasets=result.n_datasets,
-                    friedman_statistic=result.statistic,
-                    friedman_p=result.p_value,
-                    critical_difference=result.critical_difference,
-                    note=result.note or "",
-                )
+            k, n = result.n_regularizers, result.n_datasets
+            # Degrees of freedom only where the F test was computed: 1 dataset would give 0.
+            tested = not math.isnan(result.iman_davenport_f)
+            tests.append(
+                {
+                    "model": model,
+                    "metric": metric,
+                    "n_datasets": n,
+                    "n_regularizers": k,
+                    "alpha": result.alpha,
+                    "friedman_statistic": result.statistic,
+                    "friedman_p": result.p_value,
+                    "iman_davenport_f": result.iman_davenport_f,
+                    "iman_davenport_df1": k - 1 if tested else math.nan,
+                    "iman_davenport_df2": (k - 1) * (n - 1) if tested else math.nan,
+                    "iman_davenport_p": result.iman_davenport_p,
+                    "critical_difference": result.critical_difference,
+                    "max_rank_difference": result.max_rank_difference,
+                    "cd_reachable": result.cd_reachable,
+                    "datasets_needed": result.datasets_needed,
+                    "ranked": not result.ranks.empty,
+                    "note": result.note or "",
+                }
             )
-    columns = [
-        "model",
-        "metric",
-        "regularizer",
-        "average_rank",
-        "n_datasets",
-        "friedman_statistic",
-        "friedman_p",
-        "critical_difference",
-        "note",
-    ]
+            if not result.ranks.empty:
+                rankings.append(result.ranks.assign(**{c: tests[-1][c] for c in _REPEATED}))
+    columns = ["model", "metric", "regularizer", "average_rank", *_REPEATED[2:]]
+    table = pd.concat(rankings, ignore_index=True)[columns] if rankings else None
     return (
-        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+        pd.DataFrame(columns=columns) if table is None else table,
+        pd.DataFrame(tests, columns=RANKING_TEST_COLUMNS),
     )
+
+
+def adequacy(
+    runs: pd.DataFrame,
+    histories: Mapping[tuple[str, str, str, int], pd.DataFrame],
+    epochs: int,
+) -> pd.DataFrame:
+    """Per cell: whether its runs were still improving at the last epoch (``adequacy.csv``)."""
+    return training_adequacy(runs, histories, epochs)
+
+
+def check_references(
+    summary: pd.DataFrame, references: Sequence[Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Each published value against its cell's prediction interval (``references.csv``)."""
+    return compare_to_references(summary, references)

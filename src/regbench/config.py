@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
-import urllib.parse
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,6 +24,15 @@ from typing import Any
 import jsonschema
 import yaml
 
+from regbench.inputs import (
+    TARBALL_SUFFIXES,
+    cached_file_name,
+    check_sha256,
+    is_tarball,
+    parse_target_transform,
+    quote,
+)
+from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS
 from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
 
 __all__ = [
@@ -33,21 +43,21 @@ __all__ = [
     "canonical_json",
     "load_config_file",
     "load_study",
+    "resolve_references",
 ]
 
 # Keys that only mean something for a downloaded dataset, and the format each belongs to.
 _URL_KEYS = ("url", "sha256", "format", "csv", "npz")
 _FORMAT_BLOCKS = {"csv": "csv", "npz": "npz"}
-_URL_SCHEMES = ("http", "https", "file")
-_TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-# The same grammar regbench.formats.read_csv accepts; nothing is ever evaluated.
-_TARGET_TRANSFORM = re.compile(
-    r"\s*(>=|<=|==|>|<)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*"
-)
+
+# A real study holds a few hundred values, nested a few levels deep. YAML
+# aliases can make a ten-line file hold a billion ("billion laughs"), which
+# every later step would expand: such a config is refused before anything reads it.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 32
 
 # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
-_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 class ConfigError(ValueError):
@@ -127,6 +137,23 @@ class Study:
             "seed": key.seed,
         }
 
+    @property
+    def references(self) -> list[dict[str, Any]]:
+        """The study's published values, one per metric, with dataset and model filled in."""
+        return resolve_references(self.config)
+
+    def aggregation_settings(self) -> dict[str, Any]:
+        """Everything the tables depend on besides the runs: what rule aggregate_runs gets.
+
+        None of it reaches a run's spec, so changing it reruns the tables onwards only.
+        """
+        return {
+            "baseline": self.baseline,
+            "report": self.config["report"],
+            "references": self.references,
+            "epochs": self.config["training"]["epochs"],
+        }
+
 
 def canonical_json(value: Any) -> str:
     """Serialize canonically: sorted keys, no whitespace, floats as Python prints them."""
@@ -149,23 +176,62 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 def load_study(raw: Mapping[str, Any]) -> Study:
     """Validate a raw config, fill its defaults and build the run grid."""
+    _check_size(raw)
     schema = _schema()
     config = _apply_schema(copy.deepcopy(dict(raw)), schema, schema, fill=False)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
+    errors = sorted(_validator().iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
     config = _apply_schema(config, schema, schema, fill=True)
     _fill_validation_fraction(config)
     _check_semantics(config)
+    _check_report(config)
     runs, skipped = _grid(config)
     if not runs:
         raise ConfigError(
             "the study grid is empty: every dataset x model x regularizer combination "
             "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
         )
+    _check_references(config, runs)
     return Study(config=config, runs=tuple(runs), skipped=tuple(skipped))
+
+
+def _check_size(raw: Any) -> None:
+    """Refuse a config that expands beyond any real study, without expanding it.
+
+    Values reached through several YAML aliases are one object in memory; each
+    is sized once and its size reused, so this takes time in proportion to the
+    file, not to what it expands to. Tuples and sets count as containers too:
+    Snakemake reads a study with PyYAML's FullLoader, which builds them.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(value: Any, depth: int) -> int:
+        if not isinstance(value, dict | list | tuple | set | frozenset):
+            return 1
+        if id(value) in sizes:
+            return sizes[id(value)]
+        if depth > MAX_CONFIG_DEPTH:
+            # Also where a self-referencing alias ("&a [*a]") ends up.
+            raise ConfigError(
+                f"the config nests deeper than {MAX_CONFIG_DEPTH} levels; a study needs a "
+                "few (is a YAML alias referring to itself?)"
+            )
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_CONFIG_VALUES:
+                raise ConfigError(
+                    f"the config holds more than {MAX_CONFIG_VALUES:,} values once its YAML "
+                    "aliases are expanded; a study needs far fewer (look for an alias "
+                    "(*name) that repeats a large block, or a list of aliases of lists)"
+                )
+        sizes[id(value)] = total
+        return total
+
+    size(raw, 0)
 
 
 def skip_reason(
@@ -207,6 +273,16 @@ def _grid(config: dict[str, Any]) -> tuple[list[RunKey], list[Skipped]]:
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
+    for section in ("datasets", "models", "regularizers"):
+        folded: dict[str, str] = {}
+        for name in config[section]:
+            other = folded.setdefault(name.lower(), name)
+            if other != name:
+                raise ConfigError(
+                    f"{section}: {other!r} and {name!r} differ only in case; on a "
+                    "case-insensitive filesystem (macOS, Windows) their results would share "
+                    "one folder: rename one"
+                )
     if config["baseline"] not in config["regularizers"]:
         declared = ", ".join(sorted(config["regularizers"]))
         raise ConfigError(
@@ -252,6 +328,102 @@ def _check_semantics(config: dict[str, Any]) -> None:
                         raise ConfigError(str(error)) from None
 
 
+def _check_report(config: dict[str, Any]) -> None:
+    """Check that the report judges metrics the comparisons compute; add a missing primary."""
+    report = config["report"]
+    named = [("report.primary", report["primary"])]
+    named += [(f"report.metrics[{i}]", name) for i, name in enumerate(report["metrics"])]
+    for where, name in named:
+        if name not in HIGHER_IS_BETTER:
+            raise ConfigError(
+                f"{where}: {name!r} is not a metric the comparisons compute; "
+                f"expected one of: {', '.join(HIGHER_IS_BETTER)}"
+            )
+    if report["primary"] not in report["metrics"]:
+        report["metrics"] = [report["primary"], *report["metrics"]]
+
+
+def _only_declared(config: Mapping[str, Any], kind: str, where: str, name: str | None) -> str:
+    """Return the named dataset or model, or the study's only one; else one clear error."""
+    declared: list[str] = list(config[kind])
+    singular = kind.removesuffix("s")
+    if name is None:
+        if len(declared) == 1:
+            return declared[0]
+        raise ConfigError(
+            f"{where}: the study has several {kind} ({', '.join(declared)}); say which one "
+            f"this value is from with {singular}: <name>"
+        )
+    if name not in declared:
+        raise ConfigError(
+            f"{where}.{singular}: {name!r} is not a declared {singular} "
+            f"(declared: {', '.join(declared)})"
+        )
+    return name
+
+
+def resolve_references(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per published value (dataset, model, regularizer, metric, value, source).
+
+    Each ``references`` entry is keyed by a declared regularizer and may omit
+    its dataset and model where the study declares only one. Raises a
+    :class:`ConfigError` naming the entry for an undeclared or ambiguous name,
+    an unknown metric, an entry without values, or two values for one cell
+    and metric.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for regularizer, body in config.get("references", {}).items():
+        if regularizer not in config["regularizers"]:
+            raise ConfigError(
+                f"references.{regularizer}: not a declared regularizer "
+                f"(declared: {', '.join(config['regularizers'])})"
+            )
+        entries = body if isinstance(body, list) else [body]
+        for index, entry in enumerate(entries):
+            where = f"references.{regularizer}" + (f"[{index}]" if isinstance(body, list) else "")
+            dataset = _only_declared(config, "datasets", where, entry.get("dataset"))
+            model = _only_declared(config, "models", where, entry.get("model"))
+            values = {k: v for k, v in entry.items() if k not in ("source", "dataset", "model")}
+            unknown = [name for name in values if name not in REFERENCE_METRICS]
+            if unknown or not values:
+                problem = f"{unknown[0]!r} is not a metric" if unknown else "gives no metric"
+                raise ConfigError(
+                    f"{where}: {problem}; expected metric: value pairs with metrics from "
+                    f"{', '.join(REFERENCE_METRICS)} (e.g. test_accuracy: 0.75)"
+                )
+            for metric, value in values.items():
+                if (dataset, model, regularizer, metric) in seen:
+                    raise ConfigError(
+                        f"{where}: a second {metric} for dataset {dataset}, model {model}; "
+                        "give each cell and metric one value"
+                    )
+                seen.add((dataset, model, regularizer, metric))
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "regularizer": regularizer,
+                        "metric": metric,
+                        "value": value,
+                        "source": entry["source"],
+                    }
+                )
+    return rows
+
+
+def _check_references(config: dict[str, Any], runs: list[RunKey]) -> None:
+    """Check every reference names a cell the study runs."""
+    cells = {(key.dataset, key.model, key.regularizer) for key in runs}
+    for row in resolve_references(config):
+        cell = (row["dataset"], row["model"], row["regularizer"])
+        if cell not in cells:
+            raise ConfigError(
+                f"references.{row['regularizer']}: dataset {row['dataset']} with model "
+                f"{row['model']} is a combination this study skips, so it has no runs to check"
+            )
+
+
 def _check_url_source(name: str, body: Mapping[str, Any]) -> None:
     """Check a dataset's download settings, or that it has none when it is not downloaded."""
     where = f"datasets.{name}"
@@ -262,38 +434,29 @@ def _check_url_source(name: str, body: Mapping[str, Any]) -> None:
                 f"{where}: {', '.join(stray)} only apply to source url, not {body['source']}"
             )
         return
-    url = body["url"]
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in _URL_SCHEMES:
-        raise ConfigError(
-            f"{where}.url: {url!r} has scheme {parts.scheme!r}; expected http, https or file"
-        )
-    file_name = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
-    if file_name in ("", ".", "..") or "\\" in file_name or "\x00" in file_name:
-        raise ConfigError(
-            f"{where}.url: {url!r} does not end in a file name; expected a URL to a file "
-            "(its last path segment names the file in the download cache)"
-        )
-    if not _SHA256.fullmatch(body["sha256"]):
-        raise ConfigError(
-            f"{where}.sha256: {body['sha256']!r} is not 64 hexadecimal digits "
-            "(compute it with: sha256sum <file>)"
-        )
+    try:
+        file_name = cached_file_name(body["url"])
+    except ValueError as error:
+        raise ConfigError(f"{where}.url: {error}") from None
+    try:
+        check_sha256(body["sha256"])
+    except ValueError as error:
+        raise ConfigError(f"{where}.sha256: {error}") from None
     fmt = body["format"]
     for block, owner in _FORMAT_BLOCKS.items():
         if block in body and owner != fmt:
             raise ConfigError(f"{where}.{block}: only applies to format {owner}, not {fmt}")
-    if fmt == "cifar" and not file_name.lower().endswith(_TARBALL_SUFFIXES):
+    if fmt == "cifar" and not is_tarball(file_name):
         raise ConfigError(
-            f"{where}.url: format cifar expects a tarball (.tar.gz, .tgz, .tar, .tar.bz2 or "
-            f".tar.xz), but the URL names {file_name!r}"
+            f"{where}.url: format cifar expects a tarball ({', '.join(TARBALL_SUFFIXES)}), "
+            f"but the URL names {quote(file_name)}"
         )
     transform = body.get("csv", {}).get("target_transform")
-    if transform is not None and not _TARGET_TRANSFORM.fullmatch(transform):
-        raise ConfigError(
-            f"{where}.csv.target_transform: {transform!r} is not of the form '<op> <number>' "
-            "with op one of >=, >, <=, <, == (for example '>= 6')"
-        )
+    if transform is not None:
+        try:
+            parse_target_transform(transform)
+        except ValueError as error:
+            raise ConfigError(f"{where}.csv.target_transform: {error}") from None
 
 
 @cache
@@ -351,11 +514,13 @@ def _apply_schema(value: Any, schema: dict[str, Any], root: dict[str, Any], *, f
             items.sort()
         return items
     kind = schema.get("type")
-    if kind in ("number", "integer") and isinstance(value, str) and _SCIENTIFIC.match(value):
+    if kind in ("number", "integer") and isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
         value = float(value)
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        if not _is_finite(value):
+            return value  # refused by the validator, which names the key
         number = float(value)
         return 0.0 if number == 0 else number  # -0.0 and 0.0 are the same setting
     return value
@@ -382,31 +547,91 @@ def _fill_validation_fraction(config: dict[str, Any]) -> None:
             body["sha256"] = body["sha256"].lower()
 
 
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    """A Draft 2020-12 validator with two corrections to what Python's defaults let through.
+
+    ``pattern`` is applied with :func:`re.fullmatch`: JSON Schema patterns follow
+    ECMA-262, whose ``$`` is the end of the string, but Python's ``$`` also
+    matches before a final newline, so ``"evil\\n"`` passed ``^[a-z]+$``. And a
+    ``number`` must be finite: ``.nan`` passes every bound (comparisons with NaN
+    are false), and ``.inf`` passes every lower one.
+    """
+    base = jsonschema.Draft202012Validator
+
+    def full_pattern(
+        validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[jsonschema.ValidationError]:
+        if validator.is_type(instance, "string") and not re.fullmatch(pattern, instance):
+            yield jsonschema.ValidationError(f"{quote(instance)} does not match {pattern!r}")
+
+    def finite_number(checker: Any, instance: Any) -> bool:
+        return base.TYPE_CHECKER.is_type(instance, "number") and _is_finite(instance)
+
+    extended = jsonschema.validators.extend(
+        base,
+        validators={"pattern": full_pattern},
+        type_checker=base.TYPE_CHECKER.redefine("number", finite_number),
+    )
+    return extended(_schema())
+
+
+def _is_finite(number: object) -> bool:
+    """Whether a value is a real number, finite as a float (a huge int overflows to inf).
+
+    Not a complex number, which Snakemake's YAML loader builds from ``!!python/complex``.
+    """
+    if isinstance(number, int):
+        return abs(number) <= sys.float_info.max
+    return isinstance(number, float) and math.isfinite(number)
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
+    """One line for one schema violation: where, the value (shortened), and what is allowed."""
     where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     validator = error.validator
+    value = quote(error.instance)
+    hint = error.schema.get("description", "").strip() if isinstance(error.schema, dict) else ""
     if validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
+        extra = sorted(set(error.instance) - set(allowed), key=str)
         expected = f"expected one of: {', '.join(allowed)}" if allowed else ""
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {expected}"
+        return f"{where}: unknown key(s) {', '.join(map(quote, extra[:10]))}; {expected}"
     if validator == "required":
         return f"{where}: {error.message}"
-    if validator == "pattern":
-        return (
-            f"{where}: {error.instance!r} is not safe as a path part; use only letters, "
-            "digits, '_', '-' and '.', and not '.' or '..'"
+    if validator in ("pattern", "maxLength", "minLength") and "pattern" in error.schema:
+        return f"{where}: {value} is not a usable name; expected {hint}"
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{where}: {value} is out of range; expected {_bounds(error.schema)}" + (
+            f" ({hint})" if hint else ""
         )
     if validator in ("minProperties", "minItems"):
         return f"{where}: is empty; declare at least one entry"
     if validator == "enum":
         options = ", ".join(map(repr, error.validator_value))
-        return f"{where}: {error.instance!r} is not one of {options}"
+        return f"{where}: {value} is not one of {options}"
     if validator == "type":
-        return f"{where}: expected {error.validator_value}, got {error.instance!r}"
+        if isinstance(error.instance, int | float) and not _is_finite(error.instance):
+            return f"{where}: {value} is not a finite number; expected {_bounds(error.schema)}"
+        return f"{where}: expected {error.validator_value}, got {value}"
     if validator == "oneOf":
-        hint = error.schema.get("description", "").strip()
-        return f"{where}: {error.instance!r} is not valid here ({hint})"
+        return f"{where}: {value} is not valid here ({hint})"
     if validator == "uniqueItems":
-        return f"{where}: has repeated entries {error.instance!r}"
-    return f"{where}: {error.message}"
+        return f"{where}: has repeated entries {value}"
+    return f"{where}: {quote(error.message)[1:-1]}"
+
+
+def _bounds(schema: Mapping[str, Any]) -> str:
+    """What a numeric schema allows, as "a number >= 0 and < 1"."""
+    kind = "an integer" if schema.get("type") == "integer" else "a number"
+    limits = [
+        f"{symbol} {schema[keyword]}"
+        for keyword, symbol in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if keyword in schema
+    ]
+    return " ".join([kind, " and ".join(limits)]).strip()

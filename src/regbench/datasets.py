@@ -1,18 +1,18 @@
 """Datasets: load, split and scale reproducibly, then write arrays and a data card.
 
 A dataset comes from scikit-learn, from ``make_classification``, or from a URL.
-A URL's file is downloaded once into a cache keyed by its sha256 (see
-:func:`download`, which rule ``download_dataset`` calls) and read from there by
-:func:`load_raw`; preparation itself never touches the network.
+A URL's file is downloaded once into a cache keyed by its sha256 (by
+:func:`regbench.download.download`, which rule ``download_dataset`` calls) and
+read from there by :func:`load_raw`; preparation itself never touches the
+network. This module, :mod:`regbench.formats` and :mod:`regbench.inputs`
+decide a prepared dataset, so their source is the digest rule
+``prepare_dataset`` gets (:data:`regbench.fingerprint.PREPARATION_MODULES`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,33 +20,24 @@ from typing import Any
 
 import numpy as np
 
-from regbench.download import DownloadError, ProgressCallback, fetch, log_progress, safe_extract
+from regbench.download import DownloadError, download_path, safe_extract
 from regbench.formats import DataError, read_cifar, read_csv, read_npz
+from regbench.inputs import cached_file_name, extraction_folder
 
 __all__ = [
-    "DOWNLOAD_CACHE_ENV",
     "DataError",
     "PreparedData",
     "RawData",
     "data_card",
-    "download",
-    "download_cache",
-    "download_logged",
-    "download_path",
-    "extracted_path",
-    "is_archive",
     "load_prepared",
     "load_raw",
     "prepare",
+    "prepare_files",
     "write_prepared",
 ]
 
 SPLITS = ("train", "val", "test")
 
-#: Environment variable naming the download cache folder (default ``resources/downloads``).
-DOWNLOAD_CACHE_ENV = "REGBENCH_DOWNLOADS"
-_DEFAULT_CACHE = "resources/downloads"
-_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 
 # scikit-learn is imported where it is used: the Snakefile imports this module to
 # plan downloads, and importing scikit-learn there would cost every invocation a second.
@@ -98,80 +89,14 @@ class _Plan:
     test_pool: int
 
 
-# --------------------------------------------------------------------------- downloads
-
-
-def download_cache() -> Path:
-    """The download cache folder: ``$REGBENCH_DOWNLOADS`` or ``resources/downloads``."""
-    return Path(os.environ.get(DOWNLOAD_CACHE_ENV) or _DEFAULT_CACHE)
-
-
-def download_path(spec: Mapping[str, Any], cache: Path | None = None) -> Path:
-    """Where a URL dataset's verified file lives: ``cache / sha256 / <URL's file name>``."""
-    name = urllib.parse.unquote(urllib.parse.urlsplit(spec["url"]).path.rsplit("/", 1)[-1])
-    sha256: str = spec["sha256"].lower()
-    return (download_cache() if cache is None else Path(cache)) / sha256 / name
-
-
-def is_archive(path: Path) -> bool:
-    """Whether a downloaded file is a tarball to unpack."""
-    return path.name.lower().endswith(_ARCHIVE_SUFFIXES)
-
-
-def extracted_path(archive: Path) -> Path:
-    """The folder a downloaded tarball is unpacked into, next to it in the cache."""
-    return archive.with_name(archive.name + ".extracted")
-
-
-def download(
-    spec: Mapping[str, Any],
-    cache: Path | None = None,
-    *,
-    progress: ProgressCallback | None = None,
-) -> Path:
-    """Fetch a URL dataset's file into the cache (once), verify it, unpack a tarball; return it.
-
-    A file already in the cache was verified when it was written, so nothing is
-    fetched again. Raises :class:`regbench.download.DownloadError` naming the URL
-    (a checksum mismatch gives the expected and the actual sha256).
-    """
-    target = download_path(spec, cache)
-    path = fetch(spec["url"], spec["sha256"], target.parent.parent, progress=progress)
-    if is_archive(path):
-        safe_extract(path, extracted_path(path))
-    return path
-
-
-def download_logged(spec: Mapping[str, Any], cache: Path | None, log_path: Path | str) -> Path:
-    """Run :func:`download`, writing progress, retries and any failure to the job log."""
-    target = download_path(spec, cache)
-    download_logger = logging.getLogger("regbench.download")
-    with open(log_path, "a", encoding="utf-8") as log:
-        handler = logging.StreamHandler(log)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        saved_level = download_logger.level
-        download_logger.addHandler(handler)
-        download_logger.setLevel(logging.INFO)
-        try:
-            print(f"dataset {spec['name']}: {spec['url']} -> {target}", file=log, flush=True)
-            path = download(spec, cache, progress=log_progress(log, label=target.name))
-            print(f"verified sha256 {spec['sha256']}: {path}", file=log, flush=True)
-        except (DownloadError, ValueError) as error:
-            print(f"error: {error}", file=log, flush=True)
-            raise
-        finally:
-            download_logger.removeHandler(handler)
-            download_logger.setLevel(saved_level)
-    return path
-
-
 # --------------------------------------------------------------------------- loading
 
 
 def load_raw(spec: Mapping[str, Any], cache: Path | None = None) -> RawData:
     """Load a dataset as its spec describes, images as (n, height, width, channels).
 
-    A URL dataset is read from the download cache, where :func:`download` put it.
+    A URL dataset is read from the download cache, where
+    :func:`regbench.download.download` put it.
     Bad data raises :class:`DataError` naming the dataset and the file.
     """
     if spec["source"] == "sklearn":
@@ -214,7 +139,7 @@ def _load_downloaded(spec: Mapping[str, Any], path: Path) -> RawData:
     if not path.is_file():
         raise DataError(
             f"{path}: not downloaded yet; rule download_dataset (or "
-            f"regbench.datasets.download) fetches it from {spec['url']}"
+            f"regbench.download.download) fetches it from {spec['url']}"
         )
     source = f"{spec['url']} (sha256 {spec['sha256']}, format {spec['format']})"
     if spec["format"] == "csv":
@@ -233,7 +158,7 @@ def _load_downloaded(spec: Mapping[str, Any], path: Path) -> RawData:
         return RawData(x=x, y=y, feature_names=features, class_names=classes, source=source)
     if spec["format"] == "cifar":
         # Normally unpacked by the download rule already; then this only checks the marker.
-        folder = safe_extract(path, extracted_path(path))
+        folder = safe_extract(path, extraction_folder(path))
         x_train, y_train, x_test, y_test, classes = read_cifar(folder)
         # Images stay uint8 until scaling: 60,000 CIFAR images are 1.4 GB as float64.
         return RawData(
@@ -455,7 +380,7 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
         card["download"] = {
             "url": spec["url"],
             "sha256": spec["sha256"],
-            "file": download_path(spec).name,
+            "file": cached_file_name(spec["url"]),
         }
     return card
 
@@ -474,6 +399,15 @@ def _label_note(n_classes: int) -> str:
 
 
 # --------------------------------------------------------------------------- files
+
+
+def prepare_files(spec: Mapping[str, Any], npz: Path, card_path: Path) -> dict[str, Any]:
+    """Load, split and scale one dataset; write its arrays and data card; return the card."""
+    raw = load_raw(spec)
+    data = prepare(spec, raw)
+    card = data_card(spec, raw, data)
+    write_prepared(data, card, npz, card_path)
+    return card
 
 
 def write_prepared(data: PreparedData, card: Mapping[str, Any], npz: Path, card_path: Path) -> None:

@@ -1,45 +1,66 @@
 """Trustworthy downloads: fetch a file by URL and sha256 into a cache, and unpack tarballs safely.
 
+:func:`download` is what rule ``download_dataset`` runs for a URL dataset.
 A file is identified by its sha256, not by its URL: :func:`fetch` stores it at
-``cache_dir / sha256 / <file name>`` and only after the bytes it received hash to
-the expected value, so anything found at that path was verified when it was
-written and a rerun (or a second study) never downloads it again.
-:func:`safe_extract` unpacks a verified tarball with :mod:`tarfile`'s ``data``
-filter and a stricter check of its own, so that no member can land outside the
-destination folder.
+``cache_dir / sha256 / <file name>`` (:func:`regbench.inputs.cached_path`) and
+only after the bytes it received hash to the expected value, so anything found
+at that path was verified when it was written and a rerun (or a second study)
+never downloads it again. A fetch has an overall deadline, and
+:func:`stop_on_signals` turns SIGTERM and SIGINT into an exception that removes
+the partial file on its way out. :func:`safe_extract` unpacks a verified
+tarball with :mod:`tarfile`'s ``data`` filter and a stricter check of its own,
+so that no member can land outside the destination folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import ipaddress
 import logging
+import math
 import os
 import random
 import re
 import shutil
+import signal
 import ssl
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import client as http_client
 from pathlib import Path
-from typing import IO, BinaryIO
+from types import FrameType
+from typing import IO, Any, BinaryIO
+
+from regbench.inputs import cached_path, check_sha256, extraction_folder, is_tarball
 
 __all__ = [
+    "DEFAULT_DEADLINE_S",
+    "DOWNLOAD_CACHE_ENV",
+    "DOWNLOAD_DEADLINE_ENV",
+    "DeadlineExceeded",
     "DownloadError",
+    "Interrupted",
     "ProgressCallback",
+    "download",
+    "download_cache",
+    "download_deadline",
+    "download_logged",
+    "download_path",
     "fetch",
     "log_progress",
     "safe_extract",
-    "sha256_file",
+    "stop_on_signals",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,8 +68,15 @@ logger = logging.getLogger(__name__)
 #: Called as ``progress(done_bytes, total_bytes_or_None)`` while a file streams in.
 ProgressCallback = Callable[[int, int | None], None]
 
+#: How long one fetch may take in all, retries and their waits included.
+DEFAULT_DEADLINE_S = 3600.0
+#: Environment variable naming the download cache folder (default ``resources/downloads``).
+DOWNLOAD_CACHE_ENV = "REGBENCH_DOWNLOADS"
+_DEFAULT_CACHE = "resources/downloads"
+#: Environment variable giving one download's overall deadline in seconds.
+DOWNLOAD_DEADLINE_ENV = "REGBENCH_DOWNLOAD_DEADLINE"
+
 _CHUNK_BYTES = 1 << 20
-_SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 # A Retry-After longer than this is not waited for; the ordinary backoff applies.
 _MAX_RETRY_AFTER_S = 60.0
 _COMPLETE_MARKER = ".complete"
@@ -57,6 +85,25 @@ _USER_AGENT = "regbench/0.1 (sha256-verified downloads)"
 
 class DownloadError(RuntimeError):
     """A download or an extraction failed; the message names the URL or archive and the cause."""
+
+
+class DeadlineExceeded(DownloadError):
+    """A download did not finish within its overall deadline."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT stopped a download (see :func:`stop_on_signals`).
+
+    A ``BaseException``, like :class:`KeyboardInterrupt`, so that no handler
+    meant for failed downloads retries or swallows it; ``finally`` blocks still
+    run, and the one around the partial file removes it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        #: Bytes of the body received when the signal came, where known.
+        self.received: int | None = None
 
 
 class _TransientError(Exception):
@@ -68,13 +115,46 @@ class _TransientError(Exception):
         self.retry_after = retry_after
 
 
-def sha256_file(path: Path | str) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass
+class _Clock:
+    """The overall deadline of one fetch."""
+
+    url: str
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return self.seconds - (time.monotonic() - self.start)
+
+    def expired(self, received: int, total: int | None) -> DeadlineExceeded:
+        of = f" of {total}" if total is not None else ""
+        return DeadlineExceeded(
+            f"{self.url}: not finished within the deadline of {self.seconds:g} s "
+            f"({received}{of} bytes received); nothing was kept"
+        )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise :class:`Interrupted` at once.
+
+    Python's default is to die on SIGTERM without running ``finally`` blocks,
+    which would leave a partial file behind. Only the main thread can handle
+    signals; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    saved = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
 
 
 def fetch(
@@ -84,6 +164,7 @@ def fetch(
     *,
     max_bytes: int = 2**31,
     timeout: float = 60.0,
+    deadline: float = DEFAULT_DEADLINE_S,
     retries: int = 4,
     backoff: float = 1.0,
     progress: ProgressCallback | None = None,
@@ -102,33 +183,22 @@ def fetch(
     backoff starting at ``backoff`` seconds, or after the server's ``Retry-After``
     when that is at most a minute. Other HTTP errors are not retried. A
     Content-Length above ``max_bytes`` fails before reading; so does a body that
-    streams past it. ``timeout`` bounds every socket operation.
+    streams past it. ``timeout`` bounds every socket operation, and ``deadline``
+    the whole fetch, retries and waits included: it is checked whenever bytes
+    arrive, and each attempt's socket timeout is cut to the time left when the
+    attempt starts, so a silent server holds a fetch at most one socket timeout
+    (``timeout``) past it.
 
     Raises:
-        ValueError: ``sha256`` is not 64 hex digits, or an argument is out of range.
-        DownloadError: anything else went wrong; the message names the URL and the
-            cause, and neither the final path nor a temporary file is left behind.
+        ValueError: the URL gives no usable cache file name (:mod:`regbench.inputs`),
+            ``sha256`` is not 64 hex digits, or an argument is out of range.
+        DownloadError: anything else went wrong (:class:`DeadlineExceeded` when time
+            ran out); the message names the URL and the cause, and neither the final
+            path nor a temporary file is left behind.
     """
-    if not isinstance(sha256, str) or not _SHA256_PATTERN.fullmatch(sha256):
-        raise ValueError(f"sha256 must be 64 hexadecimal digits, got {sha256!r} (for {url})")
-    if max_bytes <= 0:
-        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
-    if retries < 0:
-        raise ValueError(f"retries must be zero or more, got {retries}")
-    if backoff < 0:
-        raise ValueError(f"backoff must be zero or more, got {backoff}")
-    expected = sha256.lower()
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https", "file"):
-        raise DownloadError(
-            f"{url}: unsupported URL scheme {parts.scheme!r}; expected http, https or file"
-        )
-    name = _file_name(url, parts.path)
-
-    destination = Path(cache_dir) / expected / name
+    _check_arguments(max_bytes, timeout, deadline, retries, backoff)
+    destination = cached_path(cache_dir, url, sha256)
+    expected = check_sha256(sha256)
     if destination.is_file() and destination.stat().st_size > 0:
         logger.debug("%s: using cached %s", url, destination)
         return destination
@@ -138,61 +208,84 @@ def fetch(
         raise DownloadError(
             f"{url}: cannot create cache folder {destination.parent}: {error}"
         ) from error
+    clock = _Clock(url, deadline)
 
+    def attempt() -> None:
+        limits = _Limits(max_bytes, min(timeout, clock.remaining()), clock)
+        _download_once(url, expected, destination, limits, progress)
+
+    _retry(url, attempt, retries, backoff, clock)
+    logger.info("%s: downloaded and verified into %s", url, destination)
+    return destination
+
+
+def _check_arguments(
+    max_bytes: int, timeout: float, deadline: float, retries: int, backoff: float
+) -> None:
+    for name, value, least in (
+        ("max_bytes", max_bytes, "positive"),
+        ("timeout", timeout, "positive"),
+        ("deadline", deadline, "positive"),
+        ("retries", retries, "zero or more"),
+        ("backoff", backoff, "zero or more"),
+    ):
+        if not (value > 0 if least == "positive" else value >= 0):
+            raise ValueError(f"{name} must be {least}, got {value}")
+
+
+def _retry(
+    url: str, attempt: Callable[[], None], retries: int, backoff: float, clock: _Clock
+) -> None:
+    """Run ``attempt`` until it succeeds, retrying transient failures with backoff."""
     attempts = retries + 1
-    for attempt in range(1, attempts + 1):
+    for number in range(1, attempts + 1):
         try:
-            _download_once(url, parts, expected, destination, max_bytes, timeout, progress)
+            attempt()
+            return
         except _TransientError as error:
-            if attempt == attempts:
+            if number == attempts:
                 raise DownloadError(
                     f"{url}: download failed after {attempts} attempt(s): {error.reason}"
                 ) from None
-            delay = backoff * 2 ** (attempt - 1) * random.uniform(1.0, 1.25)
+            delay = backoff * 2 ** (number - 1) * random.uniform(1.0, 1.25)
             if error.retry_after is not None and error.retry_after <= _MAX_RETRY_AFTER_S:
                 delay = error.retry_after
+            if delay >= clock.remaining():
+                raise DeadlineExceeded(
+                    f"{url}: {error.reason}; no time is left for another attempt within "
+                    f"the deadline of {clock.seconds:g} s"
+                ) from None
             logger.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
                 url,
                 error.reason,
                 delay,
-                attempt + 1,
+                number + 1,
                 attempts,
             )
             time.sleep(delay)
-        else:
-            logger.info("%s: downloaded and verified into %s", url, destination)
-            return destination
-    raise AssertionError("unreachable: the retry loop either returns or raises")
-
-
-def _file_name(url: str, url_path: str) -> str:
-    """Return the decoded last segment of a URL path, refusing names that are not plain names."""
-    name = urllib.parse.unquote(url_path.rsplit("/", 1)[-1])
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise DownloadError(f"{url}: the URL path does not end in a usable file name ({name!r})")
-    return name
 
 
 def _download_once(
     url: str,
-    parts: urllib.parse.SplitResult,
     expected: str,
     destination: Path,
-    max_bytes: int,
-    timeout: float,
+    limits: _Limits,
     progress: ProgressCallback | None,
 ) -> None:
     """Make one attempt: stream into a temporary file, verify, and move into place."""
+    if limits.timeout <= 0:
+        raise limits.clock.expired(0, None)
+    parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() == "file":
         source, total = _open_file_url(url, parts)
     else:
-        source, total = _open_http(url, timeout)
+        source, total = _open_http(url, limits.timeout)
     with source:
-        if total is not None and total > max_bytes:
+        if total is not None and total > limits.max_bytes:
             raise DownloadError(
-                f"{url}: Content-Length is {total} bytes, above the limit of {max_bytes} bytes "
-                "(max_bytes); not downloading"
+                f"{url}: Content-Length is {total} bytes, above the limit of "
+                f"{limits.max_bytes} bytes (max_bytes); not downloading"
             )
         temporary: Path | None = None
         try:
@@ -200,8 +293,9 @@ def _download_once(
                 dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
             )
             temporary = Path(temporary_name)
-            with os.fdopen(handle, "wb") as sink:
-                actual, size = _stream(url, source, sink, total, max_bytes, timeout, progress)
+            # Unbuffered: the partial file holds every byte received so far.
+            with os.fdopen(handle, "wb", buffering=0) as sink:
+                actual, size = _stream(url, source, sink, total, limits, progress)
                 sink.flush()
                 os.fsync(sink.fileno())
             if total is not None and size < total:
@@ -294,38 +388,59 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """What one attempt may take: bytes, seconds per socket operation, and the overall clock."""
+
+    max_bytes: int
+    timeout: float
+    clock: _Clock
+
+
 def _stream(
     url: str,
     source: BinaryIO,
     sink: IO[bytes],
     total: int | None,
-    max_bytes: int,
-    timeout: float,
+    limits: _Limits,
     progress: ProgressCallback | None,
 ) -> tuple[str, int]:
-    """Copy ``source`` into ``sink`` while hashing; return the hex sha256 and the byte count."""
+    """Copy ``source`` into ``sink`` while hashing; return the hex sha256 and the byte count.
+
+    Reads return whatever has arrived (``read1``) rather than waiting for a full
+    chunk, so the byte count in every message is what was received, and the
+    deadline is looked at whenever anything arrives.
+    """
     digest = hashlib.sha256()
     done = 0
+    read = getattr(source, "read1", source.read)
     if progress is not None:
         progress(0, total)
     while True:
+        if limits.clock.remaining() <= 0:
+            raise limits.clock.expired(done, total)
         # Reading one byte past the cap is enough to know the body is too large.
-        want = min(_CHUNK_BYTES, max_bytes + 1 - done)
+        want = min(_CHUNK_BYTES, limits.max_bytes + 1 - done)
         try:
-            chunk = source.read(want)
+            chunk = read(want)
         except TimeoutError:
+            if limits.clock.remaining() <= 0:
+                raise limits.clock.expired(done, total) from None
             raise _TransientError(
-                f"timed out after {timeout} s waiting for data ({done} bytes received)"
+                f"timed out after {limits.timeout:g} s waiting for data ({done} bytes received)"
             ) from None
         except (OSError, http_client.HTTPException) as error:
             raise _TransientError(f"reading failed after {done} bytes: {error!r}") from None
+        except Interrupted as stop:
+            stop.received = done
+            raise
         if not chunk:
             return digest.hexdigest(), done
         done += len(chunk)
-        if done > max_bytes:
+        if done > limits.max_bytes:
             raise DownloadError(
-                f"{url}: the body is larger than the limit of {max_bytes} bytes (max_bytes); "
-                "stopped reading"
+                f"{url}: the body is larger than the limit of {limits.max_bytes} bytes "
+                "(max_bytes); stopped reading"
             )
         digest.update(chunk)
         sink.write(chunk)
@@ -374,6 +489,101 @@ def log_progress(
 
 def _mib(count: int) -> str:
     return f"{count / (1 << 20):.1f} MiB"
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def download_cache() -> Path:
+    """The download cache folder: ``$REGBENCH_DOWNLOADS`` or ``resources/downloads``."""
+    return Path(os.environ.get(DOWNLOAD_CACHE_ENV) or _DEFAULT_CACHE)
+
+
+def download_deadline() -> float:
+    """Seconds one download may take in all: ``$REGBENCH_DOWNLOAD_DEADLINE`` or one hour."""
+    text = os.environ.get(DOWNLOAD_DEADLINE_ENV, "").strip()
+    if not text:
+        return DEFAULT_DEADLINE_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{DOWNLOAD_DEADLINE_ENV}={text!r}: expected a number of seconds above 0")
+    return seconds
+
+
+def download_path(spec: Mapping[str, Any], cache: Path | None = None) -> Path:
+    """Where a URL dataset's verified file lives: ``cache / sha256 / <URL's file name>``."""
+    return cached_path(download_cache() if cache is None else cache, spec["url"], spec["sha256"])
+
+
+def download(
+    spec: Mapping[str, Any],
+    cache: Path | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch a URL dataset's file into the cache (once), verify it, unpack a tarball; return it.
+
+    A file already in the cache was verified when it was written, so nothing is
+    fetched again. Raises :class:`regbench.download.DownloadError` naming the URL
+    (a checksum mismatch gives the expected and the actual sha256).
+    """
+    cache = download_cache() if cache is None else Path(cache)
+    path = fetch(
+        spec["url"], spec["sha256"], cache, deadline=download_deadline(), progress=progress
+    )
+    if is_tarball(path.name):
+        safe_extract(path, extraction_folder(path))
+    return path
+
+
+def download_logged(spec: Mapping[str, Any], cache: Path | None, log_path: Path | str) -> Path:
+    """Run :func:`download`, writing progress, retries and any failure to the job log.
+
+    SIGTERM and SIGINT stop it at once (:class:`regbench.download.Interrupted`,
+    re-raised once the partial file is gone and the log says so).
+    """
+    target = download_path(spec, cache)
+    with open(log_path, "a", encoding="utf-8") as log, _download_log(log), stop_on_signals():
+        print(f"{spec['url']} -> {target}", file=log, flush=True)
+        try:
+            path = download(spec, cache, progress=log_progress(log, label=target.name))
+        except Interrupted as stop:
+            received = "" if stop.received is None else f" after {stop.received} bytes"
+            print(
+                f"error: {spec['url']}: {stop}{received}; the partial file was removed",
+                file=log,
+                flush=True,
+            )
+            raise
+        except (DownloadError, ValueError) as error:
+            hint = (
+                f" (set {DOWNLOAD_DEADLINE_ENV} to allow longer)"
+                if isinstance(error, DeadlineExceeded)
+                else ""
+            )
+            print(f"error: {error}{hint}", file=log, flush=True)
+            raise
+        print(f"verified sha256 {spec['sha256']}: {path}", file=log, flush=True)
+    return path
+
+
+@contextlib.contextmanager
+def _download_log(log: Any) -> Iterator[None]:
+    """Send regbench.download's log records (retries, completion) to the open job log."""
+    download_logger = logging.getLogger("regbench.download")
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    saved_level = download_logger.level
+    download_logger.addHandler(handler)
+    download_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        download_logger.removeHandler(handler)
+        download_logger.setLevel(saved_level)
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:

@@ -6,14 +6,15 @@ losses, no detectable effect) and writes them as sentences. Numbers are
 printed through :mod:`regbench.wording`, so tables and sentences share units.
 
 A comparison row is a mapping with the columns of
-:data:`regbench.stats.COMPARISON_COLUMNS`, plus ``one_example`` (the size of
-one test example on the metric's scale, NaN where it does not apply) and
-``within_one_example`` once :func:`add_granularity` has run.
+:data:`regbench.stats.COMPARISON_COLUMNS`. ``undertrained`` arguments are the
+``(dataset, model, regularizer)`` cells whose runs were still improving at
+their last epoch (``adequacy.csv``); a comparison rests on one when either its
+regularizer's or its baseline's cell is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,7 +24,9 @@ from regbench.wording import (
     MINUS,
     format_diff,
     format_interval,
+    format_number,
     format_p,
+    format_value,
     is_missing,
     join_names,
     metric_style,
@@ -32,10 +35,14 @@ from regbench.wording import (
 
 __all__ = [
     "MATRIX_SYMBOLS",
-    "add_granularity",
+    "Cell",
     "answer_sentences",
     "cell_name",
     "findings_by_effect",
+    "ranking_words",
+    "reference_rows",
+    "reference_sentence",
+    "rests_on_undertrained",
     "verdict_matrix",
 ]
 
@@ -52,10 +59,6 @@ MATRIX_SYMBOLS = {
 #: At most this many regularizers are named in one clause; beyond it, a count.
 _MAX_NAMED = 3
 
-#: Seeds-needed numbers above this are not advice anyone can act on.
-# TODO(stats): replace with the cap and "not practically detectable" column of comparisons.csv.
-_SEEDS_CAP = 100
-
 _TEST_NAMES = {"wilcoxon": "Wilcoxon", "paired_t": "paired t-test", "identical": "no test"}
 
 
@@ -64,22 +67,15 @@ def cell_name(row: Row) -> str:
     return f"{row['dataset']} · {row['model']}"
 
 
-def add_granularity(comparisons: pd.DataFrame, test_sizes: Mapping[str, int]) -> pd.DataFrame:
-    """Add ``one_example`` and ``within_one_example`` to a comparisons table.
+Cell = tuple[str, str, str]
 
-    On test accuracy one test example moves the metric by ``1 / n_test``; a
-    mean paired difference no larger than that is the flip of a single
-    prediction. Other metrics get NaN and False.
-    """
-    # TODO(stats): comparisons.csv will carry these columns; use them once it does.
-    table = comparisons.copy()
-    if "one_example" not in table.columns:
-        sizes = table["dataset"].map(lambda d: 1.0 / test_sizes[d] if d in test_sizes else None)
-        table["one_example"] = sizes.where(table["metric"] == "test_accuracy")
-    if "within_one_example" not in table.columns:
-        gap = table["mean_diff"].abs() - table["one_example"]
-        table["within_one_example"] = (gap <= 1e-12) & (table["mean_diff"] != 0.0)
-    return table
+
+def rests_on_undertrained(row: Row, undertrained: Collection[Cell]) -> bool:
+    """Whether the regularizer's or the baseline's cell of a comparison was still improving."""
+    return any(
+        (row["dataset"], row["model"], name) in undertrained
+        for name in (row["regularizer"], row["baseline"])
+    )
 
 
 def verdict_matrix(
@@ -87,25 +83,35 @@ def verdict_matrix(
     metric: str,
     cells: Sequence[tuple[str, str]],
     regularizers: Sequence[str],
+    undertrained: Collection[Cell] = (),
 ) -> list[dict[str, Any]]:
     """Rows ``dataset · model``, one entry per regularizer: the paired effect and its verdict.
 
-    An entry is ``None`` where the combination was not run (skipped).
+    An entry is ``None`` where the combination was not run (skipped). A row is
+    ``undertrained`` when its baseline's runs were still improving at the end,
+    an entry when its regularizer's were.
     """
     chosen = comparisons[comparisons["metric"] == metric]
     by_key = {(r["dataset"], r["model"], r["regularizer"]): r for r in _records(chosen)}
+    baseline = str(chosen["baseline"].iloc[0]) if len(chosen) else ""
     rows = []
     for dataset, model in cells:
         entries: list[dict[str, Any] | None] = []
         for regularizer in regularizers:
             row = by_key.get((dataset, model, regularizer))
-            entries.append(None if row is None else _matrix_entry(row, metric))
+            entries.append(None if row is None else _matrix_entry(row, metric, undertrained))
         if any(entries):
-            rows.append({"name": f"{dataset} · {model}", "entries": entries})
+            rows.append(
+                {
+                    "name": f"{dataset} · {model}",
+                    "undertrained": (dataset, model, baseline) in undertrained,
+                    "entries": entries,
+                }
+            )
     return rows
 
 
-def _matrix_entry(row: Row, metric: str) -> dict[str, Any]:
+def _matrix_entry(row: Row, metric: str, undertrained: Collection[Cell]) -> dict[str, Any]:
     verdict = str(row["verdict"])
     low, high = row["diff_ci_low"], row["diff_ci_high"]
     bounds = [format_diff(v, metric, compact=True, signed=False) for v in (low, high)]
@@ -118,7 +124,9 @@ def _matrix_entry(row: Row, metric: str) -> dict[str, Any]:
         "symbol": MATRIX_SYMBOLS.get(verdict, "?"),
         "diff": format_diff(row["mean_diff"], metric, compact=True),
         "ci": "" if is_missing(low) else f"{bounds[0]}, {bounds[1]}",
-        "one_example": bool(row.get("within_one_example", False)),
+        # An exact zero is trivially within one example; italics mark a small real difference.
+        "one_example": bool(row["within_one_example"]) and float(row["mean_diff"]) != 0.0,
+        "undertrained": (row["dataset"], row["model"], row["regularizer"]) in undertrained,
     }
 
 
@@ -233,23 +241,24 @@ def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: in
 
 
 def findings_by_effect(
-    comparisons: pd.DataFrame, metric: str, baseline: str, caveat_cells: Iterable[str] = ()
+    comparisons: pd.DataFrame, metric: str, baseline: str, undertrained: Collection[Cell] = ()
 ) -> dict[str, Any]:
     """One metric's findings, grouped by what happened.
 
     ``effects`` holds the clear gains and the clear losses as table rows, one
     per regularizer and cell, largest regularizer first; ``no_effect`` and
-    ``not_comparable`` are sentences. Cells named in ``caveat_cells``
-    (``dataset · model``) carry a note.
+    ``not_comparable`` are sentences. A row resting on an ``undertrained``
+    cell carries a note.
     """
     rows = list(_records(comparisons[comparisons["metric"] == metric]))
     changed = [r for r in rows if r["verdict"] in ("better", "worse")]
     tests = {_test_name(r) for r in changed}
-    marked = set(caveat_cells)
     shown = {
         "show_cell": len({cell_name(r) for r in rows}) > 1,
         "show_test": len(tests) > 1,
-        "show_note": any(r.get("within_one_example") or cell_name(r) in marked for r in changed),
+        "show_note": any(
+            r["within_one_example"] or rests_on_undertrained(r, undertrained) for r in changed
+        ),
     }
     return {
         "metric": metric,
@@ -264,7 +273,7 @@ def findings_by_effect(
             {
                 "heading": heading,
                 "rows": _effect_rows(
-                    [r for r in changed if r["verdict"] == verdict], metric, marked
+                    [r for r in changed if r["verdict"] == verdict], metric, undertrained
                 ),
             }
             for heading, verdict in (
@@ -291,7 +300,9 @@ def _test_name(row: Row) -> str:
     return f"{test} on {plural(int(row['n_pairs']), 'seed pair')}"
 
 
-def _effect_rows(rows: list[Row], metric: str, marked: set[str]) -> list[dict[str, Any]]:
+def _effect_rows(
+    rows: list[Row], metric: str, undertrained: Collection[Cell]
+) -> list[dict[str, Any]]:
     """Table rows grouped by regularizer (largest effect first); ``first`` starts a group."""
     by_regularizer: dict[str, list[Row]] = {}
     for row in sorted(rows, key=lambda r: -abs(float(r["mean_diff"]))):
@@ -300,11 +311,10 @@ def _effect_rows(rows: list[Row], metric: str, marked: set[str]) -> list[dict[st
     for name, found in by_regularizer.items():
         for index, row in enumerate(found):
             notes = []
-            if row.get("within_one_example"):
-                notes.append(
-                    f"≤ one test example ({format_diff(row['one_example'], metric, signed=False)})"
-                )
-            if cell_name(row) in marked:
+            if row["within_one_example"]:
+                size = format_diff(row["one_example"], metric, signed=False)
+                notes.append(f"no more than one test example ({size}) per seed")
+            if rests_on_undertrained(row, undertrained):
                 notes.append("still improving at the last epoch")
             table.append(
                 {
@@ -329,7 +339,8 @@ def _no_effect(rows: list[Row], metric: str) -> list[str]:
     unit = " points" if style.proportion else ""
     identical = [r for r in rows if r["test"] == "identical"]
     varying = [r for r in rows if r["test"] != "identical"]
-    sentences = [f"{plural(len(rows), 'comparison')} show no difference beyond seed noise."]
+    verb = "shows" if len(rows) == 1 else "show"
+    sentences = [f"{plural(len(rows), 'comparison')} {verb} no difference beyond seed noise."]
     if identical:
         share = "All" if len(identical) == len(rows) else f"{len(identical)} of them"
         sentences.append(
@@ -342,14 +353,15 @@ def _no_effect(rows: list[Row], metric: str) -> list[str]:
         median = float(pd.Series(detectable).median())
         sentences.append(
             f"With these seeds, the smallest difference detectable with "
-            f"{float(rows[0]['power']) * 100:g}% power is typically "
+            f"{float(rows[0]['power']) * 100:g}% power at Holm's level is typically "
             f"{format_diff(median, metric, signed=False)}{unit} (from "
             f"{_span(detectable, metric)}{unit}, growing with the seed-to-seed spread of the cell)."
         )
-    tiny = [r for r in varying if r.get("within_one_example")]
+    tiny = [r for r in varying if r["within_one_example"]]
     if tiny:
         sentences.append(
-            f"In {len(tiny)} of them the mean difference is no larger than one test example."
+            f"In {len(tiny)} of them the mean difference is at most one test example per seed"
+            f" ({_examples(tiny)})."
         )
     sentences.append(_more_seeds(varying, metric))
     return [s for s in sentences if s]
@@ -366,40 +378,41 @@ def _examples(rows: list[Row]) -> str:
 
 
 def _more_seeds(rows: list[Row], metric: str) -> str:
-    """Which observed differences more seeds would likely resolve, and that the rest would not."""
+    """Which observed differences more seeds would likely resolve, and that the rest would not.
+
+    ``seeds_needed`` is empty beyond the statistics' seed cap (``beyond_seed_cap``);
+    a difference of at most one test example is not worth more seeds either.
+    """
     if not rows:
         return ""
+    cap = int(rows[0]["seed_cap"])
     needs = sorted(
         (
             (int(r["seeds_needed"]), r)
             for r in rows
             if not is_missing(r["seeds_needed"])
-            and int(r["n_pairs"]) < int(r["seeds_needed"]) <= _SEEDS_CAP
-            and not r.get("within_one_example")
+            and int(r["seeds_needed"]) > int(r["n_pairs"])
+            and not r["within_one_example"]
         ),
         key=lambda pair: pair[0],
     )
+    rest = len(rows) - len(needs)
+    reason = (
+        f"no practically detectable effect at this size (more than {cap} seeds needed, "
+        "or at most one test example per seed)"
+    )
     if not needs:
-        return (
-            f"None of the observed differences would become detectable with up to {_SEEDS_CAP} "
-            "seeds: no practically detectable effect at this size."
-        )
+        return f"Up to {cap} seeds would resolve not one of them: {reason}."
     named = [
         f"{r['regularizer']}{'' if _single_cell(rows) else ' on ' + cell_name(r)} "
         f"(about {seeds} seeds)"
         for seeds, r in needs[:_MAX_NAMED]
     ]
     more = len(needs) - len(named)
-    rest = len(rows) - len(needs)
     return (
         f"More seeds would likely resolve {join_names(named)}"
         + (f" and {more} more" if more else "")
-        + (
-            f"; the other {rest} show no practically detectable effect at this size "
-            f"(more than {_SEEDS_CAP} seeds, or within one test example)"
-            if rest
-            else ""
-        )
+        + (f"; the other {rest} show {reason}" if rest else "")
         + "."
     )
 
@@ -440,6 +453,107 @@ def _not_comparable(rows: list[Row], metric: str, baseline: str) -> list[str]:
                 f"{_examples(chosen)} cannot be compared with {baseline} on {label}: {reason}."
             )
     return sentences
+
+
+def ranking_words(test: Row, ranks: pd.DataFrame) -> dict[str, str]:
+    """The cross-dataset tests of one model and metric, and what they could detect.
+
+    ``test`` is a row of ``ranking_tests.csv``; ``ranks`` its regularizers'
+    average ranks (``rankings.csv``), best first.
+    """
+    if is_missing(test["friedman_statistic"]):
+        return {"test": "", "power": str(test["note"] or "")}
+    words = (
+        f"Friedman χ² = {format_number(test['friedman_statistic'], 2)}, "
+        f"p {format_p(test['friedman_p'])}; Iman–Davenport F({int(test['iman_davenport_df1'])}, "
+        f"{int(test['iman_davenport_df2'])}) = {format_number(test['iman_davenport_f'], 2)}, "
+        f"p {format_p(test['iman_davenport_p'])}; Nemenyi critical difference "
+        f"{format_number(test['critical_difference'], 2)} ranks at level {float(test['alpha']):g}."
+    )
+    n, k, cd = int(test["n_datasets"]), int(test["n_regularizers"]), test["critical_difference"]
+    best, worst = str(ranks.iloc[0]["regularizer"]), str(ranks.iloc[-1]["regularizer"])
+    largest = f"{format_number(test['max_rank_difference'], 2)} ({best} against {worst})"
+    if not bool(test["cd_reachable"]):
+        power = (
+            f"With {n} datasets no two of these {k} regularizers can be told apart: the "
+            f"critical difference, {format_number(cd, 2)}, exceeds the largest possible "
+            f"difference in average rank, {k - 1}."
+        )
+    elif float(test["max_rank_difference"]) >= float(cd):
+        power = (
+            f"The largest difference in average rank, {largest}, reaches the critical "
+            f"difference: across these {n} datasets the two differ."
+        )
+    else:
+        needed = test["datasets_needed"]
+        more = (
+            f"; about {int(needed)} datasets would be needed for a difference that large to count"
+            if not is_missing(needed)
+            else ""
+        )
+        power = (
+            f"Across {n} datasets, two regularizers must differ by {format_number(cd, 2)} in "
+            f"average rank to be told apart; the largest observed difference, {largest}, "
+            f"falls short{more}."
+        )
+    return {"test": words, "power": power}
+
+
+def reference_rows(references: pd.DataFrame) -> list[dict[str, str]]:
+    """Each published value beside this study's prediction interval for its cell, as table rows."""
+    rows = []
+    for row in _records(references):
+        metric = str(row["metric"])
+        interval = (
+            "–"
+            if is_missing(row["pi_low"])
+            else f"{format_value(row['pi_low'], metric)} to {format_value(row['pi_high'], metric)}"
+        )
+        rows.append(
+            {
+                "regularizer": str(row["regularizer"]),
+                "cell": cell_name(row),
+                "metric": metric_style(metric).heading,
+                "reference": format_value(row["reference"], metric),
+                "source": str(row["source"]),
+                "mean": f"{format_value(row['mean'], metric)} (n = {int(row['n'])})",
+                "interval": interval,
+                "verdict": str(row["verdict"]),
+            }
+        )
+    return rows
+
+
+def reference_sentence(references: pd.DataFrame) -> str:
+    """How many published values this study's runs reproduce, for page one; empty without any."""
+    if references.empty:
+        return ""
+    level = (
+        f"{float(references['prediction_level'].dropna().iloc[0]) * 100:g}%"
+        if references["prediction_level"].notna().any()
+        else ""
+    )
+    outside = [r for r in _records(references) if r["verdict"] == "outside"]
+    consistent = int((references["verdict"] == "consistent").sum())
+    total = len(references)
+    text = (
+        f"Of {plural(total, 'published value')}, {consistent} "
+        f"{'lies' if consistent == 1 else 'lie'} inside this study's {level} prediction "
+        "interval for one run"
+    )
+    if outside:
+        named = [f"{r['regularizer']} {metric_style(str(r['metric'])).label}" for r in outside]
+        text += f"; {len(outside)} outside ({_shortlist(named)})"
+    untested = total - consistent - len(outside)
+    if untested:
+        text += f"; {untested} could not be placed (fewer than two runs)"
+    return text + "."
+
+
+def _shortlist(names: Sequence[str]) -> str:
+    shown = list(names[:_MAX_NAMED])
+    more = len(names) - len(shown)
+    return join_names(shown + ([f"{more} more"] if more else []))
 
 
 def _records(table: pd.DataFrame) -> Iterable[Row]:

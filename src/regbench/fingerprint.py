@@ -1,10 +1,12 @@
 """Fingerprints of the code a result depends on, so that changing that code reruns it.
 
 Snakemake reruns a job when its script changes, but the scripts here are thin
-adapters: the work is done by the package. A training job therefore gets the
-digest of the modules that decide its result as a ``param``; editing any of
-them (even a comment: the digest does not read the code's meaning) reruns
-every training job, and editing the report's modules reruns none.
+adapters: the work is done by the package. A training job and a preparation
+job therefore get the digest of the modules that decide their result as a
+``param``; editing any of them (even a comment: the digest does not read the
+code's meaning) reruns every such job, and editing the report's modules reruns
+none. A rerun preparation rewrites ``data.npz``, so every run on that dataset
+trains again too.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ __all__ = ["PREPARATION_MODULES", "TRAINING_MODULES", "code_digest", "git_commit
 #: The modules whose source decides a training run's result.
 TRAINING_MODULES = ("training.py", "models.py", "metrics.py", "topology.py")
 
-#: The modules whose source decides a prepared dataset.
-PREPARATION_MODULES = ("datasets.py", "formats.py", "download.py")
+#: The modules whose source decides a prepared dataset. Not ``download.py``: a
+#: downloaded file is checked against its sha256, so the code that fetched it
+#: cannot change its bytes.
+PREPARATION_MODULES = ("datasets.py", "formats.py", "inputs.py")
 
 
 def code_digest(modules: tuple[str, ...]) -> str:

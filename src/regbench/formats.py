@@ -10,21 +10,18 @@ was expected. Nothing here evaluates text from a file or a config.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import operator
-import os
 import pickle
-import re
-import tarfile
-import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from regbench.inputs import parse_target_transform, quote
 
 __all__ = [
     "CIFAR_FOLDER",
@@ -32,7 +29,6 @@ __all__ = [
     "read_cifar",
     "read_csv",
     "read_npz",
-    "write_cifar_tarball",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -46,9 +42,6 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 # Cell texts read as missing values rather than as numbers or labels.
 _MISSING = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|", ":", " ")
-_TRANSFORM_PATTERN = re.compile(
-    r"\s*(>=|<=|==|>|<)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*"
-)
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -92,9 +85,37 @@ def read_csv(
             the target yields a single class.
     """
     path = Path(path)
-    comparison = _parse_transform(target_transform) if target_transform is not None else None
+    comparison = None
+    if target_transform is not None:
+        try:
+            comparison = parse_target_transform(target_transform)
+        except ValueError as error:
+            raise DataError(f"target_transform {error}") from None
     if len(delimiter) != 1:
         raise DataError(f"{path}: delimiter must be a single character, got {delimiter!r}")
+    names, data_rows = _table(path, delimiter, header, target)
+    lines = [line for line, _ in data_rows]
+    columns = {
+        name: [row[index].strip() for _, row in data_rows] for index, name in enumerate(names)
+    }
+    _check_missing(path, columns, lines)
+
+    feature_names = [name for name in names if name != target]
+    features = [_numeric_column(path, name, columns[name], lines) for name in feature_names]
+    x = np.column_stack(features).astype(np.float32)
+    _check_float32(path, x, feature_names, lines)
+    if comparison is None:
+        y, class_names = _encode_labels(path, target, columns[target])
+    else:
+        values = _numeric_column(path, target, columns[target], lines)
+        y, class_names = _threshold_labels(path, target, values, comparison)
+    return x, y, feature_names, class_names
+
+
+def _table(
+    path: Path, delimiter: str, header: bool, target: str
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The column names and the data rows (with their line numbers), checked for shape."""
     text = _read_text(path)
     rows = _csv_rows(path, text, delimiter)
     if not rows:
@@ -103,8 +124,7 @@ def read_csv(
     if width == 1:
         raise DataError(_single_column_message(path, text, delimiter, target))
     if header:
-        _, first = rows[0]
-        names = [name.strip() for name in first]
+        names = [name.strip() for name in rows[0][1]]
         _check_column_names(path, names)
         data_rows = rows[1:]
     else:
@@ -121,47 +141,27 @@ def read_csv(
     if target not in names:
         available = ", ".join(repr(name) for name in names)
         raise DataError(f"{path}: no target column {target!r}; available columns: {available}")
-
-    lines = [line for line, _ in data_rows]
-    columns = {
-        name: [row[index].strip() for _, row in data_rows] for index, name in enumerate(names)
-    }
-    _check_missing(path, columns, lines)
-
-    feature_names = [name for name in names if name != target]
-    features = [_numeric_column(path, name, columns[name], lines) for name in feature_names]
-    x = np.column_stack(features).astype(np.float32)
-    _check_float32(path, x, feature_names, lines)
-
-    if comparison is None:
-        y, class_names = _encode_labels(path, target, columns[target])
-    else:
-        op, threshold_text = comparison
-        values = _numeric_column(path, target, columns[target], lines)
-        y = _COMPARISONS[op](values, float(threshold_text)).astype(np.int64)
-        class_names = [
-            f"{target} {_NEGATIONS[op]} {threshold_text}",
-            f"{target} {op} {threshold_text}",
-        ]
-        present = np.unique(y)
-        if len(present) < 2:
-            raise DataError(
-                f"{path}: target {target!r} with transform {target_transform!r} gives a single "
-                f"class ({class_names[int(present[0])]!r}) for all {len(y)} rows; "
-                "expected both classes"
-            )
-    return x, y, feature_names, class_names
+    return names, data_rows
 
 
-def _parse_transform(transform: str) -> tuple[str, str]:
-    """Split ``"<op> <number>"`` into its operator and number text; nothing is evaluated."""
-    match = _TRANSFORM_PATTERN.fullmatch(transform)
-    if match is None:
+def _threshold_labels(
+    path: Path, target: str, values: npt.NDArray[np.float64], comparison: tuple[str, str]
+) -> tuple[LabelArray, list[str]]:
+    """0/1 labels from ``<target> <op> <number>``, refusing a target that gives one class."""
+    op, threshold_text = comparison
+    y = _COMPARISONS[op](values, float(threshold_text)).astype(np.int64)
+    class_names = [
+        f"{target} {_NEGATIONS[op]} {threshold_text}",
+        f"{target} {op} {threshold_text}",
+    ]
+    present = np.unique(y)
+    if len(present) < 2:
         raise DataError(
-            f"target_transform {transform!r} is not of the form '<op> <number>' "
-            "with op one of >=, >, <=, <, == (for example '>= 6')"
+            f"{path}: target {target!r} with transform '{op} {threshold_text}' gives a single "
+            f"class ({class_names[int(present[0])]!r}) for all {len(y)} rows; "
+            "expected both classes"
         )
-    return match.group(1), match.group(2)
+    return y, class_names
 
 
 def _read_text(path: Path) -> str:
@@ -477,8 +477,14 @@ def read_cifar(
 
     meta = _load_pickle(root / "batches.meta")
     raw_names = meta.get(b"label_names")
-    if not isinstance(raw_names, list) or not raw_names:
-        raise DataError(f"{root / 'batches.meta'}: expected a non-empty b'label_names' list")
+    if (
+        not isinstance(raw_names, list)
+        or not raw_names
+        or not all(isinstance(name, bytes | str) for name in raw_names)
+    ):
+        raise DataError(
+            f"{root / 'batches.meta'}: expected a non-empty b'label_names' list of names"
+        )
     class_names = [name.decode() if isinstance(name, bytes) else str(name) for name in raw_names]
 
     train = [_read_batch(root / name, len(class_names)) for name in expected[:batches]]
@@ -518,168 +524,62 @@ def _load_pickle(path: Path) -> dict[Any, Any]:
         raise DataError(f"{path}: cannot read the file: {error.strerror or error}") from None
     except Exception as error:
         # Unpickling a damaged file can raise almost any exception type; all mean "bad file".
-        raise DataError(f"{path}: not a CIFAR pickle ({type(error).__name__}: {error})") from None
+        reason = quote(f"{type(error).__name__}: {error}")
+        raise DataError(f"{path}: not a CIFAR pickle ({reason})") from None
     if not isinstance(loaded, dict):
         raise DataError(f"{path}: holds a {type(loaded).__name__}; expected a CIFAR batch dict")
     return loaded
 
 
 def _read_batch(path: Path, class_count: int) -> tuple[ImageArray, LabelArray]:
+    """One batch's images and labels, checked before anything is converted.
+
+    A pickle can make a list hold the same list many times over, so a small
+    file can describe a billion labels; nothing here walks more than the
+    top-level list, and only an array already built from the file's bytes
+    becomes the images.
+    """
     batch = _load_pickle(path)
     data = batch.get(b"data")
     labels = batch.get(b"labels")
     if data is None or labels is None:
-        keys = ", ".join(repr(key) for key in batch)
-        raise DataError(f"{path}: expected keys b'data' and b'labels', found {keys}")
-    data = np.asarray(data)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
-        raise DataError(
-            f"{path}: b'data' is {data.dtype} of shape {data.shape}; expected uint8 of shape "
-            f"(n, {_CIFAR_PIXELS})"
+        raise DataError(f"{path}: expected keys b'data' and b'labels', found {quote(list(batch))}")
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _CIFAR_PIXELS
+    ):
+        found = (
+            f"{data.dtype} of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else f"a {type(data).__name__}"
         )
-    label_array = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if len(label_array) != len(data):
         raise DataError(
-            f"{path}: {len(data)} images but {len(label_array)} labels; expected one label each"
+            f"{path}: b'data' is {found}; expected a uint8 array of shape (n, {_CIFAR_PIXELS})"
         )
-    outside = label_array[(label_array < 0) | (label_array >= class_count)]
-    if outside.size:
-        raise DataError(
-            f"{path}: label {int(outside[0])} is outside 0..{class_count - 1} given by batches.meta"
-        )
+    label_array = _batch_labels(path, labels, len(data), class_count)
     # CIFAR stores each image channel-major (all red, then green, then blue rows).
     images = data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), label_array
 
 
-def write_cifar_tarball(
-    path: Path | str,
-    x_train: npt.ArrayLike,
-    y_train: npt.ArrayLike,
-    x_test: npt.ArrayLike,
-    y_test: npt.ArrayLike,
-    class_names: Sequence[str],
-    batches: int = 5,
-) -> Path:
-    """Write images in the CIFAR-10 python tarball layout, for tests and offline demos.
-
-    ``x_*`` are uint8 of shape ``(n, 32, 32, 3)``; the training images are split into
-    ``batches`` nearly equal ``data_batch_<i>`` files. Each batch is a pickled dict
-    with CIFAR's keys (``b"batch_label"``, ``b"labels"``, ``b"data"``,
-    ``b"filenames"``) and ``batches.meta`` has ``b"label_names"``,
-    ``b"num_cases_per_batch"`` and ``b"num_vis"``. The compression follows the suffix
-    (``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.tar``); the archive's bytes
-    depend only on its contents, so its sha256 is reproducible.
-
-    Raises:
-        ValueError: the arrays or names do not fit the layout.
-    """
-    path = Path(path)
-    names = [str(name) for name in class_names]
-    train = _checked_split(x_train, y_train, len(names), "train")
-    test = _checked_split(x_test, y_test, len(names), "test")
-    if not 1 <= batches <= len(train[0]):
-        raise ValueError(
-            f"batches must be between 1 and {len(train[0])} (training images), got {batches}"
-        )
-
-    members: list[tuple[str, bytes]] = []
-    splits = zip(np.array_split(train[0], batches), np.array_split(train[1], batches), strict=True)
-    start = 0
-    for index, (images, labels) in enumerate(splits, start=1):
-        label = f"training batch {index} of {batches}"
-        members.append((f"data_batch_{index}", _batch_pickle(label, images, labels, names, start)))
-        start += len(images)
-    members.append(("test_batch", _batch_pickle("testing batch 1 of 1", *test, names, 0)))
-    meta = {
-        b"num_cases_per_batch": len(np.array_split(train[0], batches)[0]),
-        b"label_names": [name.encode() for name in names],
-        b"num_vis": _CIFAR_PIXELS,
-    }
-    members.append(("batches.meta", pickle.dumps(meta, protocol=4)))
-    members.append(("readme.html", b"<p>Images written by regbench in CIFAR-10's layout.</p>\n"))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            _write_tar(path, raw, members)
-        os.replace(temporary_name, path)
-    finally:
-        Path(temporary_name).unlink(missing_ok=True)
-    return path
-
-
-def _checked_split(
-    x: npt.ArrayLike, labels: npt.ArrayLike, class_count: int, split: str
-) -> tuple[ImageArray, LabelArray]:
-    images = np.asarray(x)
-    label_array = np.asarray(labels).reshape(-1)
-    if images.dtype != np.uint8 or images.shape[1:] != (_CIFAR_SIDE, _CIFAR_SIDE, 3):
-        raise ValueError(
-            f"x_{split} is {images.dtype} of shape {images.shape}; expected uint8 (n, 32, 32, 3)"
-        )
-    if len(images) == 0 or len(label_array) != len(images):
-        raise ValueError(
-            f"x_{split} has {len(images)} images and y_{split} {len(label_array)} labels; "
-            "expected the same, non-zero number"
-        )
-    if (
-        label_array.dtype.kind not in "iu"
-        or label_array.min() < 0
-        or label_array.max() >= class_count
-    ):
-        raise ValueError(f"y_{split} must hold integers in 0..{class_count - 1}")
-    return images, label_array.astype(np.int64)
-
-
-def _batch_pickle(
-    label: str, images: ImageArray, labels: LabelArray, names: list[str], first: int
-) -> bytes:
-    data = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(len(images), _CIFAR_PIXELS)
-    filenames = [
-        f"{names[int(label_index)]}_s_{first + offset:06d}.png".encode()
-        for offset, label_index in enumerate(labels)
-    ]
-    batch = {
-        b"batch_label": label.encode(),
-        b"labels": [int(value) for value in labels],
-        b"data": data,
-        b"filenames": filenames,
-    }
-    # Protocol 4 stores bytes natively; protocol 2 would need the codecs module to load.
-    return pickle.dumps(batch, protocol=4)
-
-
-def _write_tar(path: Path, raw: BinaryIO, members: list[tuple[str, bytes]]) -> None:
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    if path.name.lower().endswith((".tar.gz", ".tgz")):
-        # A zero mtime and no name in the gzip header keep the bytes reproducible.
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
-            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
-        ):
-            _add_members(tar, members)
-    elif path.name.lower().endswith((".tar.bz2", ".tar.xz", ".tar")):
-        mode = {".tar": "w", ".bz2": "w:bz2", ".xz": "w:xz"}[path.suffix.lower()]
-        with tarfile.open(fileobj=raw, mode=mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            _add_members(tar, members)
+def _batch_labels(path: Path, labels: Any, count: int, class_count: int) -> LabelArray:
+    """A batch's labels: a list of ``count`` ints (or such an array) in 0..class_count-1."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        values: list[Any] = labels.tolist()
+    elif isinstance(labels, list):
+        values = labels
     else:
-        raise ValueError(
-            f"{path}: unknown archive suffix {suffixes!r}; expected .tar.gz, .tgz, .tar.bz2, "
-            ".tar.xz or .tar"
+        raise DataError(
+            f"{path}: b'labels' is a {type(labels).__name__}; expected a list of integers"
         )
-
-
-def _add_members(tar: tarfile.TarFile, members: list[tuple[str, bytes]]) -> None:
-    folder = tarfile.TarInfo(CIFAR_FOLDER)
-    folder.type = tarfile.DIRTYPE
-    folder.mode = 0o755
-    tar.addfile(folder)
-    for name, payload in members:
-        info = tarfile.TarInfo(f"{CIFAR_FOLDER}/{name}")
-        info.size = len(payload)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(payload))
+    if len(values) != count:
+        raise DataError(f"{path}: {count} images but {len(values)} labels; expected one label each")
+    for value in values:
+        if type(value) is not int or not 0 <= value < class_count:
+            raise DataError(
+                f"{path}: label {quote(value)} is not an integer in 0..{class_count - 1} "
+                "given by batches.meta"
+            )
+    return np.array(values, dtype=np.int64)

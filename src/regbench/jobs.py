@@ -6,20 +6,23 @@ so the rules stay declarative and every step can run without Snakemake.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+# One definition for every job (and warm worker); the scripts import it from here.
+from regbench.joblog import redirect_output
 
 #: Where a failed run leaves its error, beside where its metrics.json would be.
 ERROR_FILE = "error.txt"
 
 __all__ = [
+    "AGGREGATE_OUTPUTS",
     "aggregate_runs",
+    "download_dataset",
     "plot_figures",
     "prepare_dataset",
     "redirect_output",
@@ -28,35 +31,27 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def redirect_output(log_path: str | os.PathLike[str]) -> Iterator[None]:
-    """Send this process's stdout and stderr, native libraries' included, to the job log."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+def download_dataset(url: str, sha256: str, output: str, log: str) -> None:
+    """Fetch one URL dataset's file into the download cache, where ``output`` names it."""
+    from regbench.download import Interrupted, download_logged
+
+    target = Path(output)
+    try:
+        path = download_logged({"url": url, "sha256": sha256}, target.parent.parent, log)
+    except Interrupted as stop:
+        # The partial file is gone; exit as the signal would have ended the process.
+        raise SystemExit(128 + stop.signum) from None
+    if path != target:
+        raise RuntimeError(f"{url} was cached as {path}, not at {target}")
 
 
 def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
     """Load, split and scale one dataset; write its arrays and data card."""
-    from regbench.datasets import data_card, load_raw, prepare, write_prepared
+    from regbench.datasets import prepare_files
 
     spec = json.loads(spec_json)
-    raw = load_raw(spec)
-    data = prepare(spec, raw)
-    write_prepared(data, data_card(spec, raw, data), Path(npz), Path(card))
-    print(f"prepared {spec['name']}: {data_card(spec, raw, data)['split_sizes']}", flush=True)
+    sizes = prepare_files(spec, Path(npz), Path(card))["split_sizes"]
+    print(f"prepared {spec['name']}: {sizes}", flush=True)
 
 
 def train_run(
@@ -113,36 +108,73 @@ def _train(spec_json: str, data_npz: str, threads: int, log: str | None, gpus: i
     return reply
 
 
+#: The files rule aggregate_runs writes, by its output names.
+AGGREGATE_OUTPUTS = (
+    "runs",
+    "summary",
+    "comparisons",
+    "rankings",
+    "ranking_tests",
+    "adequacy",
+    "references",
+    "architectures",
+)
+
+
 def aggregate_runs(
     run_paths: Sequence[str],
-    baseline: str,
-    runs_csv: str,
-    summary_csv: str,
-    comparisons_csv: str,
-    rankings_csv: str,
-    architectures_json: str,
+    settings_json: str,
+    card_paths: Sequence[str],
+    outputs: Mapping[str, str],
     root: str = ".",
 ) -> None:
-    """Tidy tables from every run of the grid, with comparisons and rankings.
+    """Tidy tables from every run of the grid, with comparisons, rankings, adequacy, references.
 
     ``run_paths`` names every run of the grid (``RunKey.path``); a run that
     left no metrics is kept as a row with status ``missing``.
+    ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
+    the baseline, what the report judges, the references and the number of
+    epochs. ``card_paths`` are the datasets' cards, which give the test-set
+    sizes. ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
     """
-    from regbench.aggregate import RunFiles, collect_runs, compare, rank, summarize
+    from regbench import aggregate
     from regbench.config import RunKey
 
-    keys = [RunKey.from_path(path) for path in run_paths]
-    runs, architectures = collect_runs(
-        RunFiles(key, Path(root, key.output("metrics.json")), Path(root, key.benchmark))
-        for key in keys
-    )
-    runs.to_csv(runs_csv, index=False)
-    Path(architectures_json).write_text(
+    missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
+    if missing:
+        raise ValueError(f"aggregate_runs needs an output path for: {', '.join(missing)}")
+    settings = json.loads(settings_json)
+    files = [
+        aggregate.RunFiles(
+            key,
+            Path(root, key.output("metrics.json")),
+            Path(root, key.benchmark),
+            Path(root, key.output("history.csv")),
+        )
+        for key in map(RunKey.from_path, run_paths)
+    ]
+    runs, architectures = aggregate.collect_runs(files)
+    runs.to_csv(outputs["runs"], index=False)
+    Path(outputs["architectures"]).write_text(
         json.dumps(architectures, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
-    summarize(runs).to_csv(summary_csv, index=False)
-    compare(runs, baseline).to_csv(comparisons_csv, index=False)
-    rank(runs).to_csv(rankings_csv, index=False)
+    compared = aggregate.compared_metrics(settings["report"]["metrics"])
+    referenced = [reference["metric"] for reference in settings["references"]]
+    summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
+    summary.to_csv(outputs["summary"], index=False)
+    cards = [json.loads(Path(path).read_text(encoding="utf-8")) for path in card_paths]
+    comparisons = aggregate.compare(
+        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards)
+    )
+    comparisons.to_csv(outputs["comparisons"], index=False)
+    rankings, ranking_tests = aggregate.rank(runs, compared)
+    rankings.to_csv(outputs["rankings"], index=False)
+    ranking_tests.to_csv(outputs["ranking_tests"], index=False)
+    histories = aggregate.collect_histories(files)
+    adequacy = aggregate.adequacy(runs, histories, settings["epochs"])
+    adequacy.to_csv(outputs["adequacy"], index=False)
+    references = aggregate.check_references(summary, settings["references"])
+    references.to_csv(outputs["references"], index=False)
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
@@ -179,11 +211,7 @@ def plot_figures(
 def render_report(
     study_json: str,
     skipped_json: str,
-    runs_csv: str,
-    summary_csv: str,
-    comparisons_csv: str,
-    rankings_csv: str,
-    architectures_json: str,
+    tables: Mapping[str, str],
     cards: Sequence[str],
     figure_dir: str,
     template_dir: str,
@@ -193,21 +221,23 @@ def render_report(
     config_commit: str = "unknown",
     main_figures: str | None = None,
 ) -> None:
-    """Render the HTML and PDF report; copy its main figures to ``main_figures`` if given."""
-    import pandas as pd
+    """Render the HTML and PDF report; copy its main figures to ``main_figures`` if given.
 
-    from regbench.report import build_context, copy_main_figures, render_html, write_pdf
+    ``tables`` maps each of :data:`regbench.report.REPORT_TABLES` to its path.
+    """
+    from regbench.report import (
+        ReportTables,
+        build_context,
+        copy_main_figures,
+        render_html,
+        write_pdf,
+    )
 
-    config = json.loads(study_json)
     figure_path = Path(figure_dir)
     manifest = json.loads((figure_path / "figures.json").read_text("utf-8"))
     context = build_context(
-        config=config,
-        runs=pd.read_csv(runs_csv),
-        summary=pd.read_csv(summary_csv),
-        comparisons=pd.read_csv(comparisons_csv),
-        rankings=pd.read_csv(rankings_csv),
-        architectures=json.loads(Path(architectures_json).read_text("utf-8")),
+        config=json.loads(study_json),
+        tables=ReportTables.read(tables),
         cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
         figures=manifest,
         figure_dir=figure_path,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,18 @@ from regbench import appendix, metrics, stats
 from regbench.config import canonical_json
 from regbench.findings import (
     MATRIX_SYMBOLS,
-    add_granularity,
+    Cell,
     answer_sentences,
     findings_by_effect,
+    ranking_words,
+    reference_rows,
+    reference_sentence,
     verdict_matrix,
 )
 from regbench.wording import (
     breakable,
     format_diff,
     format_number,
-    format_p,
     format_value,
     is_missing,
     join_names,
@@ -46,7 +50,9 @@ __all__ = [
     "HTML_ONLY_COLUMNS",
     "HTML_ONLY_FIGURE_KINDS",
     "PDF_FIGURE_KINDS",
+    "REPORT_TABLES",
     "TABLE_METRICS",
+    "ReportTables",
     "build_context",
     "copy_main_figures",
     "format_number",
@@ -58,6 +64,7 @@ __all__ = [
 TABLE_METRICS = (
     "test_accuracy",
     "test_loss",
+    "test_objective",
     "test_f1_macro",
     "test_roc_auc",
     "gap_accuracy",
@@ -65,7 +72,7 @@ TABLE_METRICS = (
 )
 
 #: Table columns shown in the HTML only unless the study's report judges them.
-HTML_ONLY_COLUMNS = ("test_f1_macro", "test_roc_auc")
+HTML_ONLY_COLUMNS = ("test_objective", "test_f1_macro", "test_roc_auc")
 
 #: Figure kinds printed in the PDF, in this order; the main figures of the report.
 PDF_FIGURE_KINDS = ("paired_differences", "learning_curves", "critical_difference")
@@ -77,21 +84,47 @@ HTML_ONLY_FIGURE_KINDS = {
     "weights": "histograms of the final weights",
 }
 
-# TODO(stats): the study's validated `report:` block replaces these defaults.
-_REPORT_DEFAULTS = {
-    "primary": "test_accuracy",
-    "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
-}
+#: The tables the report reads, by name: ``results/tables/<name>.csv`` (architectures: JSON).
+REPORT_TABLES = (
+    "runs",
+    "summary",
+    "comparisons",
+    "rankings",
+    "ranking_tests",
+    "adequacy",
+    "references",
+    "architectures",
+)
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """The study's tables, as :func:`regbench.jobs.aggregate_runs` writes them."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    rankings: pd.DataFrame
+    ranking_tests: pd.DataFrame
+    adequacy: pd.DataFrame
+    references: pd.DataFrame
+    architectures: Mapping[str, Any]
+
+    @classmethod
+    def read(cls, paths: Mapping[str, str]) -> ReportTables:
+        """Read every table of :data:`REPORT_TABLES` from ``paths`` (name -> file)."""
+        missing = [name for name in REPORT_TABLES if name not in paths]
+        if missing:
+            raise ValueError(f"the report needs a path for table(s): {', '.join(missing)}")
+        frames = {name: pd.read_csv(paths[name]) for name in REPORT_TABLES[:-1]}
+        architectures = json.loads(Path(paths["architectures"]).read_text(encoding="utf-8"))
+        return cls(**frames, architectures=architectures)
 
 
 def build_context(
     *,
     config: Mapping[str, Any],
-    runs: pd.DataFrame,
-    summary: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    rankings: pd.DataFrame,
-    architectures: Mapping[str, Any],
+    tables: ReportTables,
     cards: Mapping[str, Mapping[str, Any]],
     figures: Sequence[Mapping[str, Any]],
     figure_dir: Path,
@@ -100,45 +133,36 @@ def build_context(
     config_commit: str = "unknown",
 ) -> dict[str, Any]:
     """Everything the template prints, already worded and formatted."""
-    report_metrics = _report_metrics(config, comparisons)
-    test_sizes = {name: int(card["split_sizes"]["test"]) for name, card in cards.items()}
-    comparisons = add_granularity(comparisons, test_sizes)
+    judged = _report_metrics(config, tables.comparisons)
+    summary = tables.summary
     cells = [
         (d, m)
         for d in config["datasets"]
         for m in config["models"]
         if ((summary["dataset"] == d) & (summary["model"] == m)).any()
     ]
-    caveat_cells = _undertrained_cells(summary)
+    undertrained = _undertrained(tables.adequacy)
     pictures = _figures(figures, figure_dir)
     return {
-        "meta": _meta(config, runs, commit, config_commit),
-        "glance": _glance(config, runs, comparisons, cards, cells, report_metrics, caveat_cells),
+        "meta": _meta(config, tables.runs, commit, config_commit),
+        "glance": _glance(config, tables, cards, cells, judged, undertrained),
         "findings": [
-            findings_by_effect(comparisons, metric, config["baseline"], caveat_cells)
-            for metric in report_metrics
+            findings_by_effect(tables.comparisons, metric, config["baseline"], undertrained)
+            for metric in judged
         ],
+        "references": reference_rows(tables.references),
         "sections": [
-            _dataset_section(
-                dataset,
-                config,
-                summary,
-                comparisons,
-                cards[dataset],
-                architectures,
-                pictures,
-                report_metrics,
-            )
+            _dataset_section(dataset, config, tables, cards[dataset], pictures, judged)
             for dataset in config["datasets"]
             if any(d == dataset for d, _ in cells)
         ],
-        "rankings": _rankings(rankings, report_metrics[0], pictures),
-        "method": _method(config, comparisons, report_metrics),
+        "rankings": _rankings(tables, judged[0], pictures),
+        "method": _method(config, tables, judged),
         "html_only": _html_only(figures),
         "appendix": {
-            **appendix.provenance(runs),
+            **appendix.provenance(tables.runs),
             "skipped": appendix.group_skipped(skipped, list(config["regularizers"])),
-            "problems": appendix.problems(runs),
+            "problems": appendix.problems(tables.runs),
             "config": appendix.config_text(config),
         },
     }
@@ -191,21 +215,18 @@ def copy_main_figures(
 
 
 def _report_metrics(config: Mapping[str, Any], comparisons: pd.DataFrame) -> list[str]:
-    """The metrics the report judges, primary first, among those the tables compare."""
-    settings = config.get("report") or _REPORT_DEFAULTS
-    primary = str(settings.get("primary", _REPORT_DEFAULTS["primary"]))
-    wanted = [primary, *(str(m) for m in settings.get("metrics", []) if m != primary)]
+    """The metrics the report judges (``report:`` in the config), primary first."""
+    settings = config["report"]
+    primary = str(settings["primary"])
+    wanted = [primary, *(str(m) for m in settings["metrics"] if m != primary)]
     compared = set(comparisons["metric"])
     return [m for m in wanted if m in compared] or sorted(compared)[:1]
 
 
-def _undertrained_cells(summary: pd.DataFrame) -> list[str]:
-    """``dataset · model`` of cells whose runs were still improving at the last epoch."""
-    # TODO(stats): summary.csv will carry a training-adequacy flag per cell.
-    if "undertrained" not in summary.columns:
-        return []
-    flagged = summary[summary["undertrained"].astype(bool)]
-    return sorted({f"{r.dataset} · {r.model}" for r in flagged.itertuples()})
+def _undertrained(adequacy: pd.DataFrame) -> set[Cell]:
+    """The (dataset, model, regularizer) cells whose runs were still improving at the end."""
+    flagged = adequacy[adequacy["still_improving"].astype(bool)]
+    return {(str(r.dataset), str(r.model), str(r.regularizer)) for r in flagged.itertuples()}
 
 
 def _meta(
@@ -239,38 +260,38 @@ def _meta(
 
 def _glance(
     config: Mapping[str, Any],
-    runs: pd.DataFrame,
-    comparisons: pd.DataFrame,
+    tables: ReportTables,
     cards: Mapping[str, Mapping[str, Any]],
     cells: Sequence[tuple[str, str]],
-    report_metrics: Sequence[str],
-    caveat_cells: Sequence[str],
+    judged: Sequence[str],
+    undertrained: Collection[Cell],
 ) -> dict[str, Any]:
     """Page one: the question, the verdict matrix, plain answers and the caveats that matter."""
-    baseline, primary = config["baseline"], report_metrics[0]
+    comparisons = tables.comparisons
+    baseline, primary = config["baseline"], judged[0]
     regularizers = [r for r in config["regularizers"] if r != baseline]
     style = metric_style(primary)
     unit = "percentage points" if style.proportion else "in the metric's own units"
-    level = _level(comparisons)
+    sentences = answer_sentences(comparisons, list(judged), baseline, len(config["seeds"]))
+    checked = reference_sentence(tables.references)
     return {
         "question": config["study"].get("description") or config["study"]["title"],
         "matrix": {
             "title": f"Paired effect on {style.label} against {baseline}",
             "regularizers": [breakable(r) for r in regularizers],
-            "rows": verdict_matrix(comparisons, primary, cells, regularizers),
+            "rows": verdict_matrix(comparisons, primary, cells, regularizers, undertrained),
             "caption": (
                 f"Each cell: the mean paired difference (regularizer minus {baseline}, {unit}) "
-                f"over the seeds both ran, and its {level} confidence interval. "
+                f"over the seeds both ran, and its {_level(comparisons)} confidence interval. "
                 f"{MATRIX_SYMBOLS['better']} better, {MATRIX_SYMBOLS['worse']} worse, "
                 f"{MATRIX_SYMBOLS['indistinguishable']} indistinguishable from {baseline} "
-                f"(Holm-adjusted p ≥ {_alpha(comparisons)}). Italic: a difference no larger than "
-                "one test example. A dash: a combination not run."
+                f"(Holm-adjusted p ≥ {_alpha(comparisons)}). Italic: at most one test example "
+                "per seed. †: still improving at the last epoch, after a row name the "
+                "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
         },
-        "sentences": answer_sentences(
-            comparisons, list(report_metrics), baseline, len(config["seeds"])
-        ),
-        "caveats": _caveats(config, runs, comparisons, cards, primary, caveat_cells),
+        "sentences": [*sentences[:4], checked] if checked else sentences,
+        "caveats": _caveats(config, tables, cards, primary, undertrained),
     }
 
 
@@ -286,35 +307,55 @@ def _alpha(comparisons: pd.DataFrame) -> str:
 
 def _caveats(
     config: Mapping[str, Any],
-    runs: pd.DataFrame,
-    comparisons: pd.DataFrame,
+    tables: ReportTables,
     cards: Mapping[str, Mapping[str, Any]],
     primary: str,
-    caveat_cells: Sequence[str],
+    undertrained: Collection[Cell],
 ) -> list[str]:
-    """What limits the conclusions of this study, computed from it."""
+    """What limits the conclusions of this study, computed from it, one short line each."""
+    runs = tables.runs
     caveats = [
-        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed: intervals and "
-        "tests measure seed-to-seed variation (initialization, dropout masks, batch order), "
-        "nothing else.",
+        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed: the intervals "
+        "cover seed-to-seed variation only.",
         _split_caveat(config),
-        _granularity_caveat(comparisons, cards, primary),
+        _granularity_caveat(tables.comparisons, cards, primary),
+        _adequacy_caveat(undertrained, config["baseline"], tables.adequacy),
     ]
-    if caveat_cells:
-        caveats.append(
-            f"Still improving at the last epoch: {join_names(list(caveat_cells))}. "
-            "A gain there may be faster convergence rather than regularization."
-        )
     bad = runs[runs["status"] != "ok"]["status"].value_counts()
     if len(bad):
         counts = join_names([f"{n} {status}" for status, n in bad.items()])
         caveats.append(f"Runs not averaged in: {counts} (listed in the appendix).")
-    if "test_objective" not in runs.columns and "test_loss" in comparisons["metric"].values:
+    ok = runs[runs["status"] == "ok"]
+    if "test_loss" in set(tables.comparisons["metric"]) and ok["test_objective"].isna().all():
         caveats.append(
-            "Test loss here is the objective Keras reports: the data loss plus any weight "
-            "or activity penalty, so penalized regularizers look worse on it by construction."
+            "Test loss here includes the weight and activity penalties (these runs predate "
+            "the data loss), so penalized regularizers look worse on it by construction."
         )
     return [c for c in caveats if c]
+
+
+def _adequacy_caveat(undertrained: Collection[Cell], baseline: str, adequacy: pd.DataFrame) -> str:
+    """How many baselines and regularized cells were still improving at the last epoch."""
+    if not undertrained:
+        return ""
+    baselines = sorted(f"{d} · {m}" for d, m, r in undertrained if r == baseline)
+    others = sum(1 for _, _, r in undertrained if r != baseline)
+    total = int((adequacy["regularizer"] != baseline).sum())
+    parts = []
+    if baselines:
+        rows = adequacy.loc[adequacy["regularizer"] == baseline, ["dataset", "model"]]
+        where = (
+            join_names(baselines)
+            if len(baselines) <= 2
+            else f"{len(baselines)} of {len(rows)} rows"
+        )
+        parts.append(f"the baseline on {where}")
+    if others:
+        parts.append(f"{others} of {total} regularized cells")
+    return (
+        f"Still improving at the last epoch (†): {join_names(parts)}. A difference there may be "
+        "one of convergence speed rather than of regularization."
+    )
 
 
 def _split_caveat(config: Mapping[str, Any]) -> str:
@@ -326,7 +367,7 @@ def _split_caveat(config: Mapping[str, Any]) -> str:
     )
     return (
         f"One train/validation/test split per dataset (random state {join_names(states)}): "
-        "every run sees the same test rows, so the intervals say nothing about another split."
+        "another split could move every number."
     )
 
 
@@ -335,26 +376,23 @@ def _granularity_caveat(
 ) -> str:
     """One test example in points, per dataset, and how many differences are that small."""
     sizes = {name: int(card["split_sizes"]["test"]) for name, card in cards.items()}
-
-    def points(n: int) -> str:
-        return format_diff(1.0 / n, "test_accuracy", signed=False)
-
+    points = {
+        name: format_diff(1.0 / n, "test_accuracy", signed=False) for name, n in sizes.items()
+    }
     if len(set(sizes.values())) == 1:
-        n = next(iter(sizes.values()))
-        where = f"by {points(n)} points on every dataset ({n} test rows)"
+        where = f"{next(iter(points.values()))} points on every dataset"
     else:
-        where = "by " + ", ".join(
-            f"{points(n)} points on {name} ({n} test rows)" for name, n in sizes.items()
-        )
+        first, *rest = [f"{value} on {name}" for name, value in points.items()]
+        where = ", ".join([first.replace(" on ", " points on ", 1), *rest])
     chosen = comparisons[comparisons["metric"] == primary]
-    tiny = int(chosen["within_one_example"].sum())
+    tiny = int((chosen["within_one_example"].astype(bool) & (chosen["mean_diff"] != 0)).sum())
     tail = (
-        f"; {tiny} of the {len(chosen)} differences in the matrix are no larger than that "
-        "(in italics)"
+        f"; {tiny} of the {len(chosen)} differences in the matrix are at most one example "
+        "per seed (italics)"
         if tiny
         else ""
     )
-    return f"One test example moves test accuracy {where}{tail}."
+    return f"One test example is worth {where} of test accuracy{tail}."
 
 
 def _figures(
@@ -397,15 +435,13 @@ def _html_only(figures: Sequence[Mapping[str, Any]]) -> str:
 def _dataset_section(
     dataset: str,
     config: Mapping[str, Any],
-    summary: pd.DataFrame,
-    comparisons: pd.DataFrame,
+    tables: ReportTables,
     card: Mapping[str, Any],
-    architectures: Mapping[str, Any],
     pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
-    report_metrics: Sequence[str],
+    judged: Sequence[str],
 ) -> dict[str, Any]:
     """One dataset: its card in a paragraph, then per model its table and figures."""
-    columns = [*report_metrics, *(m for m in TABLE_METRICS if m not in report_metrics)]
+    summary, comparisons = tables.summary, tables.comparisons
     models = []
     for model in config["models"]:
         cell = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
@@ -415,8 +451,10 @@ def _dataset_section(
         models.append(
             {
                 "name": model,
-                "table": _results_table(cell, chosen, config, columns, report_metrics),
-                "architecture": _architecture(architectures, dataset, model, config["baseline"]),
+                "table": _results_table(cell, chosen, config, judged),
+                "architecture": _architecture(
+                    tables.architectures, dataset, model, config["baseline"]
+                ),
                 "figures": pictures.get((dataset, model), []),
             }
         )
@@ -430,47 +468,64 @@ def _dataset_section(
 
 
 def _results_table(
-    cell: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    config: Mapping[str, Any],
-    columns: Sequence[str],
-    judged: Sequence[str],
+    cell: pd.DataFrame, comparisons: pd.DataFrame, config: Mapping[str, Any], judged: Sequence[str]
 ) -> dict[str, Any]:
     """Baseline first, one line per regularizer; columns equal in every row left out, with a note.
 
-    Metrics the report does not judge that are also no main table column
-    (:data:`HTML_ONLY_COLUMNS`) are shown in the HTML only, to fit a printed page.
+    The judged metrics come first, the primary one followed by its prediction
+    interval; :data:`HTML_ONLY_COLUMNS` the report does not judge are shown in
+    the HTML only, to fit a printed page.
     """
     baseline = config["baseline"]
     verdicts = {(r.regularizer, r.metric): r.verdict for r in comparisons.itertuples()}
-    present = [m for m in columns if (cell["metric"] == m).any()]
-    headings = [("n", False)] + [
-        (metric_style(m).heading, m in HTML_ONLY_COLUMNS and m not in judged) for m in present
-    ]
+    metrics = [m for m in dict.fromkeys([*judged, *TABLE_METRICS]) if (cell["metric"] == m).any()]
+    level = cell["prediction_level"].dropna()
+    pi = f"{float(level.iloc[0]) * 100:g}% prediction interval" if len(level) else ""
+    # (heading, HTML only, text of one regularizer's rows indexed by metric)
+    columns: list[tuple[str, bool, Any]] = [("n", False, lambda v, r: _n_text(v.iloc[0]))]
+    for metric in metrics:
+        hidden = metric in HTML_ONLY_COLUMNS and metric not in judged
+        columns.append((metric_style(metric).heading, hidden, _value_column(metric, verdicts)))
+        if metric == judged[0] and pi:
+            columns.append((pi, False, _interval_column(metric)))
     order = [baseline, *(r for r in config["regularizers"] if r != baseline)]
     rows = []
     for regularizer in order:
         values = cell[cell["regularizer"] == regularizer].set_index("metric")
         if not values.empty:
-            texts = [_n_text(values.iloc[0])] + [
-                _value_text(values, m, verdicts.get((regularizer, m))) for m in present
-            ]
+            texts = [text(values, regularizer) for _, _, text in columns]
             rows.append(
                 {"regularizer": regularizer, "is_baseline": regularizer == baseline, "cells": texts}
             )
     keep = [
-        i for i in range(len(headings)) if len(rows) < 2 or len({r["cells"][i] for r in rows}) > 1
+        i for i in range(len(columns)) if len(rows) < 2 or len({r["cells"][i] for r in rows}) > 1
     ]
     dropped = [
-        f"{headings[i][0]} {rows[0]['cells'][i]}" for i in range(len(headings)) if i not in keep
+        f"{columns[i][0]}: {rows[0]['cells'][i]}" for i in range(len(columns)) if i not in keep
     ]
     for row in rows:
-        row["cells"] = [{"text": row["cells"][i], "screen_only": headings[i][1]} for i in keep]
+        row["cells"] = [{"text": row["cells"][i], "screen_only": columns[i][1]} for i in keep]
     return {
-        "headings": [{"text": headings[i][0], "screen_only": headings[i][1]} for i in keep],
+        "headings": [{"text": columns[i][0], "screen_only": columns[i][1]} for i in keep],
         "rows": rows,
         "dropped": "; ".join(dropped),
     }
+
+
+def _value_column(metric: str, verdicts: Mapping[tuple[str, str], str]) -> Any:
+    return lambda values, regularizer: _value_text(
+        values, metric, verdicts.get((regularizer, metric))
+    )
+
+
+def _interval_column(metric: str) -> Any:
+    def text(values: pd.DataFrame, regularizer: str) -> str:
+        if metric not in values.index or is_missing(values.loc[metric, "pi_low"]):
+            return "–"
+        row = values.loc[metric]
+        return f"{format_value(row['pi_low'], metric)} to {format_value(row['pi_high'], metric)}"
+
+    return text
 
 
 def _n_text(first: pd.Series) -> str:
@@ -555,75 +610,86 @@ def _architecture(
 
 
 def _rankings(
-    rankings: pd.DataFrame,
+    tables: ReportTables,
     metric: str,
     pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Per model, ranks across at least two datasets with the Friedman test and the CD diagram."""
-    chosen = rankings[(rankings["metric"] == metric) & (rankings["n_datasets"] >= 2)]
+    """Per model ranked over enough datasets: ranks, the tests, what they could detect, the CD."""
+    tests = tables.ranking_tests[tables.ranking_tests["metric"] == metric]
+    rankings = tables.rankings[tables.rankings["metric"] == metric]
     models = []
-    for model, ranks in chosen.groupby("model", sort=False):
-        first = ranks.iloc[0]
-        test = ""
-        if not is_missing(first["friedman_statistic"]):
-            test = (
-                f"Friedman χ² = {format_number(first['friedman_statistic'], 2)}, "
-                f"p {format_p(first['friedman_p'])}; Nemenyi critical difference "
-                f"{format_number(first['critical_difference'], 2)} ranks."
-            )
+    for test in tests[tests["ranked"].astype(bool)].to_dict("records"):
+        model = str(test["model"])
+        ranks = rankings[rankings["model"] == model].sort_values("average_rank")
         models.append(
             {
                 "model": model,
-                "n_datasets": int(first["n_datasets"]),
+                "n_datasets": int(test["n_datasets"]),
                 "ranks": [
-                    (r.regularizer, format_number(r.average_rank, 2))
-                    for r in ranks.sort_values("average_rank").itertuples()
+                    (r.regularizer, format_number(r.average_rank, 2)) for r in ranks.itertuples()
                 ],
-                "test": test,
-                "note": "" if pd.isna(first["note"]) else str(first["note"]),
+                **ranking_words(test, ranks),
                 "figures": [
-                    f
-                    for f in pictures.get((None, str(model)), [])
-                    if f["kind"] == "critical_difference"
+                    f for f in pictures.get((None, model), []) if f["kind"] == "critical_difference"
                 ],
             }
         )
-    left_out = sorted(set(rankings.loc[rankings["n_datasets"] < 2, "model"]))
+    left_out = [t for t in tests.to_dict("records") if not bool(t["ranked"])]
     return {
         "label": metric_style(metric).label,
         "models": models,
-        "left_out": (
-            f"Not ranked, for lack of a second dataset: {join_names(left_out)}." if left_out else ""
-        ),
+        "left_out": "; ".join(f"{t['model']}: {t['note']}" for t in left_out),
     }
 
 
 def _method(
-    config: Mapping[str, Any], comparisons: pd.DataFrame, report_metrics: Sequence[str]
+    config: Mapping[str, Any], tables: ReportTables, judged: Sequence[str]
 ) -> dict[str, Any]:
     """Every number the Method section states, from the constants and settings the code used."""
+    comparisons = tables.comparisons
     first = comparisons.iloc[0] if len(comparisons) else None
     return {
         "baseline": config["baseline"],
-        "training": yaml.safe_dump(
-            config["training"], default_flow_style=True, width=10_000
-        ).strip(),
+        "training": _flow(config["training"]),
         "level": _level(comparisons),
         "alpha": _alpha(comparisons),
         "power": "–" if first is None else f"{float(first['power']) * 100:g}%",
+        "prediction_level": f"{stats.PREDICTION_LEVEL * 100:g}%",
+        "seed_cap": stats.SEED_CAP,
         "auto_t_below": stats.AUTO_T_BELOW,
         "normality_min_n": stats.NORMALITY_MIN_N,
         "normality_alpha": f"{stats.NORMALITY_ALPHA:g}",
         "bootstrap_resamples": f"{stats.BOOTSTRAP_RESAMPLES:,}",
         "bootstrap_seed": stats.BOOTSTRAP_SEED,
+        "ranking_min_datasets": stats.RANKING_MIN_DATASETS,
+        "adequacy_window": f"{stats.ADEQUACY_WINDOW_FRACTION:.0%}",
+        "adequacy_min_window": stats.ADEQUACY_MIN_WINDOW,
+        "adequacy_loss_fall": f"{stats.ADEQUACY_LOSS_FALL:.0%}",
+        "adequacy_majority": f"{stats.ADEQUACY_MAJORITY:.0%}",
         "near_zero": f"{metrics.NEAR_ZERO:g}",
+        "loss_note": _loss_note(tables.runs),
         "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
-        "judged": join_names([metric_style(m).label for m in report_metrics]),
+        "judged": join_names([metric_style(m).label for m in judged]),
         "regularizers": [
-            {
-                "name": name,
-                "spec": yaml.safe_dump(body, default_flow_style=True, width=10_000).strip(),
-            }
-            for name, body in config["regularizers"].items()
+            {"name": name, "spec": _flow(body)} for name, body in config["regularizers"].items()
         ],
     }
+
+
+def _loss_note(runs: pd.DataFrame) -> str:
+    """What "test loss" is in these runs: the data loss, or (older runs) Keras's objective."""
+    if runs.loc[runs["status"] == "ok", "test_objective"].notna().any():
+        return (
+            "Test loss is the data loss alone (cross-entropy); the objective Keras optimizes "
+            "and model.evaluate prints, data loss plus weight and activity penalties, is "
+            "test_objective in summary.csv and in the HTML tables."
+        )
+    return (
+        "These runs recorded one test loss, the objective Keras reports (data loss plus "
+        "weight and activity penalties); rerun them to separate the two."
+    )
+
+
+def _flow(value: Any) -> str:
+    text: str = yaml.safe_dump(value, default_flow_style=True, width=10_000)
+    return text.strip()

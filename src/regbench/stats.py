@@ -1,10 +1,11 @@
-"""Statistics over per-run results: cell descriptions, paired comparisons, rankings.
+"""Statistics over per-run results: cells, paired comparisons, rankings, adequacy, references.
 
 Every function here takes the tidy runs table (one row per run with the columns
 ``dataset, model, regularizer, seed, status`` and one numeric column per
-metric) or a table computed from it, and returns a new table or a small frozen
-value. Numbers are never rounded here; the report layer (:mod:`regbench.findings`)
-words and formats them. Nothing here imports TensorFlow.
+metric), a table computed from it, or a run's history, and returns a new
+table, a small frozen value or numbers. Numbers are never rounded here; the
+report layer (:mod:`regbench.findings`) words and formats them. Nothing here
+imports TensorFlow.
 
 Runs that share ``(dataset, model, seed)`` share the data split and order, so
 regularizers are compared with the baseline on paired differences, one pair
@@ -13,24 +14,26 @@ per seed where both runs finished with status ``ok``.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
 
-# statsmodels adds an "always" filter for this warning when the module is first
-# imported; importing it here, not lazily inside a solver call, lets our local
-# "ignore" filters take precedence.
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
+from regbench.measures import HIGHER_IS_BETTER, TEST_SHARE_METRICS, metric_range
 
 __all__ = [
+    "ADEQUACY_LOSS_FALL",
+    "ADEQUACY_MAJORITY",
+    "ADEQUACY_MIN_WINDOW",
+    "ADEQUACY_WINDOW_FRACTION",
     "AUTO_T_BELOW",
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
@@ -40,42 +43,64 @@ __all__ = [
     "NORMALITY_ALPHA",
     "NORMALITY_MIN_N",
     "NOT_COMPARABLE",
+    "PREDICTION_LEVEL",
+    "RANKING_MIN_DATASETS",
+    "REFERENCE_COLUMNS",
+    "SEED_CAP",
     "RankingResult",
+    "adequacy_window",
     "compare_to_baseline",
+    "compare_to_references",
     "describe_cells",
+    "detectable_effect",
     "higher_is_better",
+    "iman_davenport",
     "mean_ci",
     "nemenyi_critical_difference",
+    "paired_t_power",
+    "pairs_needed",
+    "prediction_interval",
     "rank_regularizers",
+    "run_still_improving",
+    "training_adequacy",
 ]
 
 #: The columns that identify one cell of the study grid.
 CELL_KEYS = ("dataset", "model", "regularizer")
 
-#: Whether a larger value of each metric is the better one.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "test_accuracy": True,
-    "test_f1_macro": True,
-    "test_roc_auc": True,
-    "test_loss": False,
-    "gap_accuracy": False,
-    "gap_loss": False,
-    # The other accuracy and loss columns of the runs table, so that they can be compared too.
-    "train_eval_accuracy": True,
-    "train_eval_loss": False,
-    "train_accuracy": True,
-    "train_loss": False,
-    "val_accuracy": True,
-    "val_loss": False,
-    "best_val_accuracy": True,
-    "best_val_loss": False,
-}
-
 #: Seed of the bootstrap resampling, fixed so that tables are reproducible.
 BOOTSTRAP_SEED = 20240611
 
+#: The level of the prediction interval for one new run that ``summary.csv`` gives per cell.
+PREDICTION_LEVEL = 0.95
+
 #: The verdict of a comparison that has fewer than two seed pairs.
 NOT_COMPARABLE = "not comparable"
+
+#: The most paired seeds ``seeds_needed`` reports; beyond it the column is empty and
+#: ``beyond_seed_cap`` is true. Fifty is ten times the five seeds a study typically runs,
+#: and an effect 50 pairs cannot detect at 80% power is under about half the seed-to-seed
+#: standard deviation of the paired differences (d_z 0.40 at alpha 0.05, 0.54 at 0.005):
+#: smaller than what reruns of one configuration differ by, so of no practical use.
+SEED_CAP = 50
+
+#: Below this many pairs the "auto" test is the paired t-test: the exact Wilcoxon
+#: distribution is too coarse (with 5 pairs its smallest two-sided p is 0.0625).
+AUTO_T_BELOW = 10
+
+#: Cross-dataset rankings need at least this many datasets: one dataset's order is
+#: not a ranking across datasets, and the Friedman test needs two blocks.
+RANKING_MIN_DATASETS = 2
+
+#: Training adequacy looks at the last ``ADEQUACY_WINDOW_FRACTION`` of the epochs, and at
+#: least the last ``ADEQUACY_MIN_WINDOW`` (see :func:`adequacy_window`).
+ADEQUACY_WINDOW_FRACTION = 0.1
+ADEQUACY_MIN_WINDOW = 3
+#: The relative fall of the training data loss across the window above which it is
+#: "still falling" (5%: a converged run's loss moves by a percent or two there).
+ADEQUACY_LOSS_FALL = 0.05
+#: A cell is still improving when more than this share of its runs is.
+ADEQUACY_MAJORITY = 0.5
 
 #: The columns of :func:`compare_to_baseline`, in order.
 COMPARISON_COLUMNS = (
@@ -92,20 +117,45 @@ COMPARISON_COLUMNS = (
     "mean_regularized",
     "mean_diff",
     "sd_diff",
+    "max_abs_diff",
     "confidence",
     "diff_ci_low",
     "diff_ci_high",
     "test",
     "statistic",
     "p_value",
+    "family_size",
     "p_holm",
     "alpha",
     "significant",
     "cohen_dz",
     "prob_superiority",
     "power",
+    "power_alpha",
     "min_detectable_diff",
     "seeds_needed",
+    "seed_cap",
+    "beyond_seed_cap",
+    "one_example",
+    "diff_in_examples",
+    "max_diff_in_examples",
+    "within_one_example",
+    "verdict",
+)
+
+#: The columns of :func:`compare_to_references`, in order.
+REFERENCE_COLUMNS = (
+    "dataset",
+    "model",
+    "regularizer",
+    "metric",
+    "reference",
+    "source",
+    "n",
+    "mean",
+    "prediction_level",
+    "pi_low",
+    "pi_high",
     "verdict",
 )
 
@@ -141,6 +191,24 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]
     sem = float(np.std(values, ddof=1)) / np.sqrt(n)
     low, high = sps.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
     return float(low), float(high)
+
+
+def prediction_interval(values: np.ndarray, level: float = PREDICTION_LEVEL) -> tuple[float, float]:
+    """Return the t-based interval that holds one new run's value with probability ``level``.
+
+    ``mean +- t_{n-1} * s * sqrt(1 + 1/n)``: the spread of a single run (s)
+    plus the uncertainty of the mean (s / sqrt(n)), assuming the runs' values
+    are normal. It is what a single-run notebook's number should fall in.
+    NaNs when n < 2; ``[mean, mean]`` when the values do not vary.
+    """
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    mean = float(np.mean(values))
+    if np.ptp(values) == 0.0:
+        return mean, mean
+    half = float(sps.t.isf((1.0 - level) / 2.0, n - 1)) * _sd(values) * math.sqrt(1.0 + 1.0 / n)
+    return mean - half, mean + half
 
 
 def _bootstrap_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -180,48 +248,82 @@ def _cell_ci(values: np.ndarray, confidence: float) -> tuple[float, float, str]:
     return low, high, "t"
 
 
+def _describe_values(
+    values: np.ndarray, confidence: float, level: float, bounds: tuple[float, float]
+) -> dict[str, Any]:
+    """Return n, mean, spread and both intervals of one cell's values, clipped to ``bounds``."""
+    n = len(values)
+    ci_low, ci_high, ci_method = _cell_ci(values, confidence)
+    pi_low, pi_high = prediction_interval(values, level)
+    low, high = bounds
+    return {
+        "n": n,
+        "mean": float(np.mean(values)) if n else float("nan"),
+        "std": _sd(values),
+        "median": float(np.median(values)) if n else float("nan"),
+        "confidence": confidence,
+        # np.clip keeps NaN, so cells without an interval stay without one.
+        "ci_low": float(np.clip(ci_low, low, high)),
+        "ci_high": float(np.clip(ci_high, low, high)),
+        "ci_method": ci_method,
+        "prediction_level": level,
+        "pi_low": float(np.clip(pi_low, low, high)),
+        "pi_high": float(np.clip(pi_high, low, high)),
+    }
+
+
 def describe_cells(
-    runs: pd.DataFrame, metrics: Sequence[str], confidence: float = 0.95
+    runs: pd.DataFrame,
+    metrics: Sequence[str],
+    confidence: float = 0.95,
+    prediction_level: float = PREDICTION_LEVEL,
+    epochs: int | None = None,
 ) -> pd.DataFrame:
     """Describe each cell and metric over its successful runs, long format.
 
     Runs whose status is not ``ok`` are counted in ``n_failed`` /
     ``n_diverged`` and never averaged in.
 
-    The interval of the mean is t-based unless the sample is clearly
-    non-normal, which we take to mean at least 8 values and a Shapiro-Wilk
-    p < 0.05; then it is a BCa bootstrap interval (9999 resamples, seed
-    :data:`BOOTSTRAP_SEED`, percentile interval where BCa is undefined).
-    ``ci_method`` says which was used: ``"t"``, ``"bootstrap"``, or ``"none"``
-    when n < 2 and no interval exists. A sample without spread gets the
-    interval ``[mean, mean]``.
+    ``ci_low`` / ``ci_high`` bound the mean at ``confidence``: t-based unless
+    the sample is clearly non-normal, which we take to mean at least 8 values
+    and a Shapiro-Wilk p < 0.05; then it is a BCa bootstrap interval (9999
+    resamples, seed :data:`BOOTSTRAP_SEED`, percentile interval where BCa is
+    undefined). ``ci_method`` says which was used: ``"t"``, ``"bootstrap"``,
+    or ``"none"`` when n < 2 and no interval exists. ``pi_low`` / ``pi_high``
+    are the :func:`prediction_interval` for one new run at
+    ``prediction_level``. A sample without spread gets ``[mean, mean]``.
+
+    Both intervals are clipped to the range the metric can take
+    (:func:`regbench.measures.metric_range`; epoch counts between 1 and
+    ``epochs``): a t interval assumes values on the whole real line, so near
+    a bound (an accuracy near 1, early stopping near the last epoch) it
+    reaches values no run can have. Clipping only removes impossible values,
+    so the interval still covers what it covered.
     """
     _require_columns(runs, [*CELL_KEYS, "status", *metrics])
     _check_probability("confidence", confidence)
+    _check_probability("prediction_level", prediction_level)
     rows = []
     for key, cell in runs.groupby(list(CELL_KEYS), sort=True):
         ok = cell[cell["status"] == "ok"]
         for metric in metrics:
             values = ok[metric].dropna().to_numpy(dtype=float)
-            n = len(values)
-            low, high, ci_method = _cell_ci(values, confidence)
+            description = _describe_values(
+                values, confidence, prediction_level, metric_range(metric, epochs)
+            )
             rows.append(
                 {
                     **dict(zip(CELL_KEYS, key, strict=True)),
                     "metric": metric,
-                    "n": n,
                     "n_diverged": int((cell["status"] == "diverged").sum()),
                     "n_failed": int((~cell["status"].isin(["ok", "diverged"])).sum()),
-                    "mean": float(np.mean(values)) if n else float("nan"),
-                    "std": _sd(values),
-                    "median": float(np.median(values)) if n else float("nan"),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "ci_method": ci_method,
+                    **description,
                 }
             )
     columns = [*CELL_KEYS, "metric", "n", "n_diverged", "n_failed", "mean", "std", "median"]
-    return pd.DataFrame(rows, columns=[*columns, "ci_low", "ci_high", "ci_method"])
+    intervals = ["confidence", "ci_low", "ci_high", "ci_method"]
+    predictions = ["prediction_level", "pi_low", "pi_high"]
+    return pd.DataFrame(rows, columns=[*columns, *intervals, *predictions])
 
 
 def _sd(values: np.ndarray) -> float:
@@ -259,35 +361,66 @@ def _wilcoxon_min_pairs(alpha: float) -> int:
     return n
 
 
-def _pairs_needed(effect_size: float, alpha: float, power: float) -> int | None:
-    """Return the pairs a two-sided paired t-test needs to detect ``effect_size`` (Cohen's d_z)."""
-    if not effect_size > 0.0:
+def paired_t_power(effect_size: float, n_pairs: int, alpha: float) -> float:
+    """Return the power of a two-sided paired t-test at ``alpha`` for Cohen's d_z ``effect_size``.
+
+    The statistic follows a noncentral t with ``n_pairs - 1`` degrees of
+    freedom and noncentrality ``d_z * sqrt(n_pairs)``; the power is the mass
+    beyond either critical value. Both tails are computed as upper tails (the
+    lower one at minus the noncentrality, by symmetry): scipy's ``nct.cdf``
+    far in the lower tail returns NaN for large noncentralities, and so does
+    statsmodels' ``TTestPower``, which uses it (d_z 7 to 8 with 2 pairs).
+    """
+    if n_pairs < 2:
+        raise ValueError(f"a paired t-test needs at least 2 pairs, got {n_pairs}")
+    if math.isinf(effect_size):
+        return 1.0
+    df = n_pairs - 1
+    critical = float(sps.t.isf(alpha / 2.0, df))
+    noncentrality = abs(effect_size) * math.sqrt(n_pairs)
+    power = float(
+        sps.nct.sf(critical, df, noncentrality) + sps.nct.sf(critical, df, -noncentrality)
+    )
+    if not math.isfinite(power):
+        raise ArithmeticError(f"no power for d_z {effect_size}, {n_pairs} pairs, alpha {alpha}")
+    return min(1.0, max(0.0, power))
+
+
+def pairs_needed(effect_size: float, alpha: float, power: float, cap: int = SEED_CAP) -> int | None:
+    """Return the fewest pairs (at least 2) with which a paired t-test reaches ``power``.
+
+    For Cohen's d_z ``effect_size`` (``inf`` for a constant nonzero shift) at
+    two-sided ``alpha``. None when more than ``cap`` pairs would be needed,
+    which includes a zero effect. Power grows with the pairs, so we bisect.
+    """
+    if not effect_size > 0.0 or paired_t_power(effect_size, cap, alpha) < power:
         return None
-    analysis = TTestPower()
-    # The power of huge effects is NaN and the root finder cannot bracket them; two
-    # pairs is the least a t-test can use.
-    if not math.isfinite(effect_size) or not analysis.power(effect_size, 2, alpha) < power:
-        return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        nobs = analysis.solve_power(effect_size=effect_size, nobs=None, alpha=alpha, power=power)
-    nobs = float(np.asarray(nobs).item())
-    if not math.isfinite(nobs):
-        return None
-    return max(2, math.ceil(nobs - 1e-9))
+    too_few, enough = 1, cap
+    while enough - too_few > 1:
+        middle = (too_few + enough) // 2
+        if paired_t_power(effect_size, middle, alpha) >= power:
+            enough = middle
+        else:
+            too_few = middle
+    return enough
 
 
-def _detectable_effect(n_pairs: int, alpha: float, power: float) -> float:
-    """Return the smallest Cohen's d_z a two-sided paired t-test detects with ``n_pairs``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        effect = TTestPower().solve_power(effect_size=None, nobs=n_pairs, alpha=alpha, power=power)
-    return float(np.asarray(effect).item())
+@functools.lru_cache(maxsize=4096)
+def detectable_effect(n_pairs: int, alpha: float, power: float) -> float:
+    """Return the smallest Cohen's d_z a two-sided paired t-test detects with ``n_pairs``.
 
-
-#: Below this many pairs the "auto" test is the paired t-test: the exact Wilcoxon
-#: distribution is too coarse (with 5 pairs its smallest two-sided p is 0.0625).
-AUTO_T_BELOW = 10
+    The d_z at which :func:`paired_t_power` equals ``power``, found by
+    Brent's method; it needs ``power > alpha`` (at d_z 0 the power is alpha).
+    """
+    if not power > alpha:
+        raise ValueError(f"power ({power}) must exceed alpha ({alpha})")
+    high = 1.0
+    while paired_t_power(high, n_pairs, alpha) < power:
+        high *= 2.0
+    root = optimize.brentq(
+        lambda d: paired_t_power(d, n_pairs, alpha) - power, 0.0, high, xtol=1e-12, rtol=1e-12
+    )
+    return float(root)
 
 
 def _auto_test(diffs: np.ndarray) -> str:
@@ -320,22 +453,15 @@ def _paired_test(diffs: np.ndarray, test: str) -> tuple[str, float, float]:
     return "wilcoxon", float(result.statistic), float(result.pvalue)
 
 
-def _compare_pair(
-    baseline_values: np.ndarray,
-    regularized_values: np.ndarray,
-    higher: bool,
-    confidence: float,
-    alpha: float,
-    power: float,
-    test: str,
-) -> dict[str, Any]:
-    """Compute every paired statistic of one regularizer against the baseline."""
-    nan = float("nan")
-    diffs = regularized_values - baseline_values
+def _paired_differences(baseline_values: np.ndarray, regularized_values: np.ndarray) -> np.ndarray:
+    """Return regularized - baseline, with differences equal up to rounding made exactly equal.
+
+    A constant shift computed in floating point varies in its last bits; it
+    must count as having no spread rather than a spurious tiny one.
+    """
+    diffs: np.ndarray = regularized_values - baseline_values
     n = len(diffs)
     if n:
-        # Differences equal up to rounding error (a constant shift, say) are made exactly
-        # equal, so that they count as having no spread rather than a spurious tiny one.
         scale = max(
             1.0, float(np.max(np.abs(baseline_values))), float(np.max(np.abs(regularized_values)))
         )
@@ -343,38 +469,180 @@ def _compare_pair(
         if np.ptp(diffs) <= tolerance:
             mean = float(np.mean(diffs))
             diffs = np.full(n, 0.0 if abs(mean) <= tolerance else mean)
+    return diffs
+
+
+def _compare_pair(
+    baseline_values: np.ndarray,
+    regularized_values: np.ndarray,
+    higher: bool,
+    confidence: float,
+    test: str,
+) -> dict[str, Any]:
+    """Compute the paired statistics of one regularizer against the baseline on one metric."""
+    nan = float("nan")
+    diffs = _paired_differences(baseline_values, regularized_values)
+    n = len(diffs)
     row: dict[str, Any] = {
         "n_pairs": n,
         "mean_baseline": float(np.mean(baseline_values)) if n else nan,
         "mean_regularized": float(np.mean(regularized_values)) if n else nan,
         "mean_diff": float(np.mean(diffs)) if n else nan,
         "sd_diff": _sd(diffs),
+        "max_abs_diff": float(np.max(np.abs(diffs))) if n else nan,
         "test": "none",
         "statistic": nan,
         "p_value": nan,
         "cohen_dz": nan,
         "prob_superiority": nan,
-        "min_detectable_diff": nan,
-        "seeds_needed": None,
     }
     row["diff_ci_low"], row["diff_ci_high"] = mean_ci(diffs, confidence)
     if n:
         better = diffs > 0.0 if higher else diffs < 0.0
         row["prob_superiority"] = (float(np.sum(better)) + 0.5 * float(np.sum(diffs == 0.0))) / n
-    if n < 2:
-        return row
-    row["test"], row["statistic"], row["p_value"] = _paired_test(diffs, test)
-    mean_diff, sd_diff = row["mean_diff"], row["sd_diff"]
-    if sd_diff > 0.0:
-        row["cohen_dz"] = mean_diff / sd_diff
-    row["min_detectable_diff"] = _detectable_effect(n, alpha, power) * sd_diff
-    if mean_diff != 0.0:
-        effect = abs(mean_diff) / sd_diff if sd_diff > 0.0 else math.inf
-        needed = _pairs_needed(effect, alpha, power)
-        if needed is not None and row["test"] == "wilcoxon":
-            needed = max(needed, _wilcoxon_min_pairs(alpha))
-        row["seeds_needed"] = needed
+    if n >= 2:
+        row["test"], row["statistic"], row["p_value"] = _paired_test(diffs, test)
+        if row["sd_diff"] > 0.0:
+            row["cohen_dz"] = row["mean_diff"] / row["sd_diff"]
     return row
+
+
+def _check_comparison(
+    runs: pd.DataFrame,
+    baseline: str,
+    metrics: Sequence[str],
+    probabilities: Mapping[str, float],
+    test: str,
+) -> None:
+    """Raise one clear error for a runs table or setting that cannot be compared."""
+    _require_columns(runs, [*_RUN_KEYS, *metrics])
+    for metric in metrics:
+        higher_is_better(metric)
+    for name, value in probabilities.items():
+        _check_probability(name, value)
+    if test not in ("auto", *_TEST_LABELS):
+        raise ValueError(f"test must be one of auto, {', '.join(_TEST_LABELS)}, got {test!r}")
+    regularizers = set(runs["regularizer"])
+    if len(runs) and baseline not in regularizers:
+        known = ", ".join(sorted(map(str, regularizers)))
+        raise ValueError(f"baseline {baseline!r} is not a regularizer in the runs table: {known}")
+    run_keys = ["dataset", "model", "regularizer", "seed"]
+    duplicated = runs[runs.duplicated(run_keys, keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        raise ValueError(
+            f"the runs table has {len(duplicated)} rows sharing a run key, e.g. "
+            + ", ".join(f"{key}={first[key]!r}" for key in run_keys)
+            + "; expected one row per run"
+        )
+
+
+def _paired_statistics(
+    runs: pd.DataFrame, baseline: str, metrics: Sequence[str], confidence: float, test: str
+) -> pd.DataFrame:
+    """Pair each regularizer's successful runs with the baseline's by seed and compare them."""
+    rows = []
+    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
+        ok = group[group["status"] == "ok"]
+        baseline_runs = ok[ok["regularizer"] == baseline].set_index("seed")
+        for regularizer in sorted(set(group["regularizer"]) - {baseline}):
+            regularized_runs = ok[ok["regularizer"] == regularizer].set_index("seed")
+            for metric in metrics:
+                baseline_values = baseline_runs[metric].dropna()
+                regularized_values = regularized_runs[metric].dropna()
+                pairs = pd.concat(
+                    {"baseline": baseline_values, "regularized": regularized_values},
+                    axis=1,
+                    join="inner",
+                ).sort_index()
+                statistics = _compare_pair(
+                    pairs["baseline"].to_numpy(dtype=float),
+                    pairs["regularized"].to_numpy(dtype=float),
+                    higher_is_better(metric),
+                    confidence,
+                    test,
+                )
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "regularizer": regularizer,
+                        "baseline": baseline,
+                        "metric": metric,
+                        "higher_is_better": higher_is_better(metric),
+                        "n_baseline": len(baseline_values),
+                        "n_regularized": len(regularized_values),
+                        "confidence": confidence,
+                        **statistics,
+                    }
+                )
+    columns = COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("p_value") + 1]
+    return pd.DataFrame(rows, columns=[*columns, "cohen_dz", "prob_superiority"])
+
+
+def _adjust_for_multiplicity(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Add Holm-adjusted p-values over each dataset x model x metric family, and its size."""
+    table["family_size"] = 0
+    table["p_holm"] = float("nan")
+    for _, family in table.groupby(["dataset", "model", "metric"], sort=False):
+        tested = family["p_value"].notna()
+        table.loc[family.index, "family_size"] = int(tested.sum())
+        if tested.any():
+            adjusted = multipletests(family.loc[tested, "p_value"].to_numpy(), method="holm")[1]
+            table.loc[family.index[tested.to_numpy()], "p_holm"] = adjusted
+    table["alpha"] = alpha
+    table["significant"] = (table["p_holm"] < alpha).astype(bool)
+    return table
+
+
+def _seeds_needed(row: Any, power: float) -> int | None:
+    """Return the pairs needed to detect a row's observed difference, None beyond the cap."""
+    if row.mean_diff == 0.0:
+        return None
+    effect = abs(row.mean_diff) / row.sd_diff if row.sd_diff > 0.0 else math.inf
+    needed = pairs_needed(effect, row.power_alpha, power)
+    if needed is not None and row.test == "wilcoxon":
+        needed = max(needed, _wilcoxon_min_pairs(row.power_alpha))
+    return needed if needed is not None and needed <= SEED_CAP else None
+
+
+def _power_columns(table: pd.DataFrame, power: float) -> pd.DataFrame:
+    """Add the detectable difference and the seeds needed at the level Holm demands."""
+    table["power"] = power
+    # Holm's adjusted p is at most m times the raw p, so p < alpha / m is significant
+    # whatever the family's other p-values are: the level that guarantees a verdict.
+    table["power_alpha"] = table["alpha"] / table["family_size"].clip(lower=1)
+    detectable: list[float] = []
+    needed: list[int | None] = []
+    beyond: list[bool] = []
+    for row in table.itertuples(index=False):
+        if row.n_pairs < 2:
+            detectable.append(float("nan"))
+            needed.append(None)
+            beyond.append(False)
+            continue
+        detectable.append(detectable_effect(row.n_pairs, row.power_alpha, power) * row.sd_diff)
+        needed.append(_seeds_needed(row, power))
+        beyond.append(needed[-1] is None)
+    table["min_detectable_diff"] = detectable
+    table["seeds_needed"] = pd.array(needed, dtype="Int64")
+    table["seed_cap"] = SEED_CAP
+    table["beyond_seed_cap"] = beyond
+    return table
+
+
+def _resolution_columns(table: pd.DataFrame, test_sizes: Mapping[str, int]) -> pd.DataFrame:
+    """Express differences of test-set shares in test examples (1 / n_test each)."""
+    shares = table["metric"].isin(list(TEST_SHARE_METRICS))
+    n_test = table["dataset"].map(lambda d: test_sizes.get(d, float("nan"))).astype(float)
+    table["one_example"] = (1.0 / n_test).where(shares)
+    table["diff_in_examples"] = table["mean_diff"] / table["one_example"]
+    table["max_diff_in_examples"] = table["max_abs_diff"] / table["one_example"]
+    # Accuracy differences are whole examples / n_test, so the ratio is computed with a
+    # rounding-error allowance: a mean of exactly one example must count as within it.
+    within = table["diff_in_examples"].abs() <= 1.0 + 1e-9
+    table["within_one_example"] = within & table["diff_in_examples"].notna()
+    return table
 
 
 def _verdict(row: pd.Series) -> str:
@@ -393,6 +661,7 @@ def compare_to_baseline(
     alpha: float = 0.05,
     power: float = 0.8,
     test: Literal["auto", "wilcoxon", "paired_t"] = "auto",
+    test_sizes: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Compare every regularizer with ``baseline`` on seed-paired runs, one row per metric.
 
@@ -401,97 +670,53 @@ def compare_to_baseline(
 
     - ``n_baseline`` / ``n_regularized``: successful runs with a value for the
       metric; ``n_pairs``: seeds where both have one. Means, differences
-      (regularized - baseline) and everything after are over those pairs only.
+      (regularized - baseline) and everything after are over those pairs only;
+      ``max_abs_diff`` is the largest |difference| of one seed.
     - ``diff_ci_low`` / ``diff_ci_high``: t interval of the mean difference at
       ``confidence`` (NaN with fewer than two pairs).
-    - ``test``: the two-sided paired test actually used: ``"wilcoxon"``
-      (signed-rank, zero differences dropped, exact for small samples, the
-      default), ``"paired_t"`` (when asked for and the differences vary;
-      otherwise Wilcoxon is used), ``"identical"`` (all differences are zero:
-      statistic 0 and p = 1 exactly) or ``"none"`` (fewer than two pairs).
-    - ``p_holm``: Holm-adjusted p over all regularizers of the same dataset x
-      model x metric; ``significant`` is ``p_holm < alpha``.
+    - ``test``: the two-sided paired test actually used. With ``test="auto"``
+      (the default) it is the paired t-test below :data:`AUTO_T_BELOW` pairs
+      unless Shapiro-Wilk calls the differences non-normal, and Wilcoxon
+      signed-rank (zero differences dropped, exact for small samples)
+      otherwise; ``"paired_t"`` or ``"wilcoxon"`` force one, except that
+      differences without spread go to Wilcoxon. ``"identical"``: all
+      differences are zero (statistic 0, p = 1 exactly); ``"none"``: fewer
+      than two pairs.
+    - ``p_holm``: Holm-adjusted p over the ``family_size`` tested regularizers
+      of the same dataset x model x metric; ``significant`` is ``p_holm < alpha``.
     - ``cohen_dz``: mean / sd of the differences, NaN when they do not vary;
       ``prob_superiority``: share of pairs where the regularized run is better
       in the metric's direction, ties counting half.
-    - ``min_detectable_diff``: smallest |mean difference| a two-sided paired
-      t-test at ``alpha`` detects with ``power`` given ``n_pairs`` and the
-      observed sd (unadjusted alpha). ``seeds_needed``: pairs needed to detect
-      the observed mean difference likewise, never fewer than the Wilcoxon test
-      needs to reach ``alpha`` at all (6 at 0.05); missing when the difference
-      is zero or undefined (nullable integer column).
+    - ``power_alpha`` = ``alpha / family_size``: a raw p below it is significant
+      after Holm whatever the other p-values are, so power is computed at it.
+      ``min_detectable_diff``: the smallest |mean difference| a two-sided paired
+      t-test at ``power_alpha`` detects with ``power`` given ``n_pairs`` and the
+      observed sd. ``seeds_needed``: pairs needed to detect the observed mean
+      difference likewise (:func:`pairs_needed`), never fewer than the Wilcoxon
+      test needs to reach ``power_alpha`` at all when it is the test used;
+      empty (nullable integer) with fewer than two pairs or when more than
+      ``seed_cap`` (:data:`SEED_CAP`) pairs would be needed, and then
+      ``beyond_seed_cap`` is true: the difference (a zero one included) is not
+      practically detectable at this size.
+    - For shares of the test set (:data:`regbench.measures.TEST_SHARE_METRICS`)
+      with a test-set size in ``test_sizes`` (dataset -> examples):
+      ``one_example`` = 1 / n_test, ``diff_in_examples`` = mean_diff /
+      one_example (per seed, on average) and ``max_diff_in_examples`` the
+      largest per seed; ``within_one_example``: |diff_in_examples| <= 1, the
+      two differ by at most one test example per seed on average. One seed's
+      accuracy difference is a whole number of examples, so the mean moves in
+      steps of 1 / (n_pairs n_test), and ``max_diff_in_examples`` <= 1 means
+      no seed differs by more than a single example. NaN / false for other
+      metrics.
     - ``verdict``: ``"better"``, ``"worse"`` or ``"indistinguishable"`` in the
       metric's direction, :data:`NOT_COMPARABLE` with fewer than two pairs.
     """
-    _require_columns(runs, [*_RUN_KEYS, *metrics])
-    directions = {metric: higher_is_better(metric) for metric in metrics}
-    for name, value in (("confidence", confidence), ("alpha", alpha), ("power", power)):
-        _check_probability(name, value)
-    if test not in ("auto", *_TEST_LABELS):
-        raise ValueError(f"test must be one of auto, {', '.join(_TEST_LABELS)}, got {test!r}")
-    regularizers = set(runs["regularizer"])
-    if len(runs) and baseline not in regularizers:
-        known = ", ".join(sorted(map(str, regularizers)))
-        raise ValueError(f"baseline {baseline!r} is not a regularizer in the runs table: {known}")
-    run_keys = ["dataset", "model", "regularizer", "seed"]
-    duplicated = runs[runs.duplicated(run_keys, keep=False)]
-    if len(duplicated):
-        first = duplicated.iloc[0]
-        raise ValueError(
-            f"the runs table has {len(duplicated)} rows sharing a run key, e.g. "
-            + ", ".join(f"{key}={first[key]!r}" for key in run_keys)
-            + "; expected one row per run"
-        )
-
-    rows = []
-    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
-        ok = group[group["status"] == "ok"]
-        baseline_runs = ok[ok["regularizer"] == baseline].set_index("seed")
-        for regularizer in sorted(set(group["regularizer"]) - {baseline}):
-            regularized_runs = ok[ok["regularizer"] == regularizer].set_index("seed")
-            for metric in metrics:
-                baseline_values = baseline_runs[metric].dropna()
-                regularized_values = regularized_runs[metric].dropna()
-                pairs = pd.concat(
-                    {"baseline": baseline_values, "regularized": regularized_values},
-                    axis=1,
-                    join="inner",
-                ).sort_index()
-                statistics = _compare_pair(
-                    pairs["baseline"].to_numpy(dtype=float),
-                    pairs["regularized"].to_numpy(dtype=float),
-                    directions[metric],
-                    confidence,
-                    alpha,
-                    power,
-                    test,
-                )
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "regularizer": regularizer,
-                        "baseline": baseline,
-                        "metric": metric,
-                        "higher_is_better": directions[metric],
-                        "n_baseline": len(baseline_values),
-                        "n_regularized": len(regularized_values),
-                        "confidence": confidence,
-                        "alpha": alpha,
-                        "power": power,
-                        **statistics,
-                    }
-                )
-
-    table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in {"p_holm"}])
-    table["p_holm"] = float("nan")
-    for _, family in table.groupby(["dataset", "model", "metric"], sort=False):
-        tested = family["p_value"].notna()
-        if tested.any():
-            adjusted = multipletests(family.loc[tested, "p_value"].to_numpy(), method="holm")[1]
-            table.loc[family.index[tested.to_numpy()], "p_holm"] = adjusted
-    table["significant"] = (table["p_holm"] < alpha).astype(bool)
-    table["seeds_needed"] = pd.array(table["seeds_needed"], dtype="Int64")
+    probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
+    _check_comparison(runs, baseline, metrics, probabilities, test)
+    table = _paired_statistics(runs, baseline, metrics, confidence, test)
+    table = _adjust_for_multiplicity(table, alpha)
+    table = _power_columns(table, power)
+    table = _resolution_columns(table, test_sizes or {})
     table["verdict"] = (
         table.apply(_verdict, axis=1) if len(table) else pd.Series(dtype=object)
     ).astype(object)
@@ -503,11 +728,17 @@ class RankingResult:
     """Average ranks of regularizers across datasets with the Friedman / Nemenyi analysis.
 
     ``ranks`` has one row per regularizer (``regularizer``, ``average_rank``),
-    best first; ``dataset_ranks`` is the dataset x regularizer table of ranks it
-    averages. ``statistic`` / ``p_value`` are Friedman's chi-square test and
-    ``critical_difference`` the Nemenyi CD at ``alpha``; all three are NaN and
-    ``note`` says why when they cannot be computed. ``note`` also names
-    datasets or regularizers left out for lack of successful runs.
+    best first, and is empty with fewer than :data:`RANKING_MIN_DATASETS`
+    complete datasets; ``dataset_ranks`` is the dataset x regularizer table of
+    ranks it averages. ``statistic`` / ``p_value`` are Friedman's chi-square
+    test, ``iman_davenport_f`` / ``iman_davenport_p`` its F form
+    (:func:`iman_davenport`), ``critical_difference`` the Nemenyi CD at
+    ``alpha``. What the test could detect: ``max_rank_difference`` (best
+    minus worst average rank), whether the CD is reachable at all
+    (``cd_reachable``: CD <= k - 1, the largest possible difference) and
+    ``datasets_needed`` for the largest observed difference to reach the CD.
+    Statistics are NaN and ``note`` says why when they cannot be computed;
+    ``note`` also names datasets or regularizers left out.
     """
 
     metric: str
@@ -516,18 +747,128 @@ class RankingResult:
     dataset_ranks: pd.DataFrame
     statistic: float
     p_value: float
+    iman_davenport_f: float
+    iman_davenport_p: float
     critical_difference: float
+    max_rank_difference: float
+    cd_reachable: bool
+    datasets_needed: float
     n_datasets: int
     n_regularizers: int
     alpha: float
     note: str | None
 
 
+def _studentized_q(n_regularizers: int, alpha: float) -> float:
+    """Return Demšar's q_alpha: the studentized range quantile over sqrt(2)."""
+    return float(sps.studentized_range.ppf(1.0 - alpha, n_regularizers, np.inf) / math.sqrt(2.0))
+
+
 def nemenyi_critical_difference(n_regularizers: int, n_datasets: int, alpha: float) -> float:
     """Return Demšar's (2006) Nemenyi critical difference of average ranks."""
     k = n_regularizers
-    q_alpha = sps.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0)
-    return float(q_alpha * math.sqrt(k * (k + 1) / (6.0 * n_datasets)))
+    return _studentized_q(k, alpha) * math.sqrt(k * (k + 1) / (6.0 * n_datasets))
+
+
+def iman_davenport(chi2: float, n_datasets: int, n_regularizers: int) -> tuple[float, float]:
+    """Return Iman and Davenport's F and its p-value from Friedman's chi-square.
+
+    ``F = (N - 1) chi2 / (N (k - 1) - chi2)`` with k - 1 and (k - 1)(N - 1)
+    degrees of freedom (Demšar 2006, eq. 2): less conservative than the
+    chi-square, which Demšar recommends it over. Rankings that agree on every
+    dataset make the denominator zero: F is infinite and p is 0.
+    """
+    n, k = n_datasets, n_regularizers
+    denominator = n * (k - 1) - chi2
+    if denominator <= 0.0:
+        return math.inf, 0.0
+    f = (n - 1) * chi2 / denominator
+    return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n - 1)))
+
+
+def _complete_means(runs: pd.DataFrame, metric: str, model: str) -> tuple[pd.DataFrame, list[str]]:
+    """Return the dataset x regularizer means over successful runs that form complete blocks.
+
+    Regularizers without any successful run are left out, then datasets
+    lacking a mean for any remaining one; the notes name both.
+    """
+    of_model = runs[runs["model"] == model]
+    ok = of_model[of_model["status"] == "ok"]
+    means = (
+        ok.groupby(["dataset", "regularizer"])[metric]
+        .mean()
+        .unstack("regularizer")
+        .reindex(
+            index=sorted(set(of_model["dataset"])), columns=sorted(set(of_model["regularizer"]))
+        )
+    )
+    notes = []
+    empty = [r for r in means.columns if means[r].isna().all()]
+    if empty:
+        notes.append(f"left out for lack of successful runs: {', '.join(empty)}")
+    means = means.drop(columns=empty)
+    if means.shape[1] == 0:
+        means = means.iloc[0:0]
+    incomplete = means.index[means.isna().any(axis=1)].tolist()
+    if incomplete:
+        notes.append(f"datasets left out as incomplete: {', '.join(map(str, incomplete))}")
+    return means.dropna(axis=0, how="any"), notes
+
+
+def _average_ranks(means: pd.DataFrame, higher: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank regularizers within each dataset (1 = best, ties averaged) and average the ranks."""
+    dataset_ranks = means.rank(axis=1, method="average", ascending=not higher)
+    dataset_ranks.columns.name = "regularizer"
+    ranks = (
+        dataset_ranks.mean(axis=0)
+        .rename("average_rank")
+        .rename_axis("regularizer")
+        .reset_index()
+        .sort_values(["average_rank", "regularizer"], kind="stable")
+        .reset_index(drop=True)
+    )
+    if len(means) < RANKING_MIN_DATASETS:
+        ranks = pd.DataFrame({"regularizer": pd.Series(dtype=object), "average_rank": []})
+    return dataset_ranks, ranks
+
+
+def _rank_tests(
+    means: pd.DataFrame, ranks: pd.DataFrame, alpha: float, notes: list[str]
+) -> dict[str, Any]:
+    """Friedman and Iman-Davenport tests, the Nemenyi CD and what it lets the ranks show."""
+    n_datasets, k = means.shape
+    nan = float("nan")
+    tests: dict[str, Any] = dict.fromkeys(
+        ("statistic", "p_value", "iman_davenport_f", "iman_davenport_p", "critical_difference"),
+        nan,
+    )
+    tests.update(max_rank_difference=nan, cd_reachable=False, datasets_needed=nan)
+    if n_datasets < RANKING_MIN_DATASETS:
+        notes.append(
+            f"ranking across datasets needs at least {RANKING_MIN_DATASETS} datasets with "
+            f"every regularizer; got {n_datasets}"
+        )
+        return tests
+    spread = float(ranks["average_rank"].max() - ranks["average_rank"].min())
+    tests["max_rank_difference"] = spread
+    if k < 3:
+        notes.append(
+            f"Friedman test and Nemenyi critical difference need at least 3 regularizers; got {k}"
+        )
+    elif bool((means.nunique(axis=1) == 1).all()):
+        notes.append("all regularizers tie on every dataset, so ranks cannot differ")
+    else:
+        result = sps.friedmanchisquare(*means.to_numpy(dtype=float).T)
+        tests["statistic"], tests["p_value"] = float(result.statistic), float(result.pvalue)
+        f, p = iman_davenport(tests["statistic"], n_datasets, k)
+        tests["iman_davenport_f"], tests["iman_davenport_p"] = f, p
+        cd = nemenyi_critical_difference(k, n_datasets, alpha)
+        tests["critical_difference"], tests["cd_reachable"] = cd, cd <= k - 1
+        if spread > 0.0:
+            # The CD shrinks as 1 / sqrt(N): solve CD(N) <= spread for N.
+            ratio = _studentized_q(k, alpha) ** 2 * k * (k + 1) / (6.0 * spread**2)
+            tests["datasets_needed"] = float(max(n_datasets, math.ceil(ratio - 1e-9)))
+    return tests
 
 
 def rank_regularizers(
@@ -537,14 +878,14 @@ def rank_regularizers(
 
     Each dataset ranks the regularizers by their mean over successful seeds,
     rank 1 being best in the metric's direction, ties sharing the average
-    rank. Regularizers without any successful run are left out, then datasets
-    lacking a mean for any remaining regularizer, because the Friedman test
-    needs complete blocks. The Friedman statistic is
-    :func:`scipy.stats.friedmanchisquare`'s, which corrects for ties (Demšar's
-    formula does not, so it is slightly larger with ties). The Nemenyi critical
-    difference is ``q_alpha * sqrt(k (k + 1) / (6 N))`` with ``q_alpha`` the
-    studentized range quantile over sqrt(2) (Demšar 2006). Both need at least
-    3 regularizers and 2 datasets.
+    rank, over complete blocks only (the Friedman test needs them). Fewer
+    than :data:`RANKING_MIN_DATASETS` datasets give no ranking. The Friedman
+    statistic is :func:`scipy.stats.friedmanchisquare`'s, which corrects for
+    ties (Demšar's formula does not, so it is slightly larger with ties), and
+    the Iman-Davenport F is computed from it. The Nemenyi critical difference
+    is ``q_alpha * sqrt(k (k + 1) / (6 N))`` with ``q_alpha`` the studentized
+    range quantile over sqrt(2) (Demšar 2006). The tests need at least 3
+    regularizers.
     """
     _require_columns(runs, [*_RUN_KEYS, metric])
     higher = higher_is_better(metric)
@@ -553,64 +894,137 @@ def rank_regularizers(
     if model not in models:
         known = ", ".join(sorted(map(str, models)))
         raise ValueError(f"model {model!r} has no runs in the runs table; it has: {known}")
-
-    ok = runs[(runs["model"] == model) & (runs["status"] == "ok")]
-    all_regularizers = sorted(set(runs.loc[runs["model"] == model, "regularizer"]))
-    all_datasets = sorted(set(runs.loc[runs["model"] == model, "dataset"]))
-    means = (
-        ok.groupby(["dataset", "regularizer"])[metric]
-        .mean()
-        .unstack("regularizer")
-        .reindex(index=all_datasets, columns=all_regularizers)
-    )
-    notes = []
-    empty_regularizers = [r for r in all_regularizers if means[r].isna().all()]
-    if empty_regularizers:
-        notes.append(f"left out for lack of successful runs: {', '.join(empty_regularizers)}")
-    means = means.drop(columns=empty_regularizers)
-    if means.shape[1] == 0:
-        means = means.iloc[0:0]
-    incomplete = means.index[means.isna().any(axis=1)].tolist()
-    if incomplete:
-        notes.append(f"datasets left out as incomplete: {', '.join(map(str, incomplete))}")
-    means = means.dropna(axis=0, how="any")
-    dataset_ranks = means.rank(axis=1, method="average", ascending=not higher)
-    dataset_ranks.columns.name = "regularizer"
-    n_datasets, k = dataset_ranks.shape
-    ranks = (
-        dataset_ranks.mean(axis=0)
-        .rename("average_rank")
-        .rename_axis("regularizer")
-        .reset_index()
-        .sort_values(["average_rank", "regularizer"], kind="stable")
-        .reset_index(drop=True)
-    )
-    if n_datasets == 0:
-        ranks = pd.DataFrame({"regularizer": pd.Series(dtype=object), "average_rank": []})
-
-    nan = float("nan")
-    statistic = p_value = critical_difference = nan
-    if k < 3 or n_datasets < 2:
-        notes.append(
-            "Friedman test and Nemenyi critical difference need at least 3 regularizers "
-            f"and 2 datasets; got {k} and {n_datasets}"
-        )
-    elif bool((dataset_ranks.nunique(axis=1) == 1).all()):
-        notes.append("all regularizers tie on every dataset, so ranks cannot differ")
-    else:
-        result = sps.friedmanchisquare(*means.to_numpy(dtype=float).T)
-        statistic, p_value = float(result.statistic), float(result.pvalue)
-        critical_difference = nemenyi_critical_difference(k, n_datasets, alpha)
+    means, notes = _complete_means(runs, metric, model)
+    dataset_ranks, ranks = _average_ranks(means, higher)
+    tests = _rank_tests(means, ranks, alpha, notes)
     return RankingResult(
         metric=metric,
         model=model,
         ranks=ranks,
         dataset_ranks=dataset_ranks,
-        statistic=statistic,
-        p_value=p_value,
-        critical_difference=critical_difference,
-        n_datasets=int(n_datasets),
-        n_regularizers=int(k),
+        n_datasets=int(means.shape[0]),
+        n_regularizers=int(means.shape[1]),
         alpha=alpha,
         note="; ".join(notes) if notes else None,
+        **tests,
     )
+
+
+def adequacy_window(epochs: int) -> int:
+    """Return how many final epochs training adequacy looks at (never more than ``epochs``)."""
+    share = math.ceil(ADEQUACY_WINDOW_FRACTION * epochs)
+    return min(epochs, max(ADEQUACY_MIN_WINDOW, share))
+
+
+def run_still_improving(
+    history: pd.DataFrame, best_epoch: float, epochs_run: float, epochs: int
+) -> dict[str, bool]:
+    """Return whether one run was still improving when its training ended, and why.
+
+    Over the last :func:`adequacy_window` epochs: ``best_late``, its best
+    validation epoch lies in them; ``loss_falling``, its training data loss
+    (history column ``loss``) fell by more than :data:`ADEQUACY_LOSS_FALL` of
+    its value from the window's first epoch to its last while the validation
+    data loss (``val_loss``) did not rise, so more epochs would have helped
+    (a falling training loss with a rising validation loss is overfitting,
+    which more epochs would not cure). ``still_improving`` is either. A run
+    that stopped before ``epochs`` (early stopping) is not still improving:
+    its stop says its monitored quantity had stopped improving.
+    """
+    window = adequacy_window(epochs)
+    if not epochs_run >= epochs or len(history) < window:
+        return {"best_late": False, "loss_falling": False, "still_improving": False}
+    best_late = bool(best_epoch > epochs - window)
+    loss = history["loss"].to_numpy(dtype=float)[-window:]
+    val_loss = history["val_loss"].to_numpy(dtype=float)[-window:]
+    fell = bool(loss[0] - loss[-1] > ADEQUACY_LOSS_FALL * abs(loss[0]))
+    loss_falling = fell and bool(val_loss[-1] <= val_loss[0])
+    return {
+        "best_late": best_late,
+        "loss_falling": loss_falling,
+        "still_improving": best_late or loss_falling,
+    }
+
+
+def training_adequacy(
+    runs: pd.DataFrame,
+    histories: Mapping[tuple[str, str, str, int], pd.DataFrame],
+    epochs: int,
+) -> pd.DataFrame:
+    """Flag the cells whose runs were still improving at the last epoch.
+
+    Per cell, over its successful runs with a history (``histories`` is keyed
+    by dataset, model, regularizer, seed): ``n_runs``, ``n_stopped_early``
+    (fewer than ``epochs`` epochs), and how many runs had a late best epoch
+    (``n_best_late``), a still-falling training loss (``n_loss_falling``) and
+    either (``n_still_improving``), as :func:`run_still_improving` defines
+    them over the last ``window`` epochs. ``still_improving`` is true when
+    more than :data:`ADEQUACY_MAJORITY` of the runs are: the cell was
+    probably undertrained, and a difference it shows may be one of
+    convergence speed rather than of regularization.
+    """
+    _require_columns(runs, [*_RUN_KEYS, "best_epoch", "epochs_run"])
+    rows = []
+    for key, cell in runs.groupby(list(CELL_KEYS), sort=True):
+        counts = {"n_runs": 0, "n_stopped_early": 0}
+        counts |= {"n_best_late": 0, "n_loss_falling": 0, "n_still_improving": 0}
+        for run in cell[cell["status"] == "ok"].itertuples(index=False):
+            history = histories.get((*key, int(run.seed)))
+            if history is None:
+                continue
+            counts["n_runs"] += 1
+            counts["n_stopped_early"] += int(run.epochs_run < epochs)
+            flags = run_still_improving(history, run.best_epoch, run.epochs_run, epochs)
+            for flag, value in flags.items():
+                counts[f"n_{flag}"] += int(value)
+        still = counts["n_still_improving"] > ADEQUACY_MAJORITY * counts["n_runs"]
+        rows.append(
+            {
+                **dict(zip(CELL_KEYS, key, strict=True)),
+                "epochs": epochs,
+                "window": adequacy_window(epochs),
+                **counts,
+                "still_improving": bool(still and counts["n_runs"] > 0),
+            }
+        )
+    columns = [*CELL_KEYS, "epochs", "window", "n_runs", "n_stopped_early", "n_best_late"]
+    return pd.DataFrame(
+        rows, columns=[*columns, "n_loss_falling", "n_still_improving", "still_improving"]
+    )
+
+
+def compare_to_references(
+    summary: pd.DataFrame, references: Sequence[Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Place published single-run values against their cells' prediction intervals.
+
+    ``references`` holds one mapping per value: ``dataset``, ``model``,
+    ``regularizer``, ``metric``, ``value`` and ``source``. A single run of the
+    cell falls in its prediction interval (``pi_low`` / ``pi_high`` of
+    :func:`describe_cells`) with probability ``prediction_level``, so a value
+    inside it is ``"consistent"`` with this study's runs and one outside it
+    ``"outside"``; ``"no interval"`` when the cell has fewer than two runs.
+    Columns: :data:`REFERENCE_COLUMNS`.
+    """
+    _require_columns(
+        summary,
+        [*CELL_KEYS, "metric", "n", "mean", "prediction_level", "pi_low", "pi_high"],
+        "the summary table",
+    )
+    described = summary.set_index([*CELL_KEYS, "metric"])
+    rows = []
+    for reference in references:
+        where = tuple(reference[key] for key in (*CELL_KEYS, "metric"))
+        cell = described.loc[where] if where in described.index else None
+        row = {key: reference[key] for key in (*CELL_KEYS, "metric", "source")}
+        row["reference"] = float(reference["value"])
+        for column in ("mean", "prediction_level", "pi_low", "pi_high"):
+            row[column] = float("nan") if cell is None else float(cell[column])
+        row["n"] = 0 if cell is None else int(cell["n"])
+        if not (row["n"] >= 2 and math.isfinite(row["pi_low"])):
+            row["verdict"] = "no interval"
+        else:
+            inside = row["pi_low"] <= row["reference"] <= row["pi_high"]
+            row["verdict"] = "consistent" if inside else "outside"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))

@@ -55,7 +55,7 @@ _STYLES = {
     "test_accuracy": MetricStyle("test accuracy", "Test accuracy (%)", True),
     "test_loss": MetricStyle("test loss", "Test loss", False, better="lower", worse="higher"),
     "test_objective": MetricStyle(
-        "test objective (loss + penalties)", "Objective", False, better="lower", worse="higher"
+        "test objective (loss + penalties)", "Test objective", False, better="lower", worse="higher"
     ),
     "test_f1_macro": MetricStyle("test macro-F1", "Macro F1 (%)", True),
     "test_roc_auc": MetricStyle("test ROC AUC", "ROC AUC (%)", True),

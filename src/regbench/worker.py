@@ -70,6 +70,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from regbench.joblog import redirect_output
+
 __all__ = [
     "DEFAULT_DIRECTORY",
     "PoolInfo",
@@ -369,7 +371,7 @@ class _Worker:
         _reset_peak_memory()
         started = time.perf_counter()
         try:
-            with _output_to(request.log):
+            with redirect_output(request.log):
                 reply = _execute(
                     request, self.device, where=f"warm worker {os.getpid()}", reuse_compiled=True
                 )
@@ -479,29 +481,6 @@ def serve(
 
 def _worker_file(folder: Path, index: int, kind: str) -> Path:
     return folder / f"worker-{index}.{kind}"
-
-
-@contextlib.contextmanager
-def _output_to(log_path: str | None) -> Iterator[None]:
-    """Send this process's stdout and stderr, native libraries' included, to ``log_path``."""
-    if log_path is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def _reset_peak_memory() -> None:

@@ -1,0 +1,96 @@
+"""What each per-run metric measures: its direction, its range, and what a test example is worth.
+
+The config layer validates a study's ``report`` and ``references`` keys against
+these names, and the statistics layer compares, bounds and resolves metrics by
+them. The module imports nothing from regbench, so every layer may ask it.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "EPOCH_METRICS",
+    "HIGHER_IS_BETTER",
+    "REFERENCE_METRICS",
+    "TEST_SHARE_METRICS",
+    "metric_range",
+]
+
+#: Whether a larger value of each metric is the better one: the metrics a study may compare.
+#: Losses are the data loss alone (cross-entropy), never the penalized objective.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "test_accuracy": True,
+    "test_f1_macro": True,
+    "test_roc_auc": True,
+    "test_loss": False,
+    "gap_accuracy": False,
+    "gap_loss": False,
+    # The other accuracy and loss columns of the runs table, so that they can be compared too.
+    "train_eval_accuracy": True,
+    "train_eval_loss": False,
+    "train_accuracy": True,
+    "train_loss": False,
+    "val_accuracy": True,
+    "val_loss": False,
+    "best_val_accuracy": True,
+    "best_val_loss": False,
+}
+
+#: Metrics a study may list published values for: every comparable metric, and the
+#: objective (data loss + penalties), which is what a notebook's ``model.evaluate`` prints.
+REFERENCE_METRICS = (*HIGHER_IS_BETTER, "test_objective")
+
+#: Metrics that are shares of the test set's examples (``gap_accuracy`` through its test
+#: part), so one test example is worth 1 / n_test of them: exactly for accuracy, as a
+#: yardstick for macro-F1 and ROC AUC, which one example moves by a data-dependent amount.
+TEST_SHARE_METRICS = frozenset({"test_accuracy", "test_f1_macro", "test_roc_auc", "gap_accuracy"})
+
+#: Metrics counted in epochs, which lie between 1 and the study's ``training.epochs``.
+EPOCH_METRICS = frozenset({"epochs_run", "best_epoch"})
+
+_SHARES = frozenset(
+    {
+        "test_accuracy",
+        "test_f1_macro",
+        "test_roc_auc",
+        "train_eval_accuracy",
+        "train_accuracy",
+        "val_accuracy",
+        "best_val_accuracy",
+        "weight_sparsity",
+    }
+)
+_NON_NEGATIVE = frozenset(
+    {
+        "test_loss",
+        "test_objective",
+        "train_eval_loss",
+        "train_loss",
+        "val_loss",
+        "best_val_loss",
+        "weight_l1",
+        "weight_l2",
+        "n_params",
+        "train_seconds",
+        "job_seconds",
+        "max_rss_mb",
+    }
+)
+
+
+def metric_range(metric: str, epochs: int | None = None) -> tuple[float, float]:
+    """Return the smallest and largest value ``metric`` can take; infinite where unbounded.
+
+    Shares lie in [0, 1], an accuracy gap in [-1, 1], losses, sizes and times in
+    [0, inf), epoch counts in [1, ``epochs``] (``epochs`` None: no upper bound).
+    """
+    if metric in _SHARES:
+        return 0.0, 1.0
+    if metric == "gap_accuracy":
+        return -1.0, 1.0
+    if metric in _NON_NEGATIVE:
+        return 0.0, math.inf
+    if metric in EPOCH_METRICS:
+        return 1.0, math.inf if epochs is None else float(epochs)
+    return -math.inf, math.inf

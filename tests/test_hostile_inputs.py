@@ -1,0 +1,556 @@
+"""Every bad input gets one clear error, and no input reaches what it should not.
+
+The sections follow issue 13's list of what got through. Item 6 (figure
+files of distinct cells colliding) belongs to the figures and is tested with
+them; the name rules it relies on (a full-match pattern, a maximum length)
+are item 5 here.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from httpserver import LoopbackServer, Reply
+from test_pipeline import job_counts
+
+from regbench.config import MAX_CONFIG_VALUES, ConfigError, load_study
+from regbench.datasets import DataError
+from regbench.download import DOWNLOAD_DEADLINE_ENV, DeadlineExceeded, download_deadline, fetch
+from regbench.fingerprint import PREPARATION_MODULES, TRAINING_MODULES
+from regbench.formats import read_cifar
+from regbench.inputs import cached_path
+
+REPO = Path(__file__).resolve().parents[1]
+SHA = "a" * 64
+STUDY: dict[str, Any] = {
+    "study": {"name": "hostile", "title": "Hostile inputs"},
+    "datasets": {"iris": {"source": "sklearn", "loader": "iris"}},
+    "models": {"mlp": {"type": "mlp", "units": [4]}},
+    "regularizers": {"none": {}, "l2": {"kernel": {"l2": 0.01}}},
+    "seeds": [0],
+    "training": {"epochs": 1},
+    "baseline": "none",
+}
+
+
+def edited(edit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """A deep copy of the valid study with ``edit`` applied."""
+    config = copy.deepcopy(STUDY)
+    edit(config)
+    return config
+
+
+def url_dataset(url: str) -> dict[str, Any]:
+    return {"source": "url", "url": url, "sha256": SHA, "format": "csv", "csv": {"target": "y"}}
+
+
+def alias_bomb(levels: int, where: str = "title") -> str:
+    """A study whose ``study.<where>`` is a list of 10**levels leaves in a few hundred bytes."""
+    anchors = ["  a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    anchors += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    study = yaml.safe_dump({key: value for key, value in STUDY.items() if key != "study"})
+    return (
+        "anchors:\n"
+        + "\n".join(anchors)
+        + f"\nstudy: {{name: hostile, title: T, {where}: *a{levels - 1}}}\n"
+        + study
+    )
+
+
+def dry_run(workdir: Path, study: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """``snakemake -n`` on a study file; its exit status and everything it printed."""
+    path = workdir / "study.yaml"
+    path.write_text(study, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        # A guard, not a measurement: before the fix the alias bomb ran a minute into MemoryError.
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def assert_one_clear_message(status: int, output: str, *fragments: str) -> None:
+    """Exit status 1, one ``regbench:`` message naming the file and the key, nothing else."""
+    assert status == 1, output
+    for noise in ("Traceback", "InputFunctionException", "MemoryError", 'File "', "Error in rule"):
+        assert noise not in output, output
+    assert output.startswith("regbench: ") and "study.yaml: " in output, output
+    for fragment in fragments:
+        assert fragment in output, output
+    assert len(output) < 1000, output
+
+
+# --------------------------------------------------------------------------- 1. sha256 bypass
+
+HOSTILE_URLS = [
+    "file:///x/..%2F..%2Fsome%2Fother.csv",
+    "https://host/a%2Fb.csv",
+    "https://host/..%5C..%5Cx.csv",
+    "https://host/x\\y.csv",
+    "https://host/data/%2e%2e",
+    "https://host/data/.",
+    "https://host/.hidden.csv",
+    "https://host/-rf.csv",
+    "https://host/x%00.csv",
+    "https://host/x%0A.csv",
+    "https://host/caf%C3%A9.csv",
+    "https://host/" + "a" * 201 + ".csv",
+    "https://host/dir/",
+    "ftp://host/x.csv",
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_a_url_whose_file_name_is_not_a_plain_name_is_refused(url: str, tmp_path: Path) -> None:
+    """A URL whose decoded file name could leave the cache folder (or is odd) is refused."""
+    with pytest.raises(ValueError, match=r"expected|not a usable file name"):
+        cached_path(tmp_path, url, SHA)
+    config = edited(lambda c: c["datasets"].update(x=url_dataset(url)))
+    with pytest.raises(ConfigError, match=r"datasets\.x\.url: '"):
+        load_study(config)
+
+
+def test_no_url_puts_its_cached_file_outside_its_sha256_folder(tmp_path: Path) -> None:
+    """Over 5,000 random URL tails of '/', '\\', '.', '%2F', '%00' and letters, every
+    accepted one lands directly in cache/<sha256>/."""
+    pieces = ["a", "b", "1", ".", "..", "-", "_", "+", "/", "\\", "%2F", "%2f", "%5C", "%2e"]
+    pieces += ["%00", "%0A", "%", "%25", " ", "?", "#", ";"]
+    rng = random.Random(13)
+    accepted = 0
+    for _ in range(5000):
+        tail = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        try:
+            path = cached_path(tmp_path, f"https://host/d/{tail}", SHA)
+        except ValueError:
+            continue
+        accepted += 1
+        assert path.parent == tmp_path / SHA, tail
+        assert path.resolve().parent == (tmp_path / SHA).resolve(), tail
+    assert accepted > 100  # the rule is not simply refusing everything
+
+
+@pytest.mark.parametrize("cache_exists", [False, True])
+def test_the_percent_2f_study_is_refused_whether_or_not_the_cache_exists(
+    cache_exists: bool, tmp_path: Path
+) -> None:
+    """A %2F URL whose decoded path would reach a file outside the cache is refused before
+    any job, even when the folder it climbs out of exists from an earlier study."""
+    cache = tmp_path / "cache"
+    if cache_exists:
+        (cache / SHA).mkdir(parents=True)
+        (tmp_path / "other.csv").write_text("a,y\n1,0\n2,1\n", encoding="utf-8")
+    study = edited(lambda c: c["datasets"].update(x=url_dataset("file:///x/..%2F..%2Fother.csv")))
+    status, output = dry_run(
+        tmp_path, yaml.safe_dump(study), env={"REGBENCH_DOWNLOADS": str(cache)}
+    )
+    assert_one_clear_message(status, output, "datasets.x.url:", "'../../other.csv'")
+    assert not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------- 2. NaN and infinity
+
+NUMBERS = [
+    ("regularizers.l2.kernel.l2", lambda c, v: c["regularizers"]["l2"]["kernel"].update(l2=v)),
+    (
+        "regularizers.drop.dropout.rate",
+        lambda c, v: c["regularizers"].update(drop={"dropout": {"rate": v}}),
+    ),
+    ("training.learning_rate", lambda c, v: c["training"].update(learning_rate=v)),
+    ("training.validation_fraction", lambda c, v: c["training"].update(validation_fraction=v)),
+    ("datasets.iris.split.test", lambda c, v: c["datasets"]["iris"].update(split={"test": v})),
+    (
+        "regularizers.es.early_stopping.min_delta",
+        lambda c, v: c["regularizers"].update(es={"early_stopping": {"min_delta": v}}),
+    ),
+    (
+        "datasets.s.synthetic.class_sep",
+        lambda c, v: c["datasets"].update(s={"source": "synthetic", "synthetic": {"class_sep": v}}),
+    ),
+]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "1e999", 10**400])
+@pytest.mark.parametrize(("key", "edit"), NUMBERS, ids=[key for key, _ in NUMBERS])
+def test_a_non_finite_number_is_refused_naming_its_key(
+    key: str, edit: Callable[[dict[str, Any], Any], Any], value: Any
+) -> None:
+    """NaN and infinity (also as "1e999" or 10**400, which overflow) are refused wherever a
+    number goes."""
+    config = edited(lambda c: edit(c, value))
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: \S+ is not a finite number"):
+        load_study(config)
+
+
+@pytest.mark.parametrize(("key", "edit"), NUMBERS[:5], ids=[key for key, _ in NUMBERS[:5]])
+def test_a_negative_number_is_refused_where_it_means_nothing(
+    key: str, edit: Callable[[dict[str, Any], Any], Any]
+) -> None:
+    """A negative strength, rate, learning rate or fraction is refused with its range."""
+    config = edited(lambda c: edit(c, -0.5))
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: -0\.5 is out of range; expected"):
+        load_study(config)
+
+
+# --------------------------------------------------------------------------- 3. seeds
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**64, -1])
+def test_a_seed_numpy_cannot_take_is_refused(seed: int) -> None:
+    """Seeds lie in numpy's 0..2**32-1; the message says so."""
+    config = edited(lambda c: c.update(seeds=[seed]))
+    with pytest.raises(
+        ConfigError,
+        match=r"seeds\.0: -?\d+ is out of range; expected an integer >= 0 and <= 4294967295",
+    ):
+        load_study(config)
+
+
+def test_the_largest_seed_numpy_takes_is_accepted() -> None:
+    """2**32 - 1 is a valid seed, and random states obey the same bound."""
+    assert load_study(edited(lambda c: c.update(seeds=[2**32 - 1]))).runs[0].seed == 2**32 - 1
+    config = edited(lambda c: c["datasets"]["iris"].update(split={"random_state": 2**32}))
+    with pytest.raises(ConfigError, match=r"datasets\.iris\.split\.random_state: 4294967296"):
+        load_study(config)
+
+
+# --------------------------------------------------------------------------- 4. alias bombs
+
+
+def test_a_yaml_alias_bomb_is_refused_without_being_expanded() -> None:
+    """A billion-leaf alias bomb (a few hundred bytes of YAML) is refused by size."""
+    raw = yaml.safe_load(alias_bomb(9))
+    with pytest.raises(ConfigError, match=rf"more than {MAX_CONFIG_VALUES:,} values"):
+        load_study(raw)
+
+
+def test_an_alias_bomb_of_tuples_is_refused_too() -> None:
+    """Snakemake's loader builds tuples (!!python/tuple); a bomb of them is refused by size."""
+    bomb = alias_bomb(9).replace("[", "!!python/tuple [")
+    raw = yaml.load(bomb, Loader=yaml.FullLoader)
+    assert isinstance(raw["study"]["title"], tuple)
+    with pytest.raises(ConfigError, match=rf"more than {MAX_CONFIG_VALUES:,} values"):
+        load_study(raw)
+
+
+def test_a_self_referencing_alias_is_refused() -> None:
+    """An alias that contains itself ('&a [*a]') is refused by depth, not by recursion error."""
+    raw = yaml.safe_load("loop: &a [*a]\n" + yaml.safe_dump(STUDY))
+    with pytest.raises(ConfigError, match=r"nests deeper than 32 levels"):
+        load_study(raw)
+
+
+def test_a_large_wrong_value_gives_a_short_message() -> None:
+    """A 50,000-element list where a string goes is quoted in a few dozen characters."""
+    config = edited(lambda c: c["study"].update(title=["x" * 100] * 50_000))
+    with pytest.raises(ConfigError, match=r"study\.title: expected string, got \['xxx") as caught:
+        load_study(config)
+    assert len(str(caught.value)) < 300
+
+
+# --------------------------------------------------------------------------- 5. names
+
+
+@pytest.mark.parametrize("name", ["evil\n", "a" * 65, "-rf", ".hidden", "a/b", "x y", "café", ""])
+@pytest.mark.parametrize("section", ["datasets", "models", "regularizers"])
+def test_a_name_must_match_the_whole_pattern_within_64_characters(section: str, name: str) -> None:
+    """A trailing newline, 65 characters, a leading '-' or '.', or any odd character is
+    refused, naming the section and what a name may be."""
+    body = {"datasets": STUDY["datasets"]["iris"], "models": {"type": "mlp"}, "regularizers": {}}
+    config = edited(lambda c: c[section].update({name: body[section]}))
+    with pytest.raises(ConfigError, match=rf"{section}: .* is not a usable name; expected 1 to 64"):
+        load_study(config)
+
+
+def test_a_64_character_name_is_accepted() -> None:
+    """The longest name allowed validates and becomes a path part."""
+    name = "n" * 64
+    study = load_study(edited(lambda c: c["models"].update({name: c["models"].pop("mlp")})))
+    assert {run.model for run in study.runs} == {name}
+
+
+def test_names_differing_only_in_case_are_refused() -> None:
+    """'Iris' and 'iris' would share a folder on macOS and Windows."""
+    config = edited(lambda c: c["datasets"].update(Iris=c["datasets"]["iris"]))
+    with pytest.raises(ConfigError, match=r"datasets: 'iris' and 'Iris' differ only in case"):
+        load_study(config)
+
+
+# --------------------------------------------------------------------------- 7. downloads
+
+BODY = bytes(range(256)) * 4
+BODY_SHA = hashlib.sha256(BODY).hexdigest()
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as running:
+        yield running
+
+
+def test_a_trickling_download_stops_at_its_deadline_with_the_bytes_received(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """A server sending one byte every 20 ms fails the 0.5 s deadline, the message counts
+    the bytes that did arrive, and nothing is left in the cache."""
+    url = server.serve("/slow.bin", Reply(body=BODY, trickle=0.02))
+    with pytest.raises(
+        DeadlineExceeded, match=r"deadline of 0\.5 s \((\d+) of 1024 bytes"
+    ) as caught:
+        fetch(url, BODY_SHA, tmp_path, deadline=0.5, timeout=5)
+    received = re.search(r"\((\d+) of 1024", str(caught.value))
+    assert received is not None and 0 < int(received[1]) < 1024
+    assert list(tmp_path.rglob("*.*")) == []
+
+
+def test_a_stalled_download_names_the_bytes_that_arrived(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """100 bytes and then silence: the timeout message says 100 bytes, not 0."""
+    url = server.serve("/stall.bin", Reply(body=BODY, stall_after=100))
+    with pytest.raises(
+        Exception, match=r"timed out after 0\.5 s waiting for data \(100 bytes received\)"
+    ):
+        fetch(url, BODY_SHA, tmp_path, timeout=0.5, retries=0)
+
+
+def test_the_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REGBENCH_DOWNLOAD_DEADLINE sets the deadline; a value that is no duration is named."""
+    monkeypatch.setenv(DOWNLOAD_DEADLINE_ENV, "90")
+    assert download_deadline() == 90.0
+    monkeypatch.setenv(DOWNLOAD_DEADLINE_ENV, "nan")
+    with pytest.raises(ValueError, match=r"REGBENCH_DOWNLOAD_DEADLINE='nan': expected a number"):
+        download_deadline()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_download_job_exits_at_once_on_a_signal_and_removes_its_partial_file(
+    signum: signal.Signals, server: LoopbackServer, tmp_path: Path
+) -> None:
+    """A real download job process receiving SIGTERM or SIGINT mid-body exits with
+    128 + the signal, leaves no partial file and logs how many bytes had arrived."""
+    url = server.serve("/slow.bin", Reply(body=BODY, trickle=0.05))
+    output = tmp_path / "cache" / BODY_SHA / "slow.bin"
+    log = tmp_path / "download.log"
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from regbench import jobs; jobs.download_dataset(*sys.argv[1:])",
+            url,
+            BODY_SHA,
+            str(output),
+            str(log),
+        ]
+    )
+    try:
+        partial: list[Path] = []
+        for _ in range(600):
+            partial = list(output.parent.glob(".slow.bin.*.part")) if output.parent.exists() else []
+            if partial and partial[0].stat().st_size > 0:
+                break
+            time.sleep(0.05)
+        assert partial, "the download never started"
+        job.send_signal(signum)
+        status = job.wait(timeout=30)
+    finally:
+        job.kill()
+        job.wait()
+    assert status == 128 + signum
+    assert list(output.parent.iterdir()) == []
+    text = log.read_text(encoding="utf-8")
+    match = re.search(
+        rf"interrupted by {signum.name} after (\d+) bytes; the partial file was removed", text
+    )
+    assert match is not None and int(match[1]) > 0, text
+
+
+# --------------------------------------------------------------------------- 8. code digests
+
+RUN = "results/runs/iris/mlp/none/seed0/metrics.json"
+
+
+def snakemake(workdir: Path, *args: str, source: Path | None = None) -> str:
+    """Run the project's workflow in ``workdir`` (with the package from ``source``)."""
+    env = {**os.environ, "REGBENCH_POOL": "0"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")),
+            *("--directory", str(workdir), "--configfile", str(workdir / "study.yaml")),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of a one-epoch study prepared and trained for real."""
+    workdir = tmp_path_factory.mktemp("digests")
+    (workdir / "study.yaml").write_text(yaml.safe_dump(STUDY), encoding="utf-8")
+    snakemake(workdir, "--cores", "1", RUN)
+    return workdir
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("module", "reruns"),
+    [
+        *[(name, {"prepare_dataset": 1, "train_run": 1}) for name in PREPARATION_MODULES],
+        *[(name, {"train_run": 1}) for name in TRAINING_MODULES],
+        ("stats.py", {}),
+        ("download.py", {}),
+    ],
+)
+def test_editing_a_module_reruns_exactly_what_it_decides(
+    module: str, reruns: dict[str, int], trained: Path, tmp_path: Path
+) -> None:
+    """A comment added to a preparation module prepares the data and trains again, to a
+    training module trains again, and to any other module reruns nothing."""
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "regbench", source / "regbench")
+    edited_module = source / "regbench" / module
+    edited_module.write_text(edited_module.read_text("utf-8") + "\n# edited\n", "utf-8")
+
+    output = snakemake(trained, "--dry-run", RUN, source=source)
+
+    planned = Counter() if "Nothing to be done" in output else job_counts(output)
+    planned.pop("total", None)
+    assert planned == Counter(reruns), output
+    if "prepare_dataset" in reruns:
+        assert re.search(r"rule prepare_dataset:(.|\n)*?Params have changed", output), output
+
+
+# --------------------------------------------------------------------------- 9. pickles
+
+
+def write_cifar_folder(folder: Path, labels: Any, data: Any = None) -> Path:
+    """A CIFAR-10 python folder whose first batch holds ``labels`` (and ``data``)."""
+    images = np.zeros((10, 3072), dtype=np.uint8)
+    good = {b"data": images, b"labels": [0, 1] * 5}
+    folder.mkdir()
+    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+        batch = (
+            good
+            if name != "data_batch_1"
+            else {b"data": images if data is None else data, b"labels": labels}
+        )
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
+    meta = {b"label_names": [b"a", b"b"]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=4))
+    return folder
+
+
+def shared_references(levels: int) -> list[Any]:
+    """A list of 10**levels zeros built from 10 references per level."""
+    value: list[Any] = [0] * 10
+    for _ in range(levels - 1):
+        value = [value] * 10
+    return value
+
+
+def test_a_cifar_pickle_of_a_billion_shared_labels_is_refused_unexpanded(tmp_path: Path) -> None:
+    """A small batch file whose labels are 10**9 shared references fails with one message."""
+    folder = write_cifar_folder(tmp_path / "cifar", labels=shared_references(9))
+    assert (folder / "data_batch_1").stat().st_size < 100_000
+    with pytest.raises(DataError, match=r"data_batch_1: label \[\[\[.*is not an integer in 0\.\.1"):
+        read_cifar(folder)
+
+
+def test_a_cifar_pickle_whose_images_are_shared_lists_is_refused(tmp_path: Path) -> None:
+    """Images given as nested shared lists instead of an array are refused, not converted."""
+    folder = write_cifar_folder(tmp_path / "cifar", labels=[0, 1] * 5, data=shared_references(9))
+    with pytest.raises(DataError, match=r"b'data' is a list; expected a uint8 array"):
+        read_cifar(folder)
+
+
+# --------------------------------------------------------------------------- done when
+
+
+def nan_strength(config: dict[str, Any]) -> None:
+    config["regularizers"]["l2"]["kernel"]["l2"] = float("nan")
+
+
+def rename(section: str, old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    return lambda config: config[section].update({new: config[section].pop(old)})
+
+
+BAD_STUDIES = [
+    pytest.param(
+        yaml.safe_dump(edited(nan_strength)),
+        ["regularizers.l2.kernel.l2: nan is not a finite number"],
+        id="nan-strength",
+    ),
+    pytest.param(
+        yaml.safe_dump(edited(lambda c: c.update(seeds=[2**32]))),
+        ["seeds.0: 4294967296 is out of range"],
+        id="seed-2-to-the-32",
+    ),
+    pytest.param(
+        yaml.safe_dump(edited(rename("models", "mlp", "evil\n"))),
+        ["models: 'evil\\n' is not a usable name"],
+        id="trailing-newline",
+    ),
+    pytest.param(
+        yaml.safe_dump(edited(rename("datasets", "iris", "d" * 320))),
+        ["datasets: 'ddd", "is not a usable name; expected 1 to 64"],
+        id="320-characters",
+    ),
+    pytest.param(
+        yaml.safe_dump(
+            edited(lambda c: c["datasets"].update(x=url_dataset("file:///x/..%2F..%2Fother.csv")))
+        ),
+        ["datasets.x.url:", "'../../other.csv'"],
+        id="percent-2f-url",
+    ),
+    pytest.param(alias_bomb(9), [f"more than {MAX_CONFIG_VALUES:,} values"], id="alias-bomb"),
+]
+
+
+@pytest.mark.parametrize(("study", "fragments"), BAD_STUDIES)
+def test_snakemake_dry_run_on_a_bad_study_prints_one_clear_message(
+    study: str, fragments: list[str], tmp_path: Path
+) -> None:
+    """`snakemake -n` on each bad study of the issue exits 1 with one message naming the
+    file and the key, and no traceback."""
+    status, output = dry_run(tmp_path, study)
+    assert_one_clear_message(status, output, *fragments)
