@@ -59,6 +59,11 @@ MATRIX_SYMBOLS = {
 #: At most this many regularizers are named in one clause; beyond it, a count.
 _MAX_NAMED = 3
 
+#: How a findings row marks a difference of at most one test example per seed, and one
+#: that rests on a cell still improving at its last epoch; :func:`findings_by_effect` says so.
+_ONE_EXAMPLE_MARK = "≤ 1 example"
+_UNDERTRAINED_MARK = "†"
+
 _TEST_NAMES = {"wilcoxon": "Wilcoxon", "paired_t": "paired t-test", "identical": "no test"}
 
 
@@ -266,9 +271,7 @@ def findings_by_effect(
         **shown,
         # Regularizer, difference, interval and p, plus the optional columns.
         "columns": 4 + sum(shown.values()),
-        "test_note": (
-            f"Every difference listed was tested with a {tests.pop()}." if len(tests) == 1 else ""
-        ),
+        "test_note": _table_note(tests, changed, undertrained),
         "effects": [
             {
                 "heading": heading,
@@ -287,6 +290,23 @@ def findings_by_effect(
             [r for r in rows if r["verdict"] == NOT_COMPARABLE], metric, baseline
         ),
     }
+
+
+def _table_note(tests: set[str], changed: list[Row], undertrained: Collection[Cell]) -> str:
+    """The sentence under a metric's effect tables: the test used and what the notes mean."""
+    parts = (
+        [f"Every difference listed was tested with a {next(iter(tests))}."]
+        if len(tests) == 1
+        else []
+    )
+    if any(r["within_one_example"] for r in changed):
+        parts.append(f"{_ONE_EXAMPLE_MARK}: at most one test example per seed.")
+    if any(rests_on_undertrained(r, undertrained) for r in changed):
+        parts.append(
+            f"{_UNDERTRAINED_MARK}: the regularizer's or the baseline's runs were still "
+            "improving at the last epoch."
+        )
+    return " ".join(parts)
 
 
 def _title(label: str) -> str:
@@ -312,10 +332,9 @@ def _effect_rows(
         for index, row in enumerate(found):
             notes = []
             if row["within_one_example"]:
-                size = format_diff(row["one_example"], metric, signed=False)
-                notes.append(f"no more than one test example ({size}) per seed")
+                notes.append(_ONE_EXAMPLE_MARK)
             if rests_on_undertrained(row, undertrained):
-                notes.append("still improving at the last epoch")
+                notes.append(_UNDERTRAINED_MARK)
             table.append(
                 {
                     "regularizer": name,

@@ -379,7 +379,10 @@ def _granularity_caveat(
     points = {
         name: format_diff(1.0 / n, "test_accuracy", signed=False) for name, n in sizes.items()
     }
-    if len(set(sizes.values())) == 1:
+    if len(sizes) == 1:
+        name, value = next(iter(points.items()))
+        where = f"{value} points on {name}"
+    elif len(set(sizes.values())) == 1:
         where = f"{next(iter(points.values()))} points on every dataset"
     else:
         first, *rest = [f"{value} on {name}" for name, value in points.items()]
@@ -500,8 +503,11 @@ def _results_table(
     keep = [
         i for i in range(len(columns)) if len(rows) < 2 or len({r["cells"][i] for r in rows}) > 1
     ]
+    # A column with no value at all (a metric these runs did not record) goes unmentioned.
     dropped = [
-        f"{columns[i][0]}: {rows[0]['cells'][i]}" for i in range(len(columns)) if i not in keep
+        f"{columns[i][0]}: {rows[0]['cells'][i]}"
+        for i in range(len(columns))
+        if i not in keep and rows[0]["cells"][i] != "–"
     ]
     for row in rows:
         row["cells"] = [{"text": row["cells"][i], "screen_only": columns[i][1]} for i in keep]
@@ -562,7 +568,7 @@ def _card_text(card: Mapping[str, Any]) -> str:
     sizes = card["split_sizes"]
     balance = ", ".join(f"{name} {share:.0%}" for name, share in card["class_balance"].items())
     source = str(card["source"])
-    if "download" in card:
+    if "download" in card and card["download"]["url"] not in source:
         download = card["download"]
         source += f", downloaded from {download['url']} (sha256 {download['sha256'][:12]}…)"
     text = (
@@ -670,9 +676,6 @@ def _method(
         "loss_note": _loss_note(tables.runs),
         "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
         "judged": join_names([metric_style(m).label for m in judged]),
-        "regularizers": [
-            {"name": name, "spec": _flow(body)} for name, body in config["regularizers"].items()
-        ],
     }
 
 
