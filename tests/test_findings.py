@@ -229,3 +229,23 @@ def test_comparisons_without_enough_pairs_say_why() -> None:
         "Nothing can be compared with none on test accuracy on wine · mlp: no successful "
         "none run has a value for it."
     ]
+
+
+def test_page_one_and_findings_state_the_same_detectable_difference() -> None:
+    """Page one and the findings state one median detectable difference, identical runs aside."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    rng = np.random.default_rng(5)
+    values = {"none": base, "same": list(base)}
+    values |= {f"noise{i}": list(np.add(base, rng.normal(0, 0.01, 5))) for i in range(3)}
+    comparisons = stats.compare_to_baseline(
+        make_runs({"test_accuracy": values}), "none", ["test_accuracy"]
+    )
+    varying = comparisons[comparisons["test"] != "identical"]
+    median = format_diff(varying["min_detectable_diff"].median(), "test_accuracy", signed=False)
+    (sentence,) = [
+        s for s in answer_sentences(comparisons, ["test_accuracy"], "none", 5) if "unseen" in s
+    ]
+    assert f"smaller than about {median} points" in sentence
+    text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
+    assert f"is typically {median} points" in text
+    assert "1 of them is identical to the baseline on every seed (same)." in text

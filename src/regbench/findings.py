@@ -227,11 +227,7 @@ def _span(values: Sequence[float], metric: str) -> str:
 
 def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: int) -> str:
     """What these seeds can resolve on the primary metric: the median detectable difference."""
-    detectable = [
-        float(r["min_detectable_diff"])
-        for r in rows
-        if r["verdict"] == "indistinguishable" and not is_missing(r["min_detectable_diff"])
-    ]
+    detectable = _detectable([r for r in rows if r["verdict"] == "indistinguishable"])
     if not detectable:
         return ""
     median = float(pd.Series(detectable).median())
@@ -362,12 +358,11 @@ def _no_effect(rows: list[Row], metric: str) -> list[str]:
     sentences = [f"{plural(len(rows), 'comparison')} {verb} no difference beyond seed noise."]
     if identical:
         share = "All" if len(identical) == len(rows) else f"{len(identical)} of them"
+        verb = "is" if len(identical) == 1 and share != "All" else "are"
         sentences.append(
-            f"{share} are identical to the baseline on every seed ({_examples(identical)})."
+            f"{share} {verb} identical to the baseline on every seed ({_examples(identical)})."
         )
-    detectable = [
-        float(r["min_detectable_diff"]) for r in varying if not is_missing(r["min_detectable_diff"])
-    ]
+    detectable = _detectable(varying)
     if detectable:
         median = float(pd.Series(detectable).median())
         sentences.append(
@@ -384,6 +379,19 @@ def _no_effect(rows: list[Row], metric: str) -> list[str]:
         )
     sentences.append(_more_seeds(varying, metric))
     return [s for s in sentences if s]
+
+
+def _detectable(rows: list[Row]) -> list[float]:
+    """The smallest detectable differences of comparisons whose differences vary.
+
+    Runs identical to the baseline on every seed have no spread, so their
+    detectable difference is zero and says nothing about what the seeds resolve.
+    """
+    return [
+        float(r["min_detectable_diff"])
+        for r in rows
+        if r["test"] != "identical" and not is_missing(r["min_detectable_diff"])
+    ]
 
 
 def _examples(rows: list[Row]) -> str:
