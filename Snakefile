@@ -10,6 +10,11 @@ from regbench.progress import Progress
 min_version("9.0")
 
 
+# `snakemake --report report.zip` describes the study with this text, then carries the
+# report, the tables and the main figures (outputs marked with report() in rules/).
+report: "templates/captions/workflow.rst"
+
+
 # A study given with --configfile replaces the default one; Snakemake would
 # otherwise merge the two, mixing the default study's datasets into it.
 if not workflow.overwrite_configfiles:

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fabricate import aggregate_fabricated, fabricate_study, study_config  # noqa: E402
+from fabricate import aggregate_fabricated, fabricate_study, study_config, table_paths  # noqa: E402
 
 from regbench.config import canonical_json  # noqa: E402
 from regbench.jobs import plot_figures, render_report  # noqa: E402
@@ -49,16 +49,7 @@ def measure(runs: int) -> dict[str, float]:
         render_report(
             canonical_json(study.config),
             "[]",
-            *(
-                str(tables / n)
-                for n in (
-                    "runs.csv",
-                    "summary.csv",
-                    "comparisons.csv",
-                    "rankings.csv",
-                    "architectures.json",
-                )
-            ),
+            table_paths(tables),
             [f"{root}/results/data/{d}/card.json" for d in study.datasets],
             str(figures),
             str(REPO / "templates"),

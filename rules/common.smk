@@ -110,22 +110,16 @@ def get_dataset_cards(wildcards=None):
 
 
 def get_skipped_json(wildcards=None):
-    grouped = {}
-    for item in STUDY.skipped:
-        entry = grouped.setdefault(
-            (item.dataset, item.model, item.reason),
+    """Every skipped combination with its reason; the report groups them."""
+    return canonical_json(
+        [
             {
                 "dataset": item.dataset,
                 "model": item.model,
-                "regularizers": [],
+                "regularizer": item.regularizer,
                 "reason": item.reason,
-            },
-        )
-        entry["regularizers"].append(item.regularizer)
-    return canonical_json(
-        [
-            {**entry, "regularizers": ", ".join(entry["regularizers"])}
-            for entry in grouped.values()
+            }
+            for item in STUDY.skipped
         ]
     )
 

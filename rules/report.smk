@@ -5,13 +5,41 @@ rule aggregate_runs:
         benchmarks=get_run_benchmarks,
         cards=get_dataset_cards,
     output:
-        runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
-        comparisons="results/tables/comparisons.csv",
-        rankings="results/tables/rankings.csv",
-        ranking_tests="results/tables/ranking_tests.csv",
-        adequacy="results/tables/adequacy.csv",
-        references="results/tables/references.csv",
+        runs=report(
+            "results/tables/runs.csv",
+            caption="../templates/captions/runs.rst",
+            category="Tables",
+        ),
+        summary=report(
+            "results/tables/summary.csv",
+            caption="../templates/captions/summary.rst",
+            category="Tables",
+        ),
+        comparisons=report(
+            "results/tables/comparisons.csv",
+            caption="../templates/captions/comparisons.rst",
+            category="Tables",
+        ),
+        rankings=report(
+            "results/tables/rankings.csv",
+            caption="../templates/captions/rankings.rst",
+            category="Tables",
+        ),
+        ranking_tests=report(
+            "results/tables/ranking_tests.csv",
+            caption="../templates/captions/ranking_tests.rst",
+            category="Tables",
+        ),
+        adequacy=report(
+            "results/tables/adequacy.csv",
+            caption="../templates/captions/adequacy.rst",
+            category="Tables",
+        ),
+        references=report(
+            "results/tables/references.csv",
+            caption="../templates/captions/references.rst",
+            category="Tables",
+        ),
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -58,14 +86,32 @@ rule render_report:
         summary="results/tables/summary.csv",
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
+        ranking_tests="results/tables/ranking_tests.csv",
+        adequacy="results/tables/adequacy.csv",
+        references="results/tables/references.csv",
         architectures="results/tables/architectures.json",
         cards=get_dataset_cards,
         figures="results/figures",
         template=workflow.source_path("../templates/report.html.j2"),
         stylesheet=workflow.source_path("../templates/report.css"),
     output:
-        html="reports/report.html",
-        pdf="reports/report.pdf",
+        html=report(
+            "reports/report.html",
+            caption="../templates/captions/report.rst",
+            category="Report",
+        ),
+        pdf=report(
+            "reports/report.pdf",
+            caption="../templates/captions/report.rst",
+            category="Report",
+        ),
+        figures=report(
+            directory("reports/figures"),
+            patterns=["{kind}/{dataset}/{model}.svg"],
+            caption="../templates/captions/figure.rst",
+            category="Figures",
+            labels={"figure": "{kind}", "dataset": "{dataset}", "model": "{model}"},
+        ),
     log:
         "logs/render_report/render_report.log",
     conda:

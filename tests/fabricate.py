@@ -7,6 +7,7 @@ regularizer can be given a real effect.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,20 +17,26 @@ import pandas as pd
 
 from regbench.config import Study, load_study
 
-__all__ = ["aggregate_fabricated", "fabricate_study", "render_fabricated"]
+__all__ = ["aggregate_fabricated", "fabricate_study", "render_fabricated", "table_paths"]
 
 
 def study_config(
-    datasets: int, regularizers: int, seeds: int, title: str = "Fabricated study"
+    datasets: int,
+    regularizers: int,
+    seeds: int,
+    title: str = "Fabricated study",
+    models: int = 1,
 ) -> dict[str, Any]:
-    """A valid raw config with ``datasets`` synthetic datasets and ``regularizers`` variants."""
+    """A valid raw config of synthetic ``datasets``, ``models`` MLPs and ``regularizers``."""
     return {
         "study": {"name": "fabricated", "title": title, "description": "Fabricated results."},
         "datasets": {
             f"data{i}": {"source": "synthetic", "synthetic": {"random_state": i}}
             for i in range(datasets)
         },
-        "models": {"mlp": {"type": "mlp", "units": [8]}},
+        "models": {
+            "mlp" if i == 0 else f"mlp{i}": {"type": "mlp", "units": [8]} for i in range(models)
+        },
         "regularizers": {
             "none": {},
             **{f"l2_{i}": {"kernel": {"l2": 10.0 ** -(i + 2)}} for i in range(regularizers - 1)},
@@ -157,6 +164,16 @@ def aggregate_fabricated(root: Path, study: Study) -> Path:
     return tables
 
 
+def table_paths(tables: Path) -> dict[str, str]:
+    """Where the aggregation step wrote each table the report reads."""
+    from regbench.report import REPORT_TABLES
+
+    return {
+        name: str(tables / (f"{name}.json" if name == "architectures" else f"{name}.csv"))
+        for name in REPORT_TABLES
+    }
+
+
 def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
     """Run the real aggregate, figure and report steps on fabricated outputs."""
     from regbench.config import canonical_json
@@ -176,12 +193,8 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
     html, pdf = reports / "report.html", reports / "report.pdf"
     render_report(
         canonical_json(study.config),
-        canonical_json([]),
-        str(tables / "runs.csv"),
-        str(tables / "summary.csv"),
-        str(tables / "comparisons.csv"),
-        str(tables / "rankings.csv"),
-        str(tables / "architectures.json"),
+        canonical_json([dataclasses.asdict(item) for item in study.skipped]),
+        table_paths(tables),
         [f"{root}/results/data/{name}/card.json" for name in study.datasets],
         str(root / "results" / "figures"),
         str(template_dir),

@@ -157,4 +157,4 @@ def test_killed_training_job_fails_alone_and_the_report_marks_it_missing(tmp_pat
     assert status.pop("l2/1") == "missing"
     assert set(status.values()) == {"ok"}
     text = " ".join(page.extract_text() for page in PdfReader(workdir / "reports/report.pdf").pages)
-    assert "iris / mlp / l2 / seed 1 missing" in " ".join(text.split())
+    assert "iris · mlp · l2 · seed 1 missing" in " ".join(text.split())

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from fabricate import aggregate_fabricated, fabricate_study, study_config
 from pypdf import PdfReader
 
-from regbench.report import format_number
+from regbench.wording import format_value
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -161,17 +162,58 @@ def test_summary_agrees_with_runs(study: Path) -> None:
 
 @pytest.mark.e2e
 def test_pdf_holds_datasets_regularizers_and_summary_numbers(study: Path) -> None:
-    """The PDF names each dataset and regularizer and prints summary.csv's means."""
+    """The PDF names each dataset and regularizer and prints each row's summary.csv mean."""
     reader = PdfReader(study / "reports/report.pdf")
     assert len(reader.pages) >= 4
-    text = " ".join(page.extract_text() for page in reader.pages)
+    text = "\n".join(page.extract_text() for page in reader.pages)
     for name in ("iris", "blobs", "none", "l2", "dropout_0.3", "Tiny end-to-end study"):
         assert name in text
     summary = pd.read_csv(study / "results/tables/summary.csv")
-    for metric in ("test_accuracy", "test_loss"):
-        for mean in summary[summary["metric"] == metric]["mean"]:
-            assert format_number(mean, 3) in text
-    assert "model cnn is a CNN and needs image data" in text
+    lines = text.splitlines()
+    for dataset in ("iris", "blobs"):
+        # A dataset's table follows its section heading; each row starts with its name.
+        start = lines.index(f"Dataset: {dataset}")
+        for regularizer in ("none", "l2", "dropout_0.3"):
+            row = next(line for line in lines[start:] if line.startswith(f"{regularizer} "))
+            for metric in ("test_accuracy", "test_loss"):
+                mean = summary[
+                    (summary["dataset"] == dataset)
+                    & (summary["regularizer"] == regularizer)
+                    & (summary["metric"] == metric)
+                ]["mean"].iloc[0]
+                assert format_value(mean, metric) in row, (dataset, regularizer, metric, row)
+    assert "Model cnn is a CNN and needs image data" in text
+
+
+@pytest.mark.e2e
+def test_snakemake_report_carries_the_report_tables_and_figures(study: Path) -> None:
+    """snakemake --report report.zip holds the HTML and PDF report, the tables and main figures."""
+    zipped = study / "snakemake-report.zip"
+    result = snakemake(study, "--report", str(zipped))
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(zipped) as archive:
+        names = archive.namelist()
+        viewer = archive.read(
+            next(n for n in names if n.endswith("/report.html") and "/data/" not in n)
+        )
+    files = {name.rsplit("/", 1)[-1] for name in names}
+    tables = {
+        "runs",
+        "summary",
+        "comparisons",
+        "rankings",
+        "ranking_tests",
+        "adequacy",
+        "references",
+    }
+    assert {"report.html", "report.pdf"} | {f"{name}.csv" for name in tables} <= files
+    assert any(re.search(r"/learning_curves/iris/mlp\.svg$", name) for name in names)
+    # Each result carries its caption from templates/captions/.
+    for caption in (
+        "Learning curves of model mlp on iris",
+        "Each regularizer against the baseline",
+    ):
+        assert caption in viewer.decode("utf-8")
 
 
 @pytest.mark.e2e

@@ -6,18 +6,23 @@ import re
 import shutil
 import subprocess
 import threading
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
-from fabricate import fabricate_study, render_fabricated, study_config
+from fabricate import fabricate_study, render_fabricated, study_config, table_paths
 from pypdf import PdfReader
 
-from regbench.report import format_number
+from regbench.config import canonical_json, load_study
+from regbench.wording import format_diff, format_value
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+#: The most pages the default study's PDF may take (issue 12).
+MAX_PAGES = 25
 
 
 def page_texts(pdf: Path) -> list[str]:
@@ -25,52 +30,295 @@ def page_texts(pdf: Path) -> list[str]:
     return [page.extract_text() or "" for page in PdfReader(pdf).pages]
 
 
+def flat(text: str) -> str:
+    """Text with every run of whitespace made one space."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML page: class, and per body row its cell texts, print-only rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._in_body = False
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "table":
+            self.tables.append({"class": classes, "rows": []})
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+            self._hidden = int("screen-only" in classes)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            if not self._hidden:
+                self._row.append(flat("".join(self._cell)))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1]["rows"].append([cell for cell in self._row if cell])
+            self._row = None
+        elif tag == "tbody":
+            self._in_body = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(html: Path) -> list[dict[str, Any]]:
+    """Every table of the report, as the reader of the PDF sees it (screen-only cells left out)."""
+    parser = _Tables()
+    parser.feed(html.read_text(encoding="utf-8"))
+    return parser.tables
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fabricated 3-dataset study with one real effect and one diverged run, rendered."""
     root = tmp_path_factory.mktemp("report")
-    study = fabricate_study(root, study_config(datasets=3, regularizers=4, seeds=8), diverged=1)
+    raw = study_config(datasets=3, regularizers=4, seeds=8)
+    # Made-up published values: one near the baseline's runs, one far from l2_0's.
+    raw["references"] = {
+        "none": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.80, "source": "Paper A"},
+        "l2_0": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.60, "source": "Paper B"},
+    }
+    study = fabricate_study(root, raw, diverged=1)
     render_fabricated(root, study, TEMPLATES)
     return root
+
+
+@pytest.fixture(scope="module")
+def default_sized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fabricated study larger than the default one: 5 datasets, 2 models, 11 regularizers."""
+    root = tmp_path_factory.mktemp("default-sized")
+    raw = study_config(datasets=5, regularizers=11, seeds=5, models=2)
+    render_fabricated(root, fabricate_study(root, raw), TEMPLATES)
+    return root
+
+
+def test_page_one_answers_the_question(rendered: Path) -> None:
+    """Page 1 carries At a glance, the verdict matrix, a verdict sentence and the caveats."""
+    first = flat(page_texts(rendered / "reports/report.pdf")[0])
+    assert "At a glance" in first
+    assert "Paired effect on test accuracy against none" in first
+    for row in ("data0 · mlp", "data1 · mlp", "data2 · mlp"):
+        assert row in first
+    comparisons = pd.read_csv(rendered / "results/tables/comparisons.csv")
+    gains = comparisons[
+        (comparisons["metric"] == "test_accuracy") & (comparisons["verdict"] == "better")
+    ]
+    assert set(gains["regularizer"]) == {"l2_0"}
+    low = format_diff(gains["mean_diff"].min(), "test_accuracy", signed=False)
+    high = format_diff(gains["mean_diff"].max(), "test_accuracy", signed=False)
+    assert (
+        f"Test accuracy is higher than with none for l2_0 (on every dataset · model, "
+        f"{low} to {high} points); the other 6 of 9 comparisons are within seed noise."
+    ) in first
+    assert "Caveats" in first and "8 seeds per cell, paired by seed" in first
+    # The matrix prints each cell's paired difference, in points, with its symbol.
+    for row in gains.itertuples():
+        assert f"▲ {format_diff(row.mean_diff, 'test_accuracy', compact=True)}" in first
+
+
+def test_published_values_are_placed_against_the_prediction_interval(rendered: Path) -> None:
+    """Made-up reference values read as consistent or outside, on page 1 and in their section."""
+    pages = page_texts(rendered / "reports/report.pdf")
+    references = pd.read_csv(rendered / "results/tables/references.csv")
+    assert references["verdict"].tolist() == ["consistent", "outside"]
+    assert (
+        "Of 2 published values, 1 lies inside this study's 95% prediction interval for one "
+        "run; 1 outside (l2_0 test accuracy)."
+    ) in flat(pages[0])
+    text = flat(" ".join(pages))
+    section = text[text.index("Published values Each value") :]
+    for row in references.itertuples():
+        interval = (
+            f"{format_value(row.pi_low, 'test_accuracy')} to "
+            f"{format_value(row.pi_high, 'test_accuracy')}"
+        )
+        assert (
+            f"{row.regularizer} data0 · mlp Test accuracy (%) "
+            f"{format_value(row.reference, 'test_accuracy')} {row.source} "
+            f"{format_value(row.mean, 'test_accuracy')} (n = {row.n}) {interval} {row.verdict}"
+        ) in section
+
+
+def test_ranking_says_what_the_cross_dataset_test_could_detect(rendered: Path) -> None:
+    """The ranking section prints Friedman, Iman-Davenport and the detectable rank difference."""
+    tests = pd.read_csv(rendered / "results/tables/ranking_tests.csv")
+    test = tests[(tests["model"] == "mlp") & (tests["metric"] == "test_accuracy")].iloc[0]
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    assert (
+        f"Iman–Davenport F({int(test.iman_davenport_df1)}, {int(test.iman_davenport_df2)}) = "
+        f"{test.iman_davenport_f:.2f}"
+    ) in text
+    cd = f"{test.critical_difference:.2f}"
+    if test.max_rank_difference < test.critical_difference:
+        assert f"Across 3 datasets, two regularizers must differ by {cd} in average rank" in text
+        assert f"about {int(test.datasets_needed)} datasets would be needed" in text
+    else:
+        assert "reaches the critical difference" in text
+
+
+def test_cells_still_improving_are_flagged_on_page_one(rendered: Path) -> None:
+    """Cells adequacy.csv flags are counted in the caveats and marked in the matrix."""
+    adequacy = pd.read_csv(rendered / "results/tables/adequacy.csv")
+    flagged = adequacy[adequacy["still_improving"]]
+    baselines = int((flagged["regularizer"] == "none").sum())
+    others = len(flagged) - baselines
+    assert baselines and others  # The fabricated curves still rise at their last epoch.
+    first = flat(page_texts(rendered / "reports/report.pdf")[0])
+    assert (
+        f"Still improving at the last epoch (†): the baseline on {baselines} of 3 rows and "
+        f"{others} of {int((adequacy['regularizer'] != 'none').sum())} regularized cells."
+    ) in first
+    assert "data0 · mlp†" in first
 
 
 def test_table_of_contents_gives_the_right_page_numbers(rendered: Path) -> None:
     """Each contents entry's page number is the page where that section's heading is."""
     pages = page_texts(rendered / "reports/report.pdf")
-    contents = next(i for i, text in enumerate(pages) if text.lstrip().startswith("Contents"))
+    contents = next(i for i, text in enumerate(pages) if "\nContents\n" in text)
     entries = re.findall(r"^(.+?)\s*\.{3,}\s*(\d+)\s*$", pages[contents], flags=re.MULTILINE)
     titles = [title.strip() for title, _ in entries]
-    assert titles[:5] == [
+    assert titles == [
         "Findings",
+        "Published values",
         "Dataset: data0",
         "Dataset: data1",
         "Dataset: data2",
         "Across datasets",
+        "Method",
+        "Appendix",
     ]
-    assert {"Method", "Provenance"} <= set(titles)
     for title, number in entries:
         heading_page = pages[int(number) - 1]
         assert title.strip() in heading_page, (title, number)
 
 
-def test_pdf_numbers_equal_summary_csv(rendered: Path) -> None:
-    """Every cell's test accuracy and loss mean in summary.csv is printed in its dataset's pages."""
-    text = " ".join(page_texts(rendered / "reports/report.pdf"))
+def dataset_text(pages: list[str], dataset: str) -> str:
+    """The text of a dataset's section: from its heading to the next section's."""
+    text = "\n".join(pages)
+    start = text.index(f"\nDataset: {dataset}\n")
+    end = min(
+        i
+        for i in (text.find("\nDataset: ", start + 1), text.find("\nAcross datasets\n", start))
+        if i > 0
+    )
+    return text[start:end]
+
+
+def test_pdf_rows_print_summary_csv_means_in_their_place(rendered: Path) -> None:
+    """Each regularizer's row of its dataset's table prints its summary.csv mean and interval."""
+    pages = page_texts(rendered / "reports/report.pdf")
     summary = pd.read_csv(rendered / "results/tables/summary.csv")
-    for metric in ("test_accuracy", "test_loss", "test_f1_macro"):
-        for row in summary[summary["metric"] == metric].itertuples():
-            assert format_number(row.mean, 3) in text, (row.dataset, row.regularizer, metric)
-
-
-def test_findings_report_the_real_effect_and_call_noise_indistinguishable(rendered: Path) -> None:
-    """The fabricated +5 point regularizer is a finding; pure-noise ones are indistinguishable."""
-    text = " ".join(page_texts(rendered / "reports/report.pdf"))
-    text = re.sub(r"\s+", " ", text)
     for dataset in ("data0", "data1", "data2"):
-        assert f"On {dataset} (mlp), l2_0 raises test accuracy by" in text
-        assert re.search(
-            rf"On {dataset} \(mlp\), l2_1 and l2_2 are indistinguishable from none", text
-        )
+        lines = dataset_text(pages, dataset).splitlines()
+        for regularizer in ("none", "l2_0", "l2_1", "l2_2"):
+            row = next(
+                line
+                for line in lines
+                if re.match(rf"{re.escape(regularizer)}( \(baseline\))? ", line)
+            )
+            for metric in ("test_accuracy", "test_loss"):
+                cell = summary[
+                    (summary["dataset"] == dataset)
+                    & (summary["regularizer"] == regularizer)
+                    & (summary["metric"] == metric)
+                ].iloc[0]
+                half = format_value(cell["ci_high"] - cell["mean"], metric)
+                assert f"{format_value(cell['mean'], metric)} ± {half}" in row, (row, metric)
+
+
+def test_html_rows_carry_the_columns_the_pdf_leaves_out(rendered: Path) -> None:
+    """Macro F1 is printed in the HTML's rows only, and the PDF says the HTML has it."""
+    summary = pd.read_csv(rendered / "results/tables/summary.csv")
+    html = (rendered / "reports/report.html").read_text(encoding="utf-8")
+    f1 = summary[(summary["metric"] == "test_f1_macro") & (summary["dataset"] == "data0")]
+    for row in f1.itertuples():
+        assert f'<td class="screen-only">{format_value(row.mean, "test_f1_macro")} ± ' in html
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    assert "Macro F1 and ROC AUC columns" in text and "report.html, has them" in text
+
+
+def test_findings_group_the_real_effect_apart_from_noise(rendered: Path) -> None:
+    """The +5 point regularizer is a clear gain on each dataset; noise is no detectable effect."""
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    start = text.index("Findings Every regularizer")
+    findings = text[start : text.index("Dataset: data0 ", start)]
+    gains = findings[findings.index("Clear gains") : findings.index("No detectable effect")]
+    assert "l2_0" in gains and "l2_1" not in gains and "l2_2" not in gains
+    assert "data0 · mlp" in gains and "data2 · mlp" in gains
+    assert "6 comparisons show no difference beyond seed noise." in findings
+
+
+def test_no_table_row_is_split_across_pages(default_sized: Path) -> None:
+    """Every printed row of the results, findings and ranking tables lies whole on one page."""
+    pages = [flat(text) for text in page_texts(default_sized / "reports/report.pdf")]
+    tables = [
+        t
+        for t in html_tables(default_sized / "reports/report.html")
+        if {"results", "effects", "ranks"} & set(t["class"])
+    ]
+    rows = [" ".join(row) for table in tables for row in table["rows"]]
+    assert len(rows) > 100
+    for row in rows:
+        assert any(row in page for page in pages), row
+
+
+def test_default_sized_study_fits_the_page_budget(default_sized: Path) -> None:
+    """A study larger than the default one (10 cells, 11 regularizers) fits in MAX_PAGES pages."""
+    pages = page_texts(default_sized / "reports/report.pdf")
+    assert len(pages) <= MAX_PAGES
+    assert "At a glance" in pages[0]
+
+
+def test_no_missing_or_capped_number_reaches_the_pdf(rendered: Path) -> None:
+    """No NaN, infinity or Python None is printed anywhere in the report."""
+    text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
+    # The Method section defines divergence in words; that NaN is prose, not a value.
+    text = text.replace("a loss that became infinite or NaN", "")
+    assert not re.search(r"\b(nan|NaN|inf|None)\b", text)
+
+
+def test_method_numbers_follow_the_constants_the_code_uses(
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changing a statistical constant changes what the Method section says."""
+    from regbench import metrics, stats
+    from regbench.jobs import render_report
+
+    monkeypatch.setattr(stats, "AUTO_T_BELOW", 12)
+    monkeypatch.setattr(stats, "NORMALITY_MIN_N", 6)
+    monkeypatch.setattr(stats, "BOOTSTRAP_RESAMPLES", 4321)
+    monkeypatch.setattr(metrics, "NEAR_ZERO", 1e-4)
+    study = load_study(study_config(datasets=3, regularizers=4, seeds=8))
+    tables = rendered / "results/tables"
+    html = tmp_path / "report.html"
+    render_report(
+        canonical_json(study.config),
+        canonical_json([]),
+        table_paths(tables),
+        [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
+        str(rendered / "results/figures"),
+        str(TEMPLATES),
+        str(html),
+        str(tmp_path / "report.pdf"),
+    )
+    method = flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+    assert "With fewer than 12 pairs the test is the paired t-test" in method
+    assert "from 12 pairs on it is the Wilcoxon signed-rank test" in method
+    assert "(4,321 resamples, seed 20240611) where a sample of at least 6 runs" in method
+    assert "|w| &lt; 0.0001" in method
 
 
 def test_diverged_run_is_shown_not_averaged(rendered: Path) -> None:

@@ -211,11 +211,7 @@ def plot_figures(
 def render_report(
     study_json: str,
     skipped_json: str,
-    runs_csv: str,
-    summary_csv: str,
-    comparisons_csv: str,
-    rankings_csv: str,
-    architectures_json: str,
+    tables: Mapping[str, str],
     cards: Sequence[str],
     figure_dir: str,
     template_dir: str,
@@ -223,23 +219,27 @@ def render_report(
     pdf_path: str,
     commit: str = "unknown",
     config_commit: str = "unknown",
+    main_figures: str | None = None,
 ) -> None:
-    """Render the HTML and PDF report."""
-    import pandas as pd
+    """Render the HTML and PDF report; copy its main figures to ``main_figures`` if given.
 
-    from regbench.report import build_context, render_html, write_pdf
+    ``tables`` maps each of :data:`regbench.report.REPORT_TABLES` to its path.
+    """
+    from regbench.report import (
+        ReportTables,
+        build_context,
+        copy_main_figures,
+        render_html,
+        write_pdf,
+    )
 
-    config = json.loads(study_json)
     figure_path = Path(figure_dir)
+    manifest = json.loads((figure_path / "figures.json").read_text("utf-8"))
     context = build_context(
-        config=config,
-        runs=pd.read_csv(runs_csv),
-        summary=pd.read_csv(summary_csv),
-        comparisons=pd.read_csv(comparisons_csv),
-        rankings=pd.read_csv(rankings_csv),
-        architectures=json.loads(Path(architectures_json).read_text("utf-8")),
+        config=json.loads(study_json),
+        tables=ReportTables.read(tables),
         cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
-        figures=json.loads((figure_path / "figures.json").read_text("utf-8")),
+        figures=manifest,
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),
         commit=commit,
@@ -248,4 +248,6 @@ def render_report(
     html = render_html(context, Path(template_dir))
     Path(html_path).write_text(html, encoding="utf-8")
     write_pdf(html, Path(pdf_path))
+    if main_figures is not None:
+        copy_main_figures(manifest, figure_path, Path(main_figures))
     print(f"wrote {html_path} and {pdf_path}", flush=True)

@@ -1,8 +1,10 @@
-"""Render the study report: one Jinja2 template set, a self-contained HTML file and a PDF.
+"""Render the study report: one Jinja2 template, a self-contained HTML file and a PDF.
 
-All numbers are formatted here; templates only loop and print. Nothing from
-the config or the data is marked safe, and the PDF renderer may fetch only
-``data:`` URIs (everything the report shows is inlined).
+:func:`build_context` turns the study's tables into everything the template
+prints, already worded and formatted (:mod:`regbench.findings` writes the
+sentences, :mod:`regbench.wording` the numbers); the template only loops.
+Nothing from the config or the data is marked safe, and the PDF renderer may
+fetch only ``data:`` URIs (everything the report shows is inlined).
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import math
-import os
-import platform
-from collections.abc import Mapping, Sequence
-from importlib import metadata
+import json
+import shutil
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,66 +23,108 @@ import jinja2
 import pandas as pd
 import yaml
 
+from regbench import appendix, metrics, stats
 from regbench.config import canonical_json
-from regbench.stats import higher_is_better, write_findings
+from regbench.findings import (
+    MATRIX_SYMBOLS,
+    Cell,
+    answer_sentences,
+    findings_by_effect,
+    ranking_words,
+    reference_rows,
+    reference_sentence,
+    verdict_matrix,
+)
+from regbench.wording import (
+    breakable,
+    format_diff,
+    format_number,
+    format_value,
+    is_missing,
+    join_names,
+    metric_style,
+    plural,
+)
 
-__all__ = ["build_context", "format_ci", "format_number", "render_html", "write_pdf"]
+__all__ = [
+    "HTML_ONLY_COLUMNS",
+    "HTML_ONLY_FIGURE_KINDS",
+    "PDF_FIGURE_KINDS",
+    "REPORT_TABLES",
+    "TABLE_METRICS",
+    "ReportTables",
+    "build_context",
+    "copy_main_figures",
+    "format_number",
+    "render_html",
+    "write_pdf",
+]
 
-#: Metrics whose comparisons open the report as findings.
-FINDING_METRICS = ("test_accuracy", "gap_accuracy")
-
-#: Columns of a dataset's results table: (metric, heading, digits).
+#: Metrics of a dataset's results table, after the ones the study's report names.
 TABLE_METRICS = (
-    ("test_accuracy", "Test accuracy", 3),
-    ("test_loss", "Test loss", 3),
-    ("test_f1_macro", "Macro F1", 3),
-    ("test_roc_auc", "ROC AUC", 3),
-    ("gap_accuracy", "Gap (acc.)", 3),
-    ("epochs_run", "Epochs", 1),
+    "test_accuracy",
+    "test_loss",
+    "test_objective",
+    "test_f1_macro",
+    "test_roc_auc",
+    "gap_accuracy",
+    "epochs_run",
 )
 
-PACKAGES = (
-    "tensorflow",
-    "keras",
-    "snakemake",
-    "scikit-learn",
-    "pandas",
-    "numpy",
-    "scipy",
-    "matplotlib",
-    "jinja2",
-    "weasyprint",
+#: Table columns shown in the HTML only unless the study's report judges them.
+HTML_ONLY_COLUMNS = ("test_objective", "test_f1_macro", "test_roc_auc")
+
+#: Figure kinds printed in the PDF, in this order; the main figures of the report.
+PDF_FIGURE_KINDS = ("paired_differences", "learning_curves", "critical_difference")
+
+#: Figure kinds shown in the HTML report only, to keep the PDF short (the PDF says so).
+HTML_ONLY_FIGURE_KINDS = {
+    "test_accuracy": "per-regularizer plots of each cell's own confidence interval",
+    "generalization_gap": "plots of the generalization gap",
+    "weights": "histograms of the final weights",
+}
+
+#: The tables the report reads, by name: ``results/tables/<name>.csv`` (architectures: JSON).
+REPORT_TABLES = (
+    "runs",
+    "summary",
+    "comparisons",
+    "rankings",
+    "ranking_tests",
+    "adequacy",
+    "references",
+    "architectures",
 )
 
 
-def format_number(value: Any, digits: int = 3) -> str:
-    """A number as the report prints it; a dash for a missing value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{float(value):.{digits}f}"
+@dataclass(frozen=True)
+class ReportTables:
+    """The study's tables, as :func:`regbench.jobs.aggregate_runs` writes them."""
 
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    rankings: pd.DataFrame
+    ranking_tests: pd.DataFrame
+    adequacy: pd.DataFrame
+    references: pd.DataFrame
+    architectures: Mapping[str, Any]
 
-def format_ci(mean: Any, low: Any, high: Any, digits: int = 3) -> str:
-    """``mean [low, high]``, or the mean alone when there is no interval."""
-    text = format_number(mean, digits)
-    if low is None or (isinstance(low, float) and not math.isfinite(low)):
-        return text
-    return f"{text} [{format_number(low, digits)}, {format_number(high, digits)}]"
-
-
-def svg_data_uri(path: Path) -> str:
-    """An SVG file as a ``data:`` URI, so the report carries its figures inside."""
-    return "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    @classmethod
+    def read(cls, paths: Mapping[str, str]) -> ReportTables:
+        """Read every table of :data:`REPORT_TABLES` from ``paths`` (name -> file)."""
+        missing = [name for name in REPORT_TABLES if name not in paths]
+        if missing:
+            raise ValueError(f"the report needs a path for table(s): {', '.join(missing)}")
+        frames = {name: pd.read_csv(paths[name]) for name in REPORT_TABLES[:-1]}
+        architectures = json.loads(Path(paths["architectures"]).read_text(encoding="utf-8"))
+        return cls(**frames, architectures=architectures)
 
 
 def build_context(
     *,
     config: Mapping[str, Any],
-    runs: pd.DataFrame,
-    summary: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    rankings: pd.DataFrame,
-    architectures: Mapping[str, Any],
+    tables: ReportTables,
     cards: Mapping[str, Mapping[str, Any]],
     figures: Sequence[Mapping[str, Any]],
     figure_dir: Path,
@@ -89,133 +132,39 @@ def build_context(
     commit: str = "unknown",
     config_commit: str = "unknown",
 ) -> dict[str, Any]:
-    """Everything the template prints, already formatted."""
-    baseline = config["baseline"]
-    regularizer_order = list(config["regularizers"])
-    sections = []
-    for dataset in config["datasets"]:
-        card = cards[dataset]
-        models = []
-        for model in config["models"]:
-            cell = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
-            if cell.empty:
-                continue
-            verdicts = _verdicts(comparisons, dataset, model)
-            best = _best(cell)
-            rows = []
-            for regularizer in regularizer_order:
-                reg_rows = cell[cell["regularizer"] == regularizer].set_index("metric")
-                if reg_rows.empty:
-                    continue
-                first = reg_rows.iloc[0]
-                rows.append(
-                    {
-                        "regularizer": regularizer,
-                        "is_baseline": regularizer == baseline,
-                        "n": int(reg_rows.loc["test_accuracy", "n"]),
-                        "diverged": int(first["n_diverged"]),
-                        "failed": int(first["n_failed"]),
-                        "cells": [
-                            {
-                                "text": format_ci(
-                                    reg_rows.loc[metric, "mean"],
-                                    reg_rows.loc[metric, "ci_low"],
-                                    reg_rows.loc[metric, "ci_high"],
-                                    digits,
-                                ),
-                                "best": best.get(metric) == regularizer,
-                                "mark": _MARKS.get(verdicts.get((regularizer, metric), ""), ""),
-                            }
-                            for metric, _, digits in TABLE_METRICS
-                        ],
-                    }
-                )
-            models.append(
-                {
-                    "name": model,
-                    "spec": config["models"][model],
-                    "rows": rows,
-                    "architecture": _architecture(architectures, dataset, model, baseline),
-                    "figures": [
-                        {"uri": svg_data_uri(figure_dir / f["file"]), "caption": f["caption"]}
-                        for f in figures
-                        if f["dataset"] == dataset and f["model"] == model
-                    ],
-                }
-            )
-        sections.append(
-            {
-                "name": dataset,
-                "anchor": f"dataset-{dataset}",
-                "card": _card_rows(card),
-                "description": config["datasets"][dataset].get("description", ""),
-                "models": models,
-            }
-        )
-
-    findings = []
-    for dataset in config["datasets"]:
-        for model in config["models"]:
-            chosen = comparisons[
-                (comparisons["dataset"] == dataset) & (comparisons["model"] == model)
-            ]
-            sentences = write_findings(chosen, FINDING_METRICS) if len(chosen) else []
-            if sentences:
-                findings.append({"title": f"{dataset} · {model}", "sentences": sentences})
-
-    ok = runs[runs["status"] == "ok"]
-    not_ok = runs[runs["status"] != "ok"]
-    now = dt.datetime.now(dt.timezone.utc)
-    study = config["study"]
+    """Everything the template prints, already worded and formatted."""
+    judged = _report_metrics(config, tables.comparisons)
+    summary = tables.summary
+    cells = [
+        (d, m)
+        for d in config["datasets"]
+        for m in config["models"]
+        if ((summary["dataset"] == d) & (summary["model"] == m)).any()
+    ]
+    undertrained = _undertrained(tables.adequacy)
+    pictures = _figures(figures, figure_dir)
     return {
-        "title": study["title"],
-        "description": study.get("description", ""),
-        "name": study["name"],
-        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
-        "generated_iso": now.isoformat(timespec="seconds"),
-        "commit": commit,
-        "config_commit": config_commit,
-        "config_digest": hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()[:12],
-        "baseline": baseline,
-        "headings": [heading for _, heading, _ in TABLE_METRICS],
-        "grid": {
-            "datasets": ", ".join(config["datasets"]),
-            "models": ", ".join(config["models"]),
-            "regularizers": ", ".join(regularizer_order),
-            "seeds": ", ".join(str(s) for s in config["seeds"]),
-            "runs": len(runs),
-            "runs_ok": len(ok),
-            "compute": _duration(float(ok["train_seconds"].fillna(0).sum())),
+        "meta": _meta(config, tables.runs, commit, config_commit),
+        "glance": _glance(config, tables, cards, cells, judged, undertrained),
+        "findings": [
+            findings_by_effect(tables.comparisons, metric, config["baseline"], undertrained)
+            for metric in judged
+        ],
+        "references": reference_rows(tables.references),
+        "sections": [
+            _dataset_section(dataset, config, tables, cards[dataset], pictures, judged)
+            for dataset in config["datasets"]
+            if any(d == dataset for d, _ in cells)
+        ],
+        "rankings": _rankings(tables, judged[0], pictures),
+        "method": _method(config, tables, judged),
+        "html_only": _html_only(figures),
+        "appendix": {
+            **appendix.provenance(tables.runs),
+            "skipped": appendix.group_skipped(skipped, list(config["regularizers"])),
+            "problems": appendix.problems(tables.runs),
+            "config": appendix.config_text(config),
         },
-        "regularizers": [
-            {"name": name, "spec": _inline_yaml(body)}
-            for name, body in config["regularizers"].items()
-        ],
-        "training": _inline_yaml(config["training"]),
-        "sections": sections,
-        "findings": findings,
-        "rankings": _rankings(rankings, figures, figure_dir),
-        "skipped": list(skipped),
-        "problems": [
-            {
-                "run": f"{r.dataset} / {r.model} / {r.regularizer} / seed {r.seed}",
-                "status": r.status,
-                "detail": (
-                    f"diverged at epoch {int(r.diverged_epoch)}"
-                    if r.status == "diverged" and pd.notna(r.diverged_epoch)
-                    else str(r.error)
-                    if r.status == "failed" and isinstance(r.error, str)
-                    else "no result: the job did not finish"
-                    if r.status == "missing"
-                    else ""
-                ),
-            }
-            for r in not_ok.itertuples()
-        ],
-        "config_yaml": yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True),
-        "versions": _versions(),
-        "jobs": _job_resources(runs),
-        "hardware": _hardware(sorted(set(ok["device"].dropna()))),
     }
 
 
@@ -243,78 +192,412 @@ def write_pdf(html: str, path: Path) -> None:
     weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(path)
 
 
-_MARKS = {"better": "▲", "worse": "▼"}
+def copy_main_figures(
+    figures: Sequence[Mapping[str, Any]], figure_dir: Path, out_dir: Path
+) -> list[Path]:
+    """Copy the report's main figures to ``out_dir/<kind>/<dataset>/<model>.svg``.
 
-
-def _verdicts(comparisons: pd.DataFrame, dataset: str, model: str) -> dict[tuple[str, str], str]:
-    """(regularizer, metric) -> verdict against the baseline, for one dataset and model."""
-    chosen = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
-    return {(r.regularizer, r.metric): r.verdict for r in chosen.itertuples()}
-
-
-def _best(cell: pd.DataFrame) -> dict[str, str]:
-    """metric -> the regularizer with the best mean, for the table's comparable metrics."""
-    best = {}
-    for metric, _, _ in TABLE_METRICS:
-        if metric == "epochs_run":
+    Config names contain no slash, so Snakemake's report reads kind, dataset
+    and model back from the path; a figure across datasets has ``all`` for
+    its dataset. Figures of earlier renderings are removed first.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    copied = []
+    for figure in figures:
+        if figure["kind"] not in PDF_FIGURE_KINDS:
             continue
-        rows = cell[(cell["metric"] == metric) & cell["mean"].notna()]
-        if rows.empty:
-            continue
-        index = rows["mean"].idxmax() if higher_is_better(metric) else rows["mean"].idxmin()
-        best[metric] = str(rows.loc[index, "regularizer"])
-    return best
+        target = out_dir / figure["kind"] / (figure["dataset"] or "all") / f"{figure['model']}.svg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copyfile(figure_dir / figure["file"], target)))
+    return copied
 
 
-def _rankings(
-    rankings: pd.DataFrame, figures: Sequence[Mapping[str, Any]], figure_dir: Path
-) -> list[dict[str, Any]]:
-    """Per model: average ranks by test accuracy, the Friedman test and the CD diagram."""
-    result = []
-    chosen = rankings[rankings["metric"] == "test_accuracy"]
-    for model, ranks in chosen.groupby("model", sort=False):
-        first = ranks.iloc[0]
-        diagram = next(
-            (f for f in figures if f["kind"] == "critical_difference" and f["model"] == model), None
+def _report_metrics(config: Mapping[str, Any], comparisons: pd.DataFrame) -> list[str]:
+    """The metrics the report judges (``report:`` in the config), primary first."""
+    settings = config["report"]
+    primary = str(settings["primary"])
+    wanted = [primary, *(str(m) for m in settings["metrics"] if m != primary)]
+    compared = set(comparisons["metric"])
+    return [m for m in wanted if m in compared] or sorted(compared)[:1]
+
+
+def _undertrained(adequacy: pd.DataFrame) -> set[Cell]:
+    """The (dataset, model, regularizer) cells whose runs were still improving at the end."""
+    flagged = adequacy[adequacy["still_improving"].astype(bool)]
+    return {(str(r.dataset), str(r.model), str(r.regularizer)) for r in flagged.itertuples()}
+
+
+def _meta(
+    config: Mapping[str, Any], runs: pd.DataFrame, commit: str, config_commit: str
+) -> dict[str, Any]:
+    """Title, the grid in one line, and where the report came from."""
+    study = config["study"]
+    now = dt.datetime.now(dt.timezone.utc)
+    ok = int((runs["status"] == "ok").sum())
+    succeeded = "all succeeded" if ok == len(runs) else f"{ok} succeeded"
+    grid = [
+        plural(len(config["datasets"]), "dataset"),
+        plural(len(config["models"]), "model"),
+        f"{plural(len(config['regularizers']), 'regularizer')} (baseline {config['baseline']})",
+        plural(len(config["seeds"]), "seed"),
+        f"{plural(len(runs), 'run')}, {succeeded}",
+    ]
+    return {
+        "title": study["title"],
+        "description": study.get("description", ""),
+        "name": study["name"],
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_iso": now.isoformat(timespec="seconds"),
+        "commit": commit,
+        "config_commit": config_commit,
+        "config_digest": hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()[:12],
+        "grid": " · ".join(grid),
+        "keywords": ", ".join(config["datasets"]),
+    }
+
+
+def _glance(
+    config: Mapping[str, Any],
+    tables: ReportTables,
+    cards: Mapping[str, Mapping[str, Any]],
+    cells: Sequence[tuple[str, str]],
+    judged: Sequence[str],
+    undertrained: Collection[Cell],
+) -> dict[str, Any]:
+    """Page one: the question, the verdict matrix, plain answers and the caveats that matter."""
+    comparisons = tables.comparisons
+    baseline, primary = config["baseline"], judged[0]
+    regularizers = [r for r in config["regularizers"] if r != baseline]
+    style = metric_style(primary)
+    unit = "percentage points" if style.proportion else "in the metric's own units"
+    sentences = answer_sentences(comparisons, list(judged), baseline, len(config["seeds"]))
+    checked = reference_sentence(tables.references)
+    return {
+        "question": config["study"].get("description") or config["study"]["title"],
+        "matrix": {
+            "title": f"Paired effect on {style.label} against {baseline}",
+            "regularizers": [breakable(r) for r in regularizers],
+            "rows": verdict_matrix(comparisons, primary, cells, regularizers, undertrained),
+            "caption": (
+                f"Each cell: the mean paired difference (regularizer minus {baseline}, {unit}) "
+                f"over the seeds both ran, and its {_level(comparisons)} confidence interval. "
+                f"{MATRIX_SYMBOLS['better']} better, {MATRIX_SYMBOLS['worse']} worse, "
+                f"{MATRIX_SYMBOLS['indistinguishable']} indistinguishable from {baseline} "
+                f"(Holm-adjusted p ≥ {_alpha(comparisons)}). Italic: at most one test example "
+                "per seed. †: still improving at the last epoch, after a row name the "
+                "baseline's runs, after a value the regularizer's. A dash: a combination not run."
+            ),
+        },
+        "sentences": [*sentences[:4], checked] if checked else sentences,
+        "caveats": _caveats(config, tables, cards, primary, undertrained),
+    }
+
+
+def _level(comparisons: pd.DataFrame) -> str:
+    values = comparisons["confidence"].dropna().unique()
+    return f"{float(values[0]) * 100:g}%" if len(values) else "–"
+
+
+def _alpha(comparisons: pd.DataFrame) -> str:
+    values = comparisons["alpha"].dropna().unique()
+    return f"{float(values[0]):g}" if len(values) else "–"
+
+
+def _caveats(
+    config: Mapping[str, Any],
+    tables: ReportTables,
+    cards: Mapping[str, Mapping[str, Any]],
+    primary: str,
+    undertrained: Collection[Cell],
+) -> list[str]:
+    """What limits the conclusions of this study, computed from it, one short line each."""
+    runs = tables.runs
+    caveats = [
+        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed: the intervals "
+        "cover seed-to-seed variation only.",
+        _split_caveat(config),
+        _granularity_caveat(tables.comparisons, cards, primary),
+        _adequacy_caveat(undertrained, config["baseline"], tables.adequacy),
+    ]
+    bad = runs[runs["status"] != "ok"]["status"].value_counts()
+    if len(bad):
+        counts = join_names([f"{n} {status}" for status, n in bad.items()])
+        caveats.append(f"Runs not averaged in: {counts} (listed in the appendix).")
+    ok = runs[runs["status"] == "ok"]
+    if "test_loss" in set(tables.comparisons["metric"]) and ok["test_objective"].isna().all():
+        caveats.append(
+            "Test loss here includes the weight and activity penalties (these runs predate "
+            "the data loss), so penalized regularizers look worse on it by construction."
         )
-        result.append(
+    return [c for c in caveats if c]
+
+
+def _adequacy_caveat(undertrained: Collection[Cell], baseline: str, adequacy: pd.DataFrame) -> str:
+    """How many baselines and regularized cells were still improving at the last epoch."""
+    if not undertrained:
+        return ""
+    baselines = sorted(f"{d} · {m}" for d, m, r in undertrained if r == baseline)
+    others = sum(1 for _, _, r in undertrained if r != baseline)
+    total = int((adequacy["regularizer"] != baseline).sum())
+    parts = []
+    if baselines:
+        rows = adequacy.loc[adequacy["regularizer"] == baseline, ["dataset", "model"]]
+        where = (
+            join_names(baselines)
+            if len(baselines) <= 2
+            else f"{len(baselines)} of {len(rows)} rows"
+        )
+        parts.append(f"the baseline on {where}")
+    if others:
+        parts.append(f"{others} of {total} regularized cells")
+    return (
+        f"Still improving at the last epoch (†): {join_names(parts)}. A difference there may be "
+        "one of convergence speed rather than of regularization."
+    )
+
+
+def _split_caveat(config: Mapping[str, Any]) -> str:
+    states = sorted(
+        {
+            str(body.get("split", {}).get("random_state", "–"))
+            for body in config["datasets"].values()
+        }
+    )
+    return (
+        f"One train/validation/test split per dataset (random state {join_names(states)}): "
+        "another split could move every number."
+    )
+
+
+def _granularity_caveat(
+    comparisons: pd.DataFrame, cards: Mapping[str, Mapping[str, Any]], primary: str
+) -> str:
+    """One test example in points, per dataset, and how many differences are that small."""
+    sizes = {name: int(card["split_sizes"]["test"]) for name, card in cards.items()}
+    points = {
+        name: format_diff(1.0 / n, "test_accuracy", signed=False) for name, n in sizes.items()
+    }
+    if len(sizes) == 1:
+        name, value = next(iter(points.items()))
+        where = f"{value} points on {name}"
+    elif len(set(sizes.values())) == 1:
+        where = f"{next(iter(points.values()))} points on every dataset"
+    else:
+        first, *rest = [f"{value} on {name}" for name, value in points.items()]
+        where = ", ".join([first.replace(" on ", " points on ", 1), *rest])
+    chosen = comparisons[comparisons["metric"] == primary]
+    tiny = int((chosen["within_one_example"].astype(bool) & (chosen["mean_diff"] != 0)).sum())
+    tail = (
+        f"; {tiny} of the {len(chosen)} differences in the matrix are at most one example "
+        "per seed (italics)"
+        if tiny
+        else ""
+    )
+    return f"One test example is worth {where} of test accuracy{tail}."
+
+
+def _figures(
+    figures: Sequence[Mapping[str, Any]], figure_dir: Path
+) -> dict[tuple[str | None, str], list[dict[str, Any]]]:
+    """Figures per (dataset, model), main kinds first, each inlined as a ``data:`` URI."""
+
+    def order(figure: Mapping[str, Any]) -> tuple[int, str]:
+        kind = str(figure["kind"])
+        main = PDF_FIGURE_KINDS.index(kind) if kind in PDF_FIGURE_KINDS else len(PDF_FIGURE_KINDS)
+        return main, kind
+
+    placed: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+    for figure in sorted(figures, key=order):
+        uri = "data:image/svg+xml;base64," + base64.b64encode(
+            (figure_dir / figure["file"]).read_bytes()
+        ).decode("ascii")
+        placed.setdefault((figure["dataset"], figure["model"]), []).append(
             {
-                "model": model,
-                "n_datasets": int(first["n_datasets"]),
-                "ranks": [
-                    (r.regularizer, format_number(r.average_rank, 2))
-                    for r in ranks.sort_values("average_rank").itertuples()
-                ],
-                "friedman": (
-                    f"Friedman χ² = {format_number(first['friedman_statistic'], 2)}, "
-                    f"p = {format_number(first['friedman_p'], 3)}; Nemenyi critical difference "
-                    f"{format_number(first['critical_difference'], 2)}"
-                    if math.isfinite(float(first["friedman_statistic"]))
-                    else ""
-                ),
-                "note": "" if pd.isna(first["note"]) else str(first["note"]),
-                "figure": (
-                    {
-                        "uri": svg_data_uri(figure_dir / diagram["file"]),
-                        "caption": diagram["caption"],
-                    }
-                    if diagram
-                    else None
-                ),
+                "uri": uri,
+                "caption": figure["caption"],
+                "kind": figure["kind"],
+                "html_only": figure["kind"] in HTML_ONLY_FIGURE_KINDS,
             }
         )
-    return result
+    return placed
+
+
+def _html_only(figures: Sequence[Mapping[str, Any]]) -> str:
+    """The sentence that tells a PDF reader what only the HTML report carries."""
+    kinds = [
+        text
+        for kind, text in HTML_ONLY_FIGURE_KINDS.items()
+        if any(f["kind"] == kind for f in figures)
+    ]
+    columns = join_names([metric_style(m).heading.replace(" (%)", "") for m in HTML_ONLY_COLUMNS])
+    return join_names([*kinds, f"the {columns} columns", "the layer-by-layer architecture tables"])
+
+
+def _dataset_section(
+    dataset: str,
+    config: Mapping[str, Any],
+    tables: ReportTables,
+    card: Mapping[str, Any],
+    pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
+    judged: Sequence[str],
+) -> dict[str, Any]:
+    """One dataset: its card in a paragraph, then per model its table and figures."""
+    summary, comparisons = tables.summary, tables.comparisons
+    models = []
+    for model in config["models"]:
+        cell = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
+        if cell.empty:
+            continue
+        chosen = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+        models.append(
+            {
+                "name": model,
+                "table": _results_table(cell, chosen, config, judged),
+                "architecture": _architecture(
+                    tables.architectures, dataset, model, config["baseline"]
+                ),
+                "figures": pictures.get((dataset, model), []),
+            }
+        )
+    return {
+        "name": dataset,
+        "anchor": f"dataset-{dataset}",
+        "description": config["datasets"][dataset].get("description", ""),
+        "card": _card_text(card),
+        "models": models,
+    }
+
+
+def _results_table(
+    cell: pd.DataFrame, comparisons: pd.DataFrame, config: Mapping[str, Any], judged: Sequence[str]
+) -> dict[str, Any]:
+    """Baseline first, one line per regularizer; columns equal in every row left out, with a note.
+
+    The judged metrics come first, the primary one followed by its prediction
+    interval; :data:`HTML_ONLY_COLUMNS` the report does not judge are shown in
+    the HTML only, to fit a printed page.
+    """
+    baseline = config["baseline"]
+    verdicts = {(r.regularizer, r.metric): r.verdict for r in comparisons.itertuples()}
+    metrics = [m for m in dict.fromkeys([*judged, *TABLE_METRICS]) if (cell["metric"] == m).any()]
+    level = cell["prediction_level"].dropna()
+    pi = f"{float(level.iloc[0]) * 100:g}% prediction interval" if len(level) else ""
+    # (heading, HTML only, text of one regularizer's rows indexed by metric)
+    columns: list[tuple[str, bool, Any]] = [("n", False, lambda v, r: _n_text(v.iloc[0]))]
+    for metric in metrics:
+        hidden = metric in HTML_ONLY_COLUMNS and metric not in judged
+        columns.append((metric_style(metric).heading, hidden, _value_column(metric, verdicts)))
+        if metric == judged[0] and pi:
+            columns.append((pi, False, _interval_column(metric)))
+    order = [baseline, *(r for r in config["regularizers"] if r != baseline)]
+    rows = []
+    for regularizer in order:
+        values = cell[cell["regularizer"] == regularizer].set_index("metric")
+        if not values.empty:
+            texts = [text(values, regularizer) for _, _, text in columns]
+            rows.append(
+                {"regularizer": regularizer, "is_baseline": regularizer == baseline, "cells": texts}
+            )
+    keep = [
+        i for i in range(len(columns)) if len(rows) < 2 or len({r["cells"][i] for r in rows}) > 1
+    ]
+    # A column with no value at all (a metric these runs did not record) goes unmentioned.
+    dropped = [
+        f"{columns[i][0]}: {rows[0]['cells'][i]}"
+        for i in range(len(columns))
+        if i not in keep and rows[0]["cells"][i] != "–"
+    ]
+    for row in rows:
+        row["cells"] = [{"text": row["cells"][i], "screen_only": columns[i][1]} for i in keep]
+    return {
+        "headings": [{"text": columns[i][0], "screen_only": columns[i][1]} for i in keep],
+        "rows": rows,
+        "dropped": "; ".join(dropped),
+    }
+
+
+def _value_column(metric: str, verdicts: Mapping[tuple[str, str], str]) -> Any:
+    return lambda values, regularizer: _value_text(
+        values, metric, verdicts.get((regularizer, metric))
+    )
+
+
+def _interval_column(metric: str) -> Any:
+    def text(values: pd.DataFrame, regularizer: str) -> str:
+        if metric not in values.index or is_missing(values.loc[metric, "pi_low"]):
+            return "–"
+        row = values.loc[metric]
+        return f"{format_value(row['pi_low'], metric)} to {format_value(row['pi_high'], metric)}"
+
+    return text
+
+
+def _n_text(first: pd.Series) -> str:
+    """Successful runs, and the others of the cell: ``4 (1 diverged)``."""
+    extra = [
+        f"{int(first[column])} {word}"
+        for column, word in (("n_diverged", "diverged"), ("n_failed", "failed"))
+        if first[column]
+    ]
+    text = str(int(first["n"]))
+    return f"{text} ({', '.join(extra)})" if extra else text
+
+
+def _value_text(values: pd.DataFrame, metric: str, verdict: str | None) -> str:
+    """``95.6 ± 0.8 ▲``: the mean with its interval on one line, and the verdict's mark."""
+    if metric not in values.index:
+        return "–"
+    row = values.loc[metric]
+    mean, low, high = row["mean"], row["ci_low"], row["ci_high"]
+    text = format_value(mean, metric)
+    if not is_missing(low):
+        below = format_value(float(mean) - float(low), metric)
+        above = format_value(float(high) - float(mean), metric)
+        if below == above:
+            text += f" ± {below}"
+        else:
+            text += f" [{format_value(low, metric)}, {format_value(high, metric)}]"
+    mark = MATRIX_SYMBOLS[verdict] if verdict in ("better", "worse") else ""
+    return f"{text} {mark}".strip()
+
+
+def _card_text(card: Mapping[str, Any]) -> str:
+    """The data card in two sentences."""
+    sizes = card["split_sizes"]
+    balance = ", ".join(f"{name} {share:.0%}" for name, share in card["class_balance"].items())
+    source = str(card["source"])
+    if "download" in card and card["download"]["url"] not in source:
+        download = card["download"]
+        source += f", downloaded from {download['url']} (sha256 {download['sha256'][:12]}…)"
+    text = (
+        f"{card['rows']:,} rows, {card['features']} features ({card['kind']}, input shape "
+        f"{tuple(card['input_shape'])}), {card['classes']} classes ({balance}). "
+        f"Split: train {sizes['train']}, validation {sizes['validation']} "
+        f"({card.get('validation', 'a hold-out of the training split')}), test {sizes['test']}; "
+        f"scaling {card['scaling']}, fitted on the training split. Source: {source}."
+    )
+    notes = " ".join(str(note) for note in card.get("notes", []))
+    return f"{text} {notes}".strip()
 
 
 def _architecture(
     architectures: Mapping[str, Any], dataset: str, model: str, baseline: str
 ) -> dict[str, Any] | None:
-    """The baseline's layers, and the parameter count of every regularized variant."""
+    """The baseline's layers, and the parameter count of every variant that differs."""
     layers = architectures.get(f"{dataset}/{model}/{baseline}")
     if not layers:
         return None
     prefix = f"{dataset}/{model}/"
     total = sum(layer["params"] for layer in layers)
+    variants = [
+        f"{cell.removeprefix(prefix)} {count:,}"
+        for cell, variant in sorted(architectures.items())
+        if cell.startswith(prefix)
+        and variant
+        and (count := sum(layer["params"] for layer in variant)) != total
+    ]
     return {
         "layers": [
             (
@@ -327,94 +610,89 @@ def _architecture(
             )
             for layer in layers
         ],
-        "total": f"{total:,}",
-        "variants": ", ".join(
-            f"{cell.removeprefix(prefix)} {count:,}"
-            for cell, variant in sorted(architectures.items())
-            if cell.startswith(prefix)
-            and variant
-            and (count := sum(layer["params"] for layer in variant)) != total
-        ),
+        "summary": f"{total:,} parameters"
+        + (f"; other counts: {', '.join(variants)}" if variants else ""),
     }
 
 
-def _job_resources(runs: pd.DataFrame) -> dict[str, Any]:
-    """Per dataset and model: training jobs' wall time and peak memory (Snakemake benchmarks)."""
-    measured = runs.dropna(subset=["job_seconds"])
-    rows = [
-        (
-            f"{dataset} · {model}",
-            str(len(group)),
-            format_number(group["job_seconds"].median(), 1),
-            format_number(group["job_seconds"].max(), 1),
-            format_number(group["train_seconds"].median(), 1),
-            format_number(group["max_rss_mb"].max(), 0),
+def _rankings(
+    tables: ReportTables,
+    metric: str,
+    pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Per model ranked over enough datasets: ranks, the tests, what they could detect, the CD."""
+    tests = tables.ranking_tests[tables.ranking_tests["metric"] == metric]
+    rankings = tables.rankings[tables.rankings["metric"] == metric]
+    models = []
+    for test in tests[tests["ranked"].astype(bool)].to_dict("records"):
+        model = str(test["model"])
+        ranks = rankings[rankings["model"] == model].sort_values("average_rank")
+        models.append(
+            {
+                "model": model,
+                "n_datasets": int(test["n_datasets"]),
+                "ranks": [
+                    (r.regularizer, format_number(r.average_rank, 2)) for r in ranks.itertuples()
+                ],
+                **ranking_words(test, ranks),
+                "figures": [
+                    f for f in pictures.get((None, model), []) if f["kind"] == "critical_difference"
+                ],
+            }
         )
-        for (dataset, model), group in measured.groupby(["dataset", "model"], sort=False)
-    ]
+    left_out = [t for t in tests.to_dict("records") if not bool(t["ranked"])]
     return {
-        "rows": rows,
-        "total": _duration(float(measured["job_seconds"].sum())),
-        "peak": format_number(measured["max_rss_mb"].max(), 0),
+        "label": metric_style(metric).label,
+        "models": models,
+        "left_out": "; ".join(f"{t['model']}: {t['note']}" for t in left_out),
     }
 
 
-def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
-    sizes = card["split_sizes"]
-    balance = ", ".join(f"{name}: {share:.1%}" for name, share in card["class_balance"].items())
-    rows = [("Source", str(card["source"]))]
-    if "download" in card:
-        download = card["download"]
-        rows += [("Downloaded from", str(download["url"])), ("sha256", str(download["sha256"]))]
-    rows += [
-        ("Kind", f"{card['kind']}, input shape {tuple(card['input_shape'])}"),
-        ("Rows", str(card["rows"])),
-        ("Features", str(card["features"])),
-        ("Classes", f"{card['classes']} ({balance})"),
-        (
-            "Split",
-            f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}",
-        ),
-        ("Validation", str(card.get("validation", "a hold-out of the training split"))),
-        ("Scaling", f"{card['scaling']} (fitted on the training split)"),
-    ]
-    rows += [("Note", str(note)) for note in card.get("notes", [])]
-    return rows
+def _method(
+    config: Mapping[str, Any], tables: ReportTables, judged: Sequence[str]
+) -> dict[str, Any]:
+    """Every number the Method section states, from the constants and settings the code used."""
+    comparisons = tables.comparisons
+    first = comparisons.iloc[0] if len(comparisons) else None
+    return {
+        "baseline": config["baseline"],
+        "training": _flow(config["training"]),
+        "level": _level(comparisons),
+        "alpha": _alpha(comparisons),
+        "power": "–" if first is None else f"{float(first['power']) * 100:g}%",
+        "prediction_level": f"{stats.PREDICTION_LEVEL * 100:g}%",
+        "seed_cap": stats.SEED_CAP,
+        "auto_t_below": stats.AUTO_T_BELOW,
+        "normality_min_n": stats.NORMALITY_MIN_N,
+        "normality_alpha": f"{stats.NORMALITY_ALPHA:g}",
+        "bootstrap_resamples": f"{stats.BOOTSTRAP_RESAMPLES:,}",
+        "bootstrap_seed": stats.BOOTSTRAP_SEED,
+        "ranking_min_datasets": stats.RANKING_MIN_DATASETS,
+        "adequacy_window": f"{stats.ADEQUACY_WINDOW_FRACTION:.0%}",
+        "adequacy_min_window": stats.ADEQUACY_MIN_WINDOW,
+        "adequacy_loss_fall": f"{stats.ADEQUACY_LOSS_FALL:.0%}",
+        "adequacy_majority": f"{stats.ADEQUACY_MAJORITY:.0%}",
+        "near_zero": f"{metrics.NEAR_ZERO:g}",
+        "loss_note": _loss_note(tables.runs),
+        "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
+        "judged": join_names([metric_style(m).label for m in judged]),
+    }
 
 
-def _inline_yaml(value: Any) -> str:
-    text: str = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000)
+def _loss_note(runs: pd.DataFrame) -> str:
+    """What "test loss" is in these runs: the data loss, or (older runs) Keras's objective."""
+    if runs.loc[runs["status"] == "ok", "test_objective"].notna().any():
+        return (
+            "Test loss is the data loss alone (cross-entropy); the objective Keras optimizes "
+            "and model.evaluate prints, data loss plus weight and activity penalties, is "
+            "test_objective in summary.csv and in the HTML tables."
+        )
+    return (
+        "These runs recorded one test loss, the objective Keras reports (data loss plus "
+        "weight and activity penalties); rerun them to separate the two."
+    )
+
+
+def _flow(value: Any) -> str:
+    text: str = yaml.safe_dump(value, default_flow_style=True, width=10_000)
     return text.strip()
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
-def _versions() -> list[tuple[str, str]]:
-    versions = [("python", platform.python_version())]
-    for package in PACKAGES:
-        try:
-            versions.append((package, metadata.version(package)))
-        except metadata.PackageNotFoundError:
-            versions.append((package, "not installed"))
-    return versions
-
-
-def _hardware(devices: Sequence[str]) -> list[tuple[str, str]]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
-    return [
-        ("CPU", f"{cpu}, {os.cpu_count()} logical cores"),
-        ("Platform", platform.platform()),
-        ("Training devices", ", ".join(devices) or "–"),
-    ]

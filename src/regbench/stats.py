@@ -3,9 +3,9 @@
 Every function here takes the tidy runs table (one row per run with the columns
 ``dataset, model, regularizer, seed, status`` and one numeric column per
 metric), a table computed from it, or a run's history, and returns a new
-table, a small frozen value or numbers (and, in :func:`write_findings`, plain
-sentences). Numbers are never rounded here; presentation code formats them.
-Nothing here imports TensorFlow.
+table, a small frozen value or numbers. Numbers are never rounded here; the
+report layer (:mod:`regbench.findings`) words and formats them. Nothing here
+imports TensorFlow.
 
 Runs that share ``(dataset, model, seed)`` share the data split and order, so
 regularizers are compared with the baseline on paired differences, one pair
@@ -35,10 +35,13 @@ __all__ = [
     "ADEQUACY_MIN_WINDOW",
     "ADEQUACY_WINDOW_FRACTION",
     "AUTO_T_BELOW",
+    "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
     "CELL_KEYS",
     "COMPARISON_COLUMNS",
     "HIGHER_IS_BETTER",
+    "NORMALITY_ALPHA",
+    "NORMALITY_MIN_N",
     "NOT_COMPARABLE",
     "PREDICTION_LEVEL",
     "RANKING_MIN_DATASETS",
@@ -60,7 +63,6 @@ __all__ = [
     "rank_regularizers",
     "run_still_improving",
     "training_adequacy",
-    "write_findings",
 ]
 
 #: The columns that identify one cell of the study grid.
@@ -158,22 +160,13 @@ REFERENCE_COLUMNS = (
 )
 
 _RUN_KEYS = ("dataset", "model", "regularizer", "seed", "status")
-_NORMALITY_MIN_N = 8
-_NORMALITY_ALPHA = 0.05
-_BOOTSTRAP_RESAMPLES = 9999
+#: A cell's interval is a bootstrap one when it has at least this many values and
+#: Shapiro-Wilk rejects normality at this level; the paired test checks the same level.
+NORMALITY_MIN_N = 8
+NORMALITY_ALPHA = 0.05
+#: Resamples of each bootstrap interval.
+BOOTSTRAP_RESAMPLES = 9999
 _TEST_LABELS = {"wilcoxon": "Wilcoxon", "paired_t": "paired t-test"}
-_METRIC_LABELS = {
-    "test_accuracy": "test accuracy",
-    "test_f1_macro": "test macro-F1",
-    "test_roc_auc": "test ROC AUC",
-    "test_loss": "test loss",
-    "gap_accuracy": "the train-test accuracy gap",
-    "gap_loss": "the train-test loss gap",
-    "val_accuracy": "validation accuracy",
-    "val_loss": "validation loss",
-    "best_val_accuracy": "best validation accuracy",
-    "best_val_loss": "best validation loss",
-}
 
 
 def higher_is_better(metric: str) -> bool:
@@ -227,7 +220,7 @@ def _bootstrap_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
             result = sps.bootstrap(
                 (values,),
                 np.mean,
-                n_resamples=_BOOTSTRAP_RESAMPLES,
+                n_resamples=BOOTSTRAP_RESAMPLES,
                 confidence_level=confidence,
                 method=method,
                 rng=np.random.default_rng(BOOTSTRAP_SEED),
@@ -247,7 +240,7 @@ def _cell_ci(values: np.ndarray, confidence: float) -> tuple[float, float, str]:
     if np.ptp(values) == 0.0:
         mean = float(np.mean(values))
         return mean, mean, "t"
-    if n >= _NORMALITY_MIN_N and sps.shapiro(values).pvalue < _NORMALITY_ALPHA:
+    if n >= NORMALITY_MIN_N and sps.shapiro(values).pvalue < NORMALITY_ALPHA:
         low, high = _bootstrap_ci(values, confidence)
         if math.isfinite(low):
             return low, high, "bootstrap"
@@ -437,7 +430,7 @@ def _auto_test(diffs: np.ndarray) -> str:
     if len(diffs) >= 3 and np.ptp(diffs) > 0.0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            if sps.shapiro(diffs).pvalue < _NORMALITY_ALPHA:
+            if sps.shapiro(diffs).pvalue < NORMALITY_ALPHA:
                 return "wilcoxon"
     return "paired_t"
 
@@ -1035,150 +1028,3 @@ def compare_to_references(
             row["verdict"] = "consistent" if inside else "outside"
         rows.append(row)
     return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
-
-
-def _metric_label(metric: str) -> str:
-    return _METRIC_LABELS.get(metric, metric.replace("_", " "))
-
-
-def _in_points(metric: str) -> bool:
-    """Return whether a metric is a proportion that reads best in percentage points."""
-    return any(part in metric for part in ("accuracy", "f1", "auc"))
-
-
-def _amount(value: float, metric: str) -> str:
-    """Format a difference: percentage points for proportions, 3 significant digits else."""
-    if _in_points(metric):
-        points = value * 100.0
-        return f"{points:.1f}" if abs(points) >= 1.0 else f"{points:.2g}"
-    return f"{value:.3g}"
-
-
-def _with_unit(value: float, metric: str) -> str:
-    return f"{_amount(value, metric)} points" if _in_points(metric) else _amount(value, metric)
-
-
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"= {value:.2g}"
-
-
-def _join(names: Sequence[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def _seed_count(counts: Sequence[int]) -> str:
-    low, high = min(counts), max(counts)
-    return f"{low} paired seeds" if low == high else f"{low} to {high} paired seeds"
-
-
-def _significant_sentence(row: pd.Series, where: str) -> str:
-    metric = row["metric"]
-    diff, low, high = row["mean_diff"], row["diff_ci_low"], row["diff_ci_high"]
-    verb = "raises" if diff > 0 else "lowers"
-    relation = "over" if diff > 0 else "relative to"
-    if diff < 0:
-        # State the interval of the size of the decrease, matching the verb.
-        diff, low, high = -diff, -high, -low
-    level = f"{row['confidence'] * 100:.0f}%"
-    test = _TEST_LABELS.get(row["test"], row["test"])
-    return (
-        f"{where}, {row['regularizer']} {verb} {_metric_label(metric)} by "
-        f"{_with_unit(diff, metric)} {relation} {row['baseline']} ({level} CI "
-        f"{_amount(low, metric)} to {_amount(high, metric)}, {test} p {_p(row['p_value'])}, "
-        f"Holm-adjusted {_p(row['p_holm']).removeprefix('= ')})."
-    )
-
-
-def _group_findings(group: pd.DataFrame) -> list[str]:
-    """Return the sentences for one dataset x model x metric."""
-    first = group.iloc[0]
-    where = f"On {first['dataset']} ({first['model']})"
-    baseline, metric = first["baseline"], first["metric"]
-    label = _metric_label(metric)
-    sentences = [
-        _significant_sentence(row, where)
-        for _, row in group.iterrows()
-        if row["verdict"] in ("better", "worse")
-    ]
-
-    tested = group[group["verdict"] == "indistinguishable"]
-    if len(tested):
-        names = tested["regularizer"].tolist()
-        verb = "is" if len(names) == 1 else "are"
-        smallest = float(tested["p_holm"].min())
-        sentences.append(
-            f"{where}, {_join(names)} {verb} indistinguishable from {baseline} on {label} "
-            f"({_seed_count(tested['n_pairs'].tolist())}; "
-            f"{'smallest ' if len(names) > 1 else ''}Holm-adjusted p {_p(smallest)})."
-        )
-        underpowered = tested[
-            tested["seeds_needed"].notna()
-            & (tested["seeds_needed"].fillna(0).astype(int) > tested["n_pairs"])
-        ]
-        if len(underpowered):
-            needs = [
-                f"{int(row['seeds_needed']):,} for {row['regularizer']}"
-                for _, row in underpowered.iterrows()
-            ]
-            needs[0] = f"about {needs[0].replace(' for ', ' paired seeds for ', 1)}"
-            power = f"{first['power'] * 100:.0f}%"
-            sentences.append(
-                f"{where}, more seeds are needed: detecting the observed "
-                f"{'difference' if len(needs) == 1 else 'differences'} on {label} at {power} "
-                f"power would take {_join(needs)}."
-            )
-
-    single = group[group["n_pairs"] == 1]
-    if len(single):
-        observed = [
-            f"{'+' if row['mean_diff'] > 0 else ''}{_with_unit(row['mean_diff'], metric)} "
-            f"for {row['regularizer']}"
-            for _, row in single.iterrows()
-        ]
-        sentences.append(
-            f"{where}, only one seed pairs {_join(single['regularizer'].tolist())} with "
-            f"{baseline} on {label}, so no statistics are possible (single-seed "
-            f"{'difference' if len(observed) == 1 else 'differences'} {_join(observed)})."
-        )
-
-    unpaired = group[group["n_pairs"] == 0]
-    if len(unpaired) and (unpaired["n_baseline"] == 0).all():
-        sentences.append(
-            f"{where}, nothing can be compared with {baseline} on {label}: "
-            f"no successful {baseline} run has a value for it."
-        )
-    elif len(unpaired):
-        no_values = unpaired["n_regularized"] == 0
-        for chosen, reason in (
-            (no_values, "every run failed, diverged, is missing or lacks a value"),
-            (~no_values, "{its} successful runs share no seed with {baseline}'s"),
-        ):
-            names = unpaired.loc[chosen, "regularizer"].tolist()
-            if names:
-                its = "its" if len(names) == 1 else "their"
-                sentences.append(
-                    f"{where}, {_join(names)} cannot be compared with {baseline} on {label} "
-                    f"because {reason.format(its=its, baseline=baseline)}."
-                )
-    return sentences
-
-
-def write_findings(comparisons: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[str]:
-    """Turn a :func:`compare_to_baseline` table into plain-English sentences.
-
-    Per dataset, model and metric (optionally only ``metrics``), in table
-    order: one sentence per significant difference with its interval and
-    p-values (proportions in percentage points, losses as plain numbers), one
-    sentence grouping the regularizers indistinguishable from the baseline and,
-    where the observed differences would need more seeds to detect, one saying
-    how many; then regularizers with a single seed or no pairs at all.
-    """
-    _require_columns(comparisons, COMPARISON_COLUMNS, "the comparisons table")
-    if metrics is not None:
-        comparisons = comparisons[comparisons["metric"].isin(list(metrics))]
-    findings: list[str] = []
-    for _, group in comparisons.groupby(["dataset", "model", "metric"], sort=False):
-        findings.extend(_group_findings(group))
-    return findings

@@ -1,0 +1,588 @@
+"""The report's words about the paired comparisons: a verdict matrix, plain answers, findings.
+
+The statistics layer (:mod:`regbench.stats`) returns a comparisons table of
+numbers; this module groups its rows by what happened (clear gains, clear
+losses, no detectable effect) and writes them as sentences. Numbers are
+printed through :mod:`regbench.wording`, so tables and sentences share units.
+
+A comparison row is a mapping with the columns of
+:data:`regbench.stats.COMPARISON_COLUMNS`. ``undertrained`` arguments are the
+``(dataset, model, regularizer)`` cells whose runs were still improving at
+their last epoch (``adequacy.csv``); a comparison rests on one when either its
+regularizer's or its baseline's cell is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from regbench.stats import NOT_COMPARABLE
+from regbench.wording import (
+    MINUS,
+    format_diff,
+    format_interval,
+    format_number,
+    format_p,
+    format_value,
+    is_missing,
+    join_names,
+    metric_style,
+    plural,
+)
+
+__all__ = [
+    "MATRIX_SYMBOLS",
+    "Cell",
+    "answer_sentences",
+    "cell_name",
+    "findings_by_effect",
+    "ranking_words",
+    "reference_rows",
+    "reference_sentence",
+    "rests_on_undertrained",
+    "verdict_matrix",
+]
+
+Row = Mapping[str, Any]
+
+#: Symbol of each verdict in the verdict matrix and tables (legible in grayscale).
+MATRIX_SYMBOLS = {
+    "better": "▲",
+    "worse": "▼",
+    "indistinguishable": "○",
+    NOT_COMPARABLE: "?",
+}
+
+#: At most this many regularizers are named in one clause; beyond it, a count.
+_MAX_NAMED = 3
+
+#: How a findings row marks a difference of at most one test example per seed, and one
+#: that rests on a cell still improving at its last epoch; :func:`findings_by_effect` says so.
+_ONE_EXAMPLE_MARK = "≤ 1 example"
+_UNDERTRAINED_MARK = "†"
+
+_TEST_NAMES = {"wilcoxon": "Wilcoxon", "paired_t": "paired t-test", "identical": "no test"}
+
+
+def cell_name(row: Row) -> str:
+    """``dataset · model``, as the report names one cell of the grid."""
+    return f"{row['dataset']} · {row['model']}"
+
+
+Cell = tuple[str, str, str]
+
+
+def rests_on_undertrained(row: Row, undertrained: Collection[Cell]) -> bool:
+    """Whether the regularizer's or the baseline's cell of a comparison was still improving."""
+    return any(
+        (row["dataset"], row["model"], name) in undertrained
+        for name in (row["regularizer"], row["baseline"])
+    )
+
+
+def verdict_matrix(
+    comparisons: pd.DataFrame,
+    metric: str,
+    cells: Sequence[tuple[str, str]],
+    regularizers: Sequence[str],
+    undertrained: Collection[Cell] = (),
+) -> list[dict[str, Any]]:
+    """Rows ``dataset · model``, one entry per regularizer: the paired effect and its verdict.
+
+    An entry is ``None`` where the combination was not run (skipped). A row is
+    ``undertrained`` when its baseline's runs were still improving at the end,
+    an entry when its regularizer's were.
+    """
+    chosen = comparisons[comparisons["metric"] == metric]
+    by_key = {(r["dataset"], r["model"], r["regularizer"]): r for r in _records(chosen)}
+    baseline = str(chosen["baseline"].iloc[0]) if len(chosen) else ""
+    rows = []
+    for dataset, model in cells:
+        entries: list[dict[str, Any] | None] = []
+        for regularizer in regularizers:
+            row = by_key.get((dataset, model, regularizer))
+            entries.append(None if row is None else _matrix_entry(row, metric, undertrained))
+        if any(entries):
+            rows.append(
+                {
+                    "name": f"{dataset} · {model}",
+                    "undertrained": (dataset, model, baseline) in undertrained,
+                    "entries": entries,
+                }
+            )
+    return rows
+
+
+def _matrix_entry(row: Row, metric: str, undertrained: Collection[Cell]) -> dict[str, Any]:
+    verdict = str(row["verdict"])
+    low, high = row["diff_ci_low"], row["diff_ci_high"]
+    bounds = [format_diff(v, metric, compact=True, signed=False) for v in (low, high)]
+    # Bounds carry a sign only when negative, to stay narrow in a ten-column matrix.
+    bounds = [
+        f"{MINUS}{b}" if float(v) < 0 else b for b, v in zip(bounds, (low, high), strict=True)
+    ]
+    return {
+        "verdict": verdict.replace(" ", "-"),
+        "symbol": MATRIX_SYMBOLS.get(verdict, "?"),
+        "diff": format_diff(row["mean_diff"], metric, compact=True),
+        "ci": "" if is_missing(low) else f"{bounds[0]}, {bounds[1]}",
+        # An exact zero is trivially within one example; italics mark a small real difference.
+        "one_example": bool(row["within_one_example"]) and float(row["mean_diff"]) != 0.0,
+        "undertrained": (row["dataset"], row["model"], row["regularizer"]) in undertrained,
+    }
+
+
+def answer_sentences(
+    comparisons: pd.DataFrame, metrics: Sequence[str], baseline: str, n_seeds: int
+) -> list[str]:
+    """Two to five plain sentences: what helps, what hurts, what these seeds cannot tell apart.
+
+    One sentence per metric (the first is the primary one), then one on the
+    primary metric's resolution with these seeds.
+    """
+    n_cells = comparisons.groupby(["dataset", "model"]).ngroups
+    sentences = [
+        _metric_sentence(list(_records(comparisons[comparisons["metric"] == m])), m, baseline)
+        for m in metrics
+    ]
+    sentences = [s for s in sentences if s][:4]
+    primary = comparisons[comparisons["metric"] == metrics[0]] if metrics else comparisons
+    resolution = _resolution_sentence(list(_records(primary)), metrics[0], n_seeds, n_cells)
+    return [*sentences, resolution] if resolution else sentences
+
+
+def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
+    """What changed ``metric``: regularizers better, worse, and the count within noise."""
+    style = metric_style(metric)
+    tested = [r for r in rows if r["verdict"] != NOT_COMPARABLE]
+    if not tested:
+        return ""
+    better = [r for r in tested if r["verdict"] == "better"]
+    worse = [r for r in tested if r["verdict"] == "worse"]
+    label = style.label[0].upper() + style.label[1:]
+    if not better and not worse:
+        return (
+            f"No regularizer changes {style.label} beyond seed noise "
+            f"({plural(len(tested), 'comparison')} with {baseline}, all indistinguishable)."
+        )
+    clauses = []
+    if better:
+        clauses.append(f"{style.better} than with {baseline} for {_who(better, rows, metric)}")
+    if worse:
+        lead = "" if better else f" than with {baseline}"
+        clauses.append(f"{style.worse}{lead} for {_who(worse, rows, metric)}")
+    rest = len(tested) - len(better) - len(worse)
+    tail = f"; the other {rest} of {len(tested)} comparisons are within seed noise" if rest else ""
+    return f"{label} is {'; '.join(clauses)}{tail}."
+
+
+def _who(chosen: list[Row], all_rows: list[Row], metric: str) -> str:
+    """The regularizers in ``chosen``, named with where and by how much, or counted."""
+    cells = {cell_name(r) for r in all_rows}
+    by_regularizer: dict[str, list[Row]] = {}
+    for row in sorted(chosen, key=lambda r: -abs(float(r["mean_diff"]))):
+        by_regularizer.setdefault(str(row["regularizer"]), []).append(row)
+    regularizers = {str(r["regularizer"]) for r in all_rows}
+    unit = " points" if metric_style(metric).proportion else ""
+    if len(by_regularizer) <= _MAX_NAMED:
+        return join_names(
+            [
+                f"{name} ({_where(found, cells, metric)}{unit})"
+                for name, found in by_regularizer.items()
+            ]
+        )
+    text = f"{len(by_regularizer)} of {len(regularizers)} regularizers"
+    others = sorted(regularizers - set(by_regularizer))
+    if len(cells) == 1:
+        span = _span([float(r["mean_diff"]) for r in chosen], metric)
+        return text + (f" (all but {join_names(others)})" if others else "") + f", by {span}{unit}"
+    everywhere = [n for n, found in by_regularizer.items() if len(found) == len(cells)]
+    named = everywhere[:_MAX_NAMED] if everywhere else list(by_regularizer)[:_MAX_NAMED]
+    how = "on every dataset · model" if everywhere else "most clearly"
+    return f"{text} in {plural(len(chosen), 'comparison')} ({join_names(named)} {how})"
+
+
+def _where(found: list[Row], cells: set[str], metric: str) -> str:
+    """A regularizer's differences: the value alone in a one-cell study, else per cell."""
+    if len(cells) == 1:
+        return format_diff(found[0]["mean_diff"], metric)
+    if len(found) <= 2:
+        return ", ".join(f"{cell_name(r)} {format_diff(r['mean_diff'], metric)}" for r in found)
+    span = _span([float(r["mean_diff"]) for r in found], metric)
+    if len(found) == len(cells):
+        return f"on every dataset · model, {span}"
+    return f"{len(found)} of {len(cells)} dataset · model pairs, {span}"
+
+
+def _span(values: Sequence[float], metric: str) -> str:
+    """``0.021 to 0.10`` by magnitude, or the one value."""
+    low, high = min(values, key=abs), max(values, key=abs)
+    if format_diff(low, metric) == format_diff(high, metric):
+        return format_diff(low, metric, signed=False)
+    return f"{format_diff(low, metric, signed=False)} to {format_diff(high, metric, signed=False)}"
+
+
+def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: int) -> str:
+    """What these seeds can resolve on the primary metric: the median detectable difference."""
+    detectable = _detectable([r for r in rows if r["verdict"] == "indistinguishable"])
+    if not detectable:
+        return ""
+    median = float(pd.Series(detectable).median())
+    style = metric_style(metric)
+    unit = " points" if style.proportion else ""
+    return (
+        f"With {plural(n_seeds, 'seed')} per cell, a difference in {style.label} smaller than "
+        f"about {format_diff(median, metric, signed=False)}{unit} (the median smallest "
+        "detectable difference) would usually go unseen, so “indistinguishable” is not "
+        "“no effect”."
+    )
+
+
+def findings_by_effect(
+    comparisons: pd.DataFrame, metric: str, baseline: str, undertrained: Collection[Cell] = ()
+) -> dict[str, Any]:
+    """One metric's findings, grouped by what happened.
+
+    ``effects`` holds the clear gains and the clear losses as table rows, one
+    per regularizer and cell, largest regularizer first; ``no_effect`` and
+    ``not_comparable`` are sentences. A row resting on an ``undertrained``
+    cell carries a note.
+    """
+    rows = list(_records(comparisons[comparisons["metric"] == metric]))
+    changed = [r for r in rows if r["verdict"] in ("better", "worse")]
+    tests = {_test_name(r) for r in changed}
+    shown = {
+        "show_cell": len({cell_name(r) for r in rows}) > 1,
+        "show_test": len(tests) > 1,
+        "show_note": any(
+            r["within_one_example"] or rests_on_undertrained(r, undertrained) for r in changed
+        ),
+    }
+    return {
+        "metric": metric,
+        "title": _title(metric_style(metric).label),
+        **shown,
+        # Regularizer, difference, interval and p, plus the optional columns.
+        "columns": 4 + sum(shown.values()),
+        "test_note": _table_note(tests, changed, undertrained),
+        "effects": [
+            {
+                "heading": heading,
+                "rows": _effect_rows(
+                    [r for r in changed if r["verdict"] == verdict], metric, undertrained
+                ),
+            }
+            for heading, verdict in (
+                (f"Clear gains (better than {baseline})", "better"),
+                (f"Clear losses (worse than {baseline})", "worse"),
+            )
+            if any(r["verdict"] == verdict for r in changed)
+        ],
+        "no_effect": _no_effect([r for r in rows if r["verdict"] == "indistinguishable"], metric),
+        "not_comparable": _not_comparable(
+            [r for r in rows if r["verdict"] == NOT_COMPARABLE], metric, baseline
+        ),
+    }
+
+
+def _table_note(tests: set[str], changed: list[Row], undertrained: Collection[Cell]) -> str:
+    """The sentence under a metric's effect tables: the test used and what the notes mean."""
+    parts = (
+        [f"Every difference listed was tested with a {next(iter(tests))}."]
+        if len(tests) == 1
+        else []
+    )
+    if any(r["within_one_example"] for r in changed):
+        parts.append(f"{_ONE_EXAMPLE_MARK}: at most one test example per seed.")
+    if any(rests_on_undertrained(r, undertrained) for r in changed):
+        parts.append(
+            f"{_UNDERTRAINED_MARK}: the regularizer's or the baseline's runs were still "
+            "improving at the last epoch."
+        )
+    return " ".join(parts)
+
+
+def _title(label: str) -> str:
+    """A sentence's metric label as a heading: ``the train–test gap`` -> ``Train–test gap``."""
+    label = label.removeprefix("the ")
+    return label[0].upper() + label[1:]
+
+
+def _test_name(row: Row) -> str:
+    test = _TEST_NAMES.get(str(row["test"]), str(row["test"]))
+    return f"{test} on {plural(int(row['n_pairs']), 'seed pair')}"
+
+
+def _effect_rows(
+    rows: list[Row], metric: str, undertrained: Collection[Cell]
+) -> list[dict[str, Any]]:
+    """Table rows grouped by regularizer (largest effect first); ``first`` starts a group."""
+    by_regularizer: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: -abs(float(r["mean_diff"]))):
+        by_regularizer.setdefault(str(row["regularizer"]), []).append(row)
+    table = []
+    for name, found in by_regularizer.items():
+        for index, row in enumerate(found):
+            notes = []
+            if row["within_one_example"]:
+                notes.append(_ONE_EXAMPLE_MARK)
+            if rests_on_undertrained(row, undertrained):
+                notes.append(_UNDERTRAINED_MARK)
+            table.append(
+                {
+                    "regularizer": name,
+                    "first": index == 0,
+                    "cell": cell_name(row),
+                    "diff": format_diff(row["mean_diff"], metric),
+                    "ci": format_interval(row["diff_ci_low"], row["diff_ci_high"], metric),
+                    "p": format_p(row["p_holm"]).removeprefix("= "),
+                    "test": _test_name(row),
+                    "note": "; ".join(notes),
+                }
+            )
+    return table
+
+
+def _no_effect(rows: list[Row], metric: str) -> list[str]:
+    """The comparisons within seed noise: how many, what these seeds could see, and what next."""
+    if not rows:
+        return []
+    style = metric_style(metric)
+    unit = " points" if style.proportion else ""
+    identical = [r for r in rows if r["test"] == "identical"]
+    varying = [r for r in rows if r["test"] != "identical"]
+    verb = "shows" if len(rows) == 1 else "show"
+    sentences = [f"{plural(len(rows), 'comparison')} {verb} no difference beyond seed noise."]
+    if identical:
+        share = "All" if len(identical) == len(rows) else f"{len(identical)} of them"
+        verb = "is" if len(identical) == 1 and share != "All" else "are"
+        sentences.append(
+            f"{share} {verb} identical to the baseline on every seed ({_examples(identical)})."
+        )
+    detectable = _detectable(varying)
+    if detectable:
+        median = float(pd.Series(detectable).median())
+        sentences.append(
+            f"With these seeds, the smallest difference detectable with "
+            f"{float(rows[0]['power']) * 100:g}% power at Holm's level is typically "
+            f"{format_diff(median, metric, signed=False)}{unit} (from "
+            f"{_span(detectable, metric)}{unit}, growing with the seed-to-seed spread of the cell)."
+        )
+    tiny = [r for r in varying if r["within_one_example"]]
+    if tiny:
+        sentences.append(
+            f"In {len(tiny)} of them the mean difference is at most one test example per seed"
+            f" ({_examples(tiny)})."
+        )
+    sentences.append(_more_seeds(varying, metric))
+    return [s for s in sentences if s]
+
+
+def _detectable(rows: list[Row]) -> list[float]:
+    """The smallest detectable differences of comparisons whose differences vary.
+
+    Runs identical to the baseline on every seed have no spread, so their
+    detectable difference is zero and says nothing about what the seeds resolve.
+    """
+    return [
+        float(r["min_detectable_diff"])
+        for r in rows
+        if r["test"] != "identical" and not is_missing(r["min_detectable_diff"])
+    ]
+
+
+def _examples(rows: list[Row]) -> str:
+    """A few ``regularizer on cell`` names, and how many more."""
+    names = [
+        str(r["regularizer"]) if _single_cell(rows) else f"{r['regularizer']} on {cell_name(r)}"
+        for r in rows[:_MAX_NAMED]
+    ]
+    more = len(rows) - len(names)
+    return join_names(names) + (f" and {more} more" if more else "")
+
+
+def _more_seeds(rows: list[Row], metric: str) -> str:
+    """Which observed differences more seeds would likely resolve, and that the rest would not.
+
+    ``seeds_needed`` is empty beyond the statistics' seed cap (``beyond_seed_cap``);
+    a difference of at most one test example is not worth more seeds either.
+    """
+    if not rows:
+        return ""
+    cap = int(rows[0]["seed_cap"])
+    needs = sorted(
+        (
+            (int(r["seeds_needed"]), r)
+            for r in rows
+            if not is_missing(r["seeds_needed"])
+            and int(r["seeds_needed"]) > int(r["n_pairs"])
+            and not r["within_one_example"]
+        ),
+        key=lambda pair: pair[0],
+    )
+    rest = len(rows) - len(needs)
+    reason = (
+        f"no practically detectable effect at this size (more than {cap} seeds needed, "
+        "or at most one test example per seed)"
+    )
+    if not needs:
+        return f"Up to {cap} seeds would resolve not one of them: {reason}."
+    named = [
+        f"{r['regularizer']}{'' if _single_cell(rows) else ' on ' + cell_name(r)} "
+        f"(about {seeds} seeds)"
+        for seeds, r in needs[:_MAX_NAMED]
+    ]
+    more = len(needs) - len(named)
+    return (
+        f"More seeds would likely resolve {join_names(named)}"
+        + (f" and {more} more" if more else "")
+        + (f"; the other {rest} show {reason}" if rest else "")
+        + "."
+    )
+
+
+def _single_cell(rows: list[Row]) -> bool:
+    return len({cell_name(r) for r in rows}) == 1
+
+
+def _not_comparable(rows: list[Row], metric: str, baseline: str) -> list[str]:
+    """Regularizers that could not be compared, each kind of reason in one sentence."""
+    label = metric_style(metric).label
+    one_seed = [r for r in rows if int(r["n_pairs"]) == 1]
+    no_baseline = [r for r in rows if int(r["n_pairs"]) == 0 and int(r["n_baseline"]) == 0]
+    rest = [r for r in rows if int(r["n_pairs"]) == 0 and int(r["n_baseline"]) > 0]
+    no_runs = [r for r in rest if int(r["n_regularized"]) == 0]
+    disjoint = [r for r in rest if int(r["n_regularized"]) > 0]
+    sentences = []
+    if one_seed:
+        differences = join_names(
+            [format_diff(r["mean_diff"], metric, unit=True) for r in one_seed[:_MAX_NAMED]]
+        )
+        sentences.append(
+            f"Only one seed pairs {_examples(one_seed)} with {baseline} on {label} "
+            f"(single-seed difference {differences}); one pair allows no test."
+        )
+    if no_baseline:
+        cells = join_names(sorted({cell_name(r) for r in no_baseline}))
+        sentences.append(
+            f"Nothing can be compared with {baseline} on {label} on {cells}: "
+            f"no successful {baseline} run has a value for it."
+        )
+    for chosen, reason in (
+        (no_runs, "every run failed, diverged, is missing or lacks a value"),
+        (disjoint, f"the successful runs share no seed with {baseline}'s"),
+    ):
+        if chosen:
+            sentences.append(
+                f"{_examples(chosen)} cannot be compared with {baseline} on {label}: {reason}."
+            )
+    return sentences
+
+
+def ranking_words(test: Row, ranks: pd.DataFrame) -> dict[str, str]:
+    """The cross-dataset tests of one model and metric, and what they could detect.
+
+    ``test`` is a row of ``ranking_tests.csv``; ``ranks`` its regularizers'
+    average ranks (``rankings.csv``), best first.
+    """
+    if is_missing(test["friedman_statistic"]):
+        return {"test": "", "power": str(test["note"] or "")}
+    words = (
+        f"Friedman χ² = {format_number(test['friedman_statistic'], 2)}, "
+        f"p {format_p(test['friedman_p'])}; Iman–Davenport F({int(test['iman_davenport_df1'])}, "
+        f"{int(test['iman_davenport_df2'])}) = {format_number(test['iman_davenport_f'], 2)}, "
+        f"p {format_p(test['iman_davenport_p'])}; Nemenyi critical difference "
+        f"{format_number(test['critical_difference'], 2)} ranks at level {float(test['alpha']):g}."
+    )
+    n, k, cd = int(test["n_datasets"]), int(test["n_regularizers"]), test["critical_difference"]
+    best, worst = str(ranks.iloc[0]["regularizer"]), str(ranks.iloc[-1]["regularizer"])
+    largest = f"{format_number(test['max_rank_difference'], 2)} ({best} against {worst})"
+    if not bool(test["cd_reachable"]):
+        power = (
+            f"With {n} datasets no two of these {k} regularizers can be told apart: the "
+            f"critical difference, {format_number(cd, 2)}, exceeds the largest possible "
+            f"difference in average rank, {k - 1}."
+        )
+    elif float(test["max_rank_difference"]) >= float(cd):
+        power = (
+            f"The largest difference in average rank, {largest}, reaches the critical "
+            f"difference: across these {n} datasets the two differ."
+        )
+    else:
+        needed = test["datasets_needed"]
+        more = (
+            f"; about {int(needed)} datasets would be needed for a difference that large to count"
+            if not is_missing(needed)
+            else ""
+        )
+        power = (
+            f"Across {n} datasets, two regularizers must differ by {format_number(cd, 2)} in "
+            f"average rank to be told apart; the largest observed difference, {largest}, "
+            f"falls short{more}."
+        )
+    return {"test": words, "power": power}
+
+
+def reference_rows(references: pd.DataFrame) -> list[dict[str, str]]:
+    """Each published value beside this study's prediction interval for its cell, as table rows."""
+    rows = []
+    for row in _records(references):
+        metric = str(row["metric"])
+        interval = (
+            "–"
+            if is_missing(row["pi_low"])
+            else f"{format_value(row['pi_low'], metric)} to {format_value(row['pi_high'], metric)}"
+        )
+        rows.append(
+            {
+                "regularizer": str(row["regularizer"]),
+                "cell": cell_name(row),
+                "metric": metric_style(metric).heading,
+                "reference": format_value(row["reference"], metric),
+                "source": str(row["source"]),
+                "mean": f"{format_value(row['mean'], metric)} (n = {int(row['n'])})",
+                "interval": interval,
+                "verdict": str(row["verdict"]),
+            }
+        )
+    return rows
+
+
+def reference_sentence(references: pd.DataFrame) -> str:
+    """How many published values this study's runs reproduce, for page one; empty without any."""
+    if references.empty:
+        return ""
+    level = (
+        f"{float(references['prediction_level'].dropna().iloc[0]) * 100:g}%"
+        if references["prediction_level"].notna().any()
+        else ""
+    )
+    outside = [r for r in _records(references) if r["verdict"] == "outside"]
+    consistent = int((references["verdict"] == "consistent").sum())
+    total = len(references)
+    text = (
+        f"Of {plural(total, 'published value')}, {consistent} "
+        f"{'lies' if consistent == 1 else 'lie'} inside this study's {level} prediction "
+        "interval for one run"
+    )
+    if outside:
+        named = [f"{r['regularizer']} {metric_style(str(r['metric'])).label}" for r in outside]
+        text += f"; {len(outside)} outside ({_shortlist(named)})"
+    untested = total - consistent - len(outside)
+    if untested:
+        text += f"; {untested} could not be placed (fewer than two runs)"
+    return text + "."
+
+
+def _shortlist(names: Sequence[str]) -> str:
+    shown = list(names[:_MAX_NAMED])
+    more = len(names) - len(shown)
+    return join_names(shown + ([f"{more} more"] if more else []))
+
+
+def _records(table: pd.DataFrame) -> Iterable[Row]:
+    for record in table.to_dict("records"):
+        yield {str(k): v for k, v in record.items()}

@@ -1,0 +1,168 @@
+"""How the report writes numbers and metric names: one place for units, digits and labels.
+
+Proportions (accuracy, F1, ROC AUC and their gaps) are printed in percent and
+their differences in percentage points, in tables and sentences alike; losses
+and counts as plain numbers. Statistics hand raw floats to the report layer;
+nothing is rounded before it reaches these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MINUS",
+    "MetricStyle",
+    "breakable",
+    "format_diff",
+    "format_interval",
+    "format_number",
+    "format_p",
+    "format_percent",
+    "format_value",
+    "is_missing",
+    "join_names",
+    "metric_style",
+    "plural",
+]
+
+
+#: The typographic minus sign: it reads better than a hyphen in running text and tables.
+MINUS = "\u2212"
+
+
+@dataclass(frozen=True)
+class MetricStyle:
+    """How one metric is named and printed.
+
+    ``label`` names it inside a sentence, ``heading`` in a table header;
+    ``proportion`` metrics print in percent (values) and points (differences);
+    ``better``/``worse`` are the comparatives a sentence uses for a verdict.
+    """
+
+    label: str
+    heading: str
+    proportion: bool
+    digits: int = 3
+    better: str = "higher"
+    worse: str = "lower"
+
+
+_STYLES = {
+    "test_accuracy": MetricStyle("test accuracy", "Test accuracy (%)", True),
+    "test_loss": MetricStyle("test loss", "Test loss", False, better="lower", worse="higher"),
+    "test_objective": MetricStyle(
+        "test objective (loss + penalties)", "Test objective", False, better="lower", worse="higher"
+    ),
+    "test_f1_macro": MetricStyle("test macro-F1", "Macro F1 (%)", True),
+    "test_roc_auc": MetricStyle("test ROC AUC", "ROC AUC (%)", True),
+    "gap_accuracy": MetricStyle(
+        "the train–test accuracy gap", "Gap (points)", True, better="smaller", worse="larger"
+    ),
+    "gap_loss": MetricStyle(
+        "the train–test loss gap", "Loss gap", False, better="smaller", worse="larger"
+    ),
+    "epochs_run": MetricStyle("epochs run", "Epochs", False, digits=1),
+    "best_val_loss": MetricStyle(
+        "best validation loss", "Best val. loss", False, better="lower", worse="higher"
+    ),
+    "val_accuracy": MetricStyle("validation accuracy", "Val. accuracy (%)", True),
+    "val_loss": MetricStyle("validation loss", "Val. loss", False, better="lower", worse="higher"),
+}
+
+
+def metric_style(metric: str) -> MetricStyle:
+    """The style of ``metric``; an unknown metric is named after its column, as a plain number."""
+    return _STYLES.get(metric) or MetricStyle(metric.replace("_", " "), metric, False)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a table value is absent (None, NaN, infinite or pandas' NA)."""
+    if value is None:
+        return True
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; an en dash for a missing value."""
+    if is_missing(value):
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+def format_percent(value: Any, digits: int = 1) -> str:
+    """A proportion in percent, without the sign: 0.9561 -> ``95.6``."""
+    return "–" if is_missing(value) else format_number(100.0 * float(value), digits)
+
+
+def format_value(value: Any, metric: str) -> str:
+    """A metric's value as tables print it: percent for proportions, else its digits."""
+    style = metric_style(metric)
+    return format_percent(value) if style.proportion else format_number(value, style.digits)
+
+
+def format_diff(
+    value: Any, metric: str, *, signed: bool = True, unit: bool = False, compact: bool = False
+) -> str:
+    """A difference: points for proportions (``+1.4``), three significant digits otherwise.
+
+    Points below one get two decimals so that a small real difference does not
+    print as ``0.0`` (``compact``: always one decimal, two significant digits
+    for other metrics); an exact zero prints as ``0``; ``unit`` appends
+    `` points`` for proportions.
+    """
+    if is_missing(value):
+        return "–"
+    number = float(value)
+    style = metric_style(metric)
+    if number == 0.0:
+        text = "0"
+    elif style.proportion:
+        points = 100.0 * number
+        text = f"{points:+.1f}" if compact or abs(points) >= 1.0 else f"{points:+.2f}"
+    elif compact:
+        text = f"{number:+.2g}"
+    else:
+        text = f"{number:+.2g}" if abs(number) < 0.01 else f"{number:+.3f}"
+    if not signed:
+        text = text.lstrip("+-")
+    text = text.replace("-", MINUS)
+    return f"{text} points" if unit and style.proportion else text
+
+
+def format_interval(low: Any, high: Any, metric: str) -> str:
+    """A difference's interval as ``low to high`` in the metric's difference units."""
+    if is_missing(low) or is_missing(high):
+        return "–"
+    return f"{format_diff(low, metric)} to {format_diff(high, metric)}"
+
+
+def format_p(value: Any) -> str:
+    """A p-value as ``= 0.0069`` or ``< 0.001``."""
+    if is_missing(value):
+        return "–"
+    number = float(value)
+    return "< 0.001" if number < 0.001 else f"= {number:.2g}"
+
+
+def breakable(name: str) -> str:
+    """A name that may wrap after ``_`` and ``.`` (a zero-width space), for narrow columns."""
+    return name.replace("_", "_\u200b").replace(".", ".\u200b")
+
+
+def join_names(names: Sequence[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 seed``, ``5 seeds``."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"

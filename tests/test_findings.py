@@ -1,0 +1,251 @@
+"""The report's words: findings grouped by effect, plain answers and the verdict matrix.
+
+Comparisons come from the real statistics layer on hand-made runs, so each
+sentence is checked against the numbers it was written from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from regbench import stats
+from regbench.findings import (
+    answer_sentences,
+    findings_by_effect,
+    verdict_matrix,
+)
+from regbench.wording import MINUS, format_diff, format_value, join_names
+
+
+def make_runs(
+    metrics: Mapping[str, Mapping[str, Sequence[float]]], dataset: str = "wine", model: str = "mlp"
+) -> pd.DataFrame:
+    """Runs, one per seed and regularizer, from metric -> regularizer -> per-seed values."""
+    rows: dict[tuple[str, int], dict[str, object]] = {}
+    for metric, by_regularizer in metrics.items():
+        for regularizer, values in by_regularizer.items():
+            for seed, value in enumerate(values):
+                row = rows.setdefault(
+                    (regularizer, seed),
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "regularizer": regularizer,
+                        "seed": seed,
+                        "status": "ok",
+                    },
+                )
+                row[metric] = value
+    return pd.DataFrame(list(rows.values()))
+
+
+def study_a_like() -> pd.DataFrame:
+    """Ten regularizers: eight lower test loss clearly, none moves test accuracy beyond noise."""
+    rng = np.random.default_rng(3)
+    base_loss = 0.60 + rng.normal(0, 0.01, 5)
+    base_accuracy = 0.75 + rng.normal(0, 0.01, 5)
+    loss = {"none": list(base_loss)}
+    accuracy = {"none": list(base_accuracy)}
+    for index in range(10):
+        shift = -0.05 - 0.01 * index if index < 8 else 0.0
+        loss[f"reg{index}"] = list(base_loss + shift + rng.normal(0, 0.004, 5))
+        accuracy[f"reg{index}"] = list(base_accuracy + rng.normal(0, 0.01, 5))
+    runs = make_runs({"test_loss": loss, "test_accuracy": accuracy})
+    return stats.compare_to_baseline(
+        runs, "none", ["test_accuracy", "test_loss"], test_sizes={"wine": 320}
+    )
+
+
+def test_answers_say_loss_drops_while_accuracy_stays_within_noise() -> None:
+    """A study where penalties lower test loss but not accuracy is answered in those words."""
+    comparisons = study_a_like()
+    sentences = answer_sentences(comparisons, ["test_accuracy", "test_loss"], "none", 5)
+    assert sentences[0] == (
+        "No regularizer changes test accuracy beyond seed noise "
+        "(10 comparisons with none, all indistinguishable)."
+    )
+    loss = comparisons[comparisons["metric"] == "test_loss"]
+    better = loss[loss["verdict"] == "better"]
+    assert len(better) == 8
+    smallest = format_diff(better["mean_diff"].abs().min(), "test_loss", signed=False)
+    largest = format_diff(better["mean_diff"].abs().max(), "test_loss", signed=False)
+    assert sentences[1] == (
+        "Test loss is lower than with none for 8 of 10 regularizers (all but reg8 and reg9), "
+        f"by {smallest} to {largest}; the other 2 of 10 comparisons are within seed noise."
+    )
+    assert 2 <= len(sentences) <= 5
+
+
+def test_no_sentence_names_more_than_three_regularizers() -> None:
+    """Effects spread over many regularizers are counted, not listed name by name."""
+    comparisons = study_a_like()
+    findings = findings_by_effect(comparisons, "test_loss", "none")
+    sentences = [
+        *answer_sentences(comparisons, ["test_loss", "test_accuracy"], "none", 5),
+        *findings["no_effect"],
+    ]
+    for sentence in sentences:
+        named = set(re.findall(r"\breg\d\b", sentence))
+        assert len(named) <= 3, sentence
+
+
+def test_gains_are_grouped_by_regularizer_with_their_numbers() -> None:
+    """Each clear gain is one table row carrying the difference, its interval and Holm's p."""
+    comparisons = study_a_like()
+    findings = findings_by_effect(comparisons, "test_loss", "none")
+    assert [effect["heading"] for effect in findings["effects"]] == [
+        "Clear gains (better than none)"
+    ]
+    rows = findings["effects"][0]["rows"]
+    assert [row["regularizer"] for row in rows] == [f"reg{i}" for i in range(7, -1, -1)]
+    assert all(row["first"] for row in rows)
+    loss = comparisons[(comparisons["metric"] == "test_loss")].set_index("regularizer")
+    first = loss.loc["reg7"]
+    assert rows[0]["diff"] == format_diff(first["mean_diff"], "test_loss")
+    assert rows[0]["ci"] == (
+        f"{format_diff(first['diff_ci_low'], 'test_loss')} to "
+        f"{format_diff(first['diff_ci_high'], 'test_loss')}"
+    )
+    assert rows[0]["diff"].startswith(MINUS)
+    assert (
+        findings["test_note"]
+        == "Every difference listed was tested with a paired t-test on 5 seed pairs."
+    )
+    assert findings["show_cell"] is False
+
+
+def test_a_difference_of_one_test_example_is_named() -> None:
+    """A mean difference no larger than one test example is said to be so, wherever it appears."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    # One seed gains one of 50 test examples (2 points); the mean gain is 0.4 points.
+    one_flip = [b + (0.02 if seed == 0 else 0.0) for seed, b in enumerate(base)]
+    runs = make_runs({"test_accuracy": {"none": base, "flip": one_flip}}, dataset="tiny")
+    comparisons = stats.compare_to_baseline(
+        runs, "none", ["test_accuracy"], test_sizes={"tiny": 50}
+    )
+    row = comparisons.iloc[0]
+    assert row["one_example"] == 1 / 50 and bool(row["within_one_example"])
+    findings = findings_by_effect(comparisons, "test_accuracy", "none")
+    assert (
+        "In 1 of them the mean difference is at most one test example per seed (flip)."
+        in (findings["no_effect"])
+    )
+    matrix = verdict_matrix(comparisons, "test_accuracy", [("tiny", "mlp")], ["flip"])
+    assert matrix[0]["entries"][0]["one_example"] is True
+    assert matrix[0]["entries"][0]["diff"] == "+0.4"
+
+
+def test_seeds_needed_beyond_the_cap_never_reaches_the_words() -> None:
+    """Noise-sized differences get 'no practically detectable effect', never a seed count."""
+    rng = np.random.default_rng(11)
+    base = 0.8 + rng.normal(0, 0.02, 5)
+    runs = make_runs(
+        {"test_accuracy": {"none": list(base), "noise": list(base + rng.normal(0, 1e-4, 5))}}
+    )
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    needed = comparisons.iloc[0]["seeds_needed"]
+    assert pd.isna(needed) or needed > 100
+    text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
+    assert "no practically detectable effect" in text
+    assert "seeds)" not in text and "nan" not in text.lower()
+
+
+def test_verdict_matrix_marks_each_verdict_and_leaves_skipped_cells_empty() -> None:
+    """Better, worse and indistinguishable cells carry their symbol; a skipped one is None."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    runs = make_runs(
+        {
+            "test_accuracy": {
+                "none": base,
+                "up": [b + 0.05 + 0.001 * i for i, b in enumerate(base)],
+                "down": [b - 0.05 + 0.001 * i for i, b in enumerate(base)],
+                "same": [b + (0.001 if i % 2 else -0.001) for i, b in enumerate(base)],
+            }
+        }
+    )
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    matrix = verdict_matrix(
+        comparisons, "test_accuracy", [("wine", "mlp")], ["up", "down", "same", "skipped"]
+    )
+    entries = matrix[0]["entries"]
+    assert [e["symbol"] for e in entries[:3]] == ["▲", "▼", "○"]
+    assert [e["verdict"] for e in entries[:3]] == ["better", "worse", "indistinguishable"]
+    assert entries[3] is None
+    assert entries[0]["diff"] == "+5.2"
+
+
+def test_wording_units_match_between_tables_and_sentences() -> None:
+    """Proportions print in percent and their differences in points; losses stay plain."""
+    assert format_value(0.9561, "test_accuracy") == "95.6"
+    assert format_diff(0.0123, "test_accuracy", unit=True) == "+1.2 points"
+    assert format_diff(-0.0042, "test_accuracy") == f"{MINUS}0.42"
+    assert format_diff(-0.0042, "test_accuracy", compact=True) == f"{MINUS}0.4"
+    assert format_diff(0.0, "test_loss") == "0"
+    assert format_value(0.10505, "test_loss") == "0.105"
+    assert format_diff(-0.0462, "test_loss") == f"{MINUS}0.046"
+    assert join_names(["a", "b", "c"]) == "a, b and c"
+
+
+def test_comparisons_without_enough_pairs_say_why() -> None:
+    """One pair, no baseline runs, no regularized runs and disjoint seeds each get their reason."""
+    ok, failed = "ok", "failed"
+    runs = make_runs(
+        {
+            "test_accuracy": {
+                "none": [0.80, 0.82, 0.78, 0.81],
+                "single": [0.85, 0.9, 0.9, 0.9],
+                "broken": [0.9, 0.9, 0.9, 0.9],
+                "disjoint": [0.9, 0.9, 0.7, 0.7],
+            }
+        }
+    )
+    statuses = {
+        "none": [ok, ok, failed, failed],
+        "single": [ok, failed, failed, ok],
+        "broken": [failed] * 4,
+        "disjoint": [failed, failed, ok, ok],
+    }
+    runs["status"] = [
+        statuses[r][s] for r, s in zip(runs["regularizer"], runs["seed"], strict=True)
+    ]
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    sentences = findings_by_effect(comparisons, "test_accuracy", "none")["not_comparable"]
+    assert sentences == [
+        "Only one seed pairs single with none on test accuracy (single-seed difference "
+        "+5.0 points); one pair allows no test.",
+        "broken cannot be compared with none on test accuracy: every run failed, diverged, "
+        "is missing or lacks a value.",
+        "disjoint cannot be compared with none on test accuracy: the successful runs share "
+        "no seed with none's.",
+    ]
+    other = make_runs({"test_accuracy": {"none": [0.8, 0.8], "l2": [0.9, 0.9]}}, dataset="wine")
+    other.loc[other["regularizer"] == "none", "status"] = "missing"
+    missing = stats.compare_to_baseline(other, "none", ["test_accuracy"])
+    assert findings_by_effect(missing, "test_accuracy", "none")["not_comparable"] == [
+        "Nothing can be compared with none on test accuracy on wine · mlp: no successful "
+        "none run has a value for it."
+    ]
+
+
+def test_page_one_and_findings_state_the_same_detectable_difference() -> None:
+    """Page one and the findings state one median detectable difference, identical runs aside."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    rng = np.random.default_rng(5)
+    values = {"none": base, "same": list(base)}
+    values |= {f"noise{i}": list(np.add(base, rng.normal(0, 0.01, 5))) for i in range(3)}
+    comparisons = stats.compare_to_baseline(
+        make_runs({"test_accuracy": values}), "none", ["test_accuracy"]
+    )
+    varying = comparisons[comparisons["test"] != "identical"]
+    median = format_diff(varying["min_detectable_diff"].median(), "test_accuracy", signed=False)
+    (sentence,) = [
+        s for s in answer_sentences(comparisons, ["test_accuracy"], "none", 5) if "unseen" in s
+    ]
+    assert f"smaller than about {median} points" in sentence
+    text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
+    assert f"is typically {median} points" in text
+    assert "1 of them is identical to the baseline on every seed (same)." in text
