@@ -25,10 +25,10 @@ rule aggregate_runs:
 rule plot_figures:
     input:
         runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
+        comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
-        histories=get_run_files("history.csv"),
-        weights=get_run_files("weights.npz"),
+    # The runs' histories and weights are read from results/runs by the runs the
+    # tables name; the tables are rewritten whenever any run changes.
     output:
         directory("results/figures"),
     log:
@@ -40,7 +40,10 @@ rule plot_figures:
         runtime=15,
     params:
         baseline=STUDY.baseline,
-        runs_dir="results/runs",
+        primary=STUDY.config.get("report", {}).get("primary", "test_accuracy"),
+        metrics=STUDY.config.get("report", {}).get(
+            "metrics", ["test_accuracy", "test_loss", "gap_accuracy"]
+        ),
     script:
         "../scripts/plot_figures.py"
 

@@ -6,9 +6,10 @@ sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
     plot_figures(
         sm.input.runs,
-        sm.input.summary,
+        sm.input.comparisons,
         sm.input.rankings,
-        sm.params.runs_dir,
         sm.params.baseline,
+        sm.params.primary,
+        sm.params.metrics,
         sm.output[0],
     )

@@ -16,7 +16,10 @@ import pandas as pd
 
 from regbench.config import Study, load_study
 
-__all__ = ["fabricate_study", "render_fabricated"]
+__all__ = ["REPORT_METRICS", "fabricate_study", "render_fabricated"]
+
+#: The primary metric and the metrics a fabricated study's report judges (the defaults).
+REPORT_METRICS = ("test_accuracy", ["test_accuracy", "test_loss", "gap_accuracy"])
 
 
 def study_config(
@@ -156,11 +159,12 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
     )
     plot_figures(
         str(tables / "runs.csv"),
-        str(tables / "summary.csv"),
+        str(tables / "comparisons.csv"),
         str(tables / "rankings.csv"),
-        str(root / "results" / "runs"),
         study.baseline,
+        *REPORT_METRICS,
         str(root / "results" / "figures"),
+        root=str(root),
     )
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
