@@ -553,6 +553,8 @@ def weight_histograms(weights: dict[str, list[np.ndarray]], name: str) -> Drawn:
         axis.set_yscale("log")
         # Minor log ticks cost more to lay out than the rest of the figure.
         axis.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        # Plain counts: a power of ten's exponent would print below 8 pt.
+        axis.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     for index, (axis,) in enumerate(stacks):
         if index % COLUMNS == 0:
             axis.set_ylabel("count")
