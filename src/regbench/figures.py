@@ -393,7 +393,9 @@ def _grid(
             axis = figure.add_axes(
                 (*rect, width / FULL_WIDTH, panel_height / height), sharex=share, sharey=share
             )
-            axis.tick_params(labelbottom=layer == layers - 1, labelleft=column == 0)
+            # Shared scales: values on the outer edges only (text is what costs most in print).
+            below = panel + columns < panels
+            axis.tick_params(labelbottom=layer == layers - 1 and not below, labelleft=column == 0)
             stack.append(axis)
         if not panel:
             firsts = stack
