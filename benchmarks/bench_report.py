@@ -28,10 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fabricate import REPORT_METRICS, fabricate_study, study_config  # noqa: E402
+from fabricate import fabricate_study, study_config  # noqa: E402
 
 from regbench.config import canonical_json  # noqa: E402
-from regbench.jobs import aggregate_runs, plot_figures, render_report  # noqa: E402
+from regbench.jobs import aggregate_runs, figure_settings, plot_figures, render_report  # noqa: E402
 
 
 def measure(runs: int) -> dict[str, float]:
@@ -64,8 +64,7 @@ def measure(runs: int) -> dict[str, float]:
             str(tables / "runs.csv"),
             str(tables / "comparisons.csv"),
             str(tables / "rankings.csv"),
-            study.baseline,
-            *REPORT_METRICS,
+            figure_settings(study.config),
             str(figures),
             root=str(root),
         )

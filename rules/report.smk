@@ -1,3 +1,6 @@
+from regbench.jobs import figure_settings
+
+
 rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),
@@ -39,11 +42,7 @@ rule plot_figures:
         mem_mb=1000,
         runtime=15,
     params:
-        baseline=STUDY.baseline,
-        primary=STUDY.config.get("report", {}).get("primary", "test_accuracy"),
-        metrics=STUDY.config.get("report", {}).get(
-            "metrics", ["test_accuracy", "test_loss", "gap_accuracy"]
-        ),
+        settings=figure_settings(STUDY.config),
     script:
         "../scripts/plot_figures.py"
 

@@ -8,8 +8,6 @@ with redirect_output(sm.log[0]):
         sm.input.runs,
         sm.input.comparisons,
         sm.input.rankings,
-        sm.params.baseline,
-        sm.params.primary,
-        sm.params.metrics,
+        sm.params.settings,
         sm.output[0],
     )

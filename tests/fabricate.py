@@ -16,10 +16,7 @@ import pandas as pd
 
 from regbench.config import Study, load_study
 
-__all__ = ["REPORT_METRICS", "fabricate_study", "render_fabricated"]
-
-#: The primary metric and the metrics a fabricated study's report judges (the defaults).
-REPORT_METRICS = ("test_accuracy", ["test_accuracy", "test_loss", "gap_accuracy"])
+__all__ = ["fabricate_study", "render_fabricated"]
 
 
 def study_config(
@@ -143,7 +140,7 @@ def fabricate_study(
 def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
     """Run the real aggregate, figure and report steps on fabricated outputs."""
     from regbench.config import canonical_json
-    from regbench.jobs import aggregate_runs, plot_figures, render_report
+    from regbench.jobs import aggregate_runs, figure_settings, plot_figures, render_report
 
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
@@ -161,8 +158,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
         str(tables / "runs.csv"),
         str(tables / "comparisons.csv"),
         str(tables / "rankings.csv"),
-        study.baseline,
-        *REPORT_METRICS,
+        figure_settings(study.config),
         str(root / "results" / "figures"),
         root=str(root),
     )

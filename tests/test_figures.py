@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from fabricate import REPORT_METRICS, fabricate_study, study_config
+from fabricate import fabricate_study, study_config
 
 from regbench import figures
 from regbench.aggregate import compare, rank
@@ -30,11 +30,11 @@ from regbench.figures import (
     paired_differences,
     weight_histograms,
 )
-from regbench.jobs import aggregate_runs, plot_figures
+from regbench.jobs import aggregate_runs, figure_settings, plot_figures
 from regbench.metrics import NEAR_ZERO
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = FigureSettings("none", REPORT_METRICS[0], tuple(REPORT_METRICS[1]))
+SETTINGS = FigureSettings.from_json(figure_settings(study_config(1, 4, 2)))
 
 
 def render(root: Path, study: Any) -> list[dict[str, Any]]:
@@ -53,8 +53,7 @@ def render(root: Path, study: Any) -> list[dict[str, Any]]:
         str(tables / "runs.csv"),
         str(tables / "comparisons.csv"),
         str(tables / "rankings.csv"),
-        study.baseline,
-        *REPORT_METRICS,
+        figure_settings(study.config),
         str(out),
         root=str(root),
     )
@@ -221,9 +220,7 @@ def test_a_judged_metric_missing_from_the_comparisons_is_named(tmp_path: Path) -
             str(tables / "runs.csv"),
             str(tables / "comparisons.csv"),
             str(tables / "rankings.csv"),
-            "none",
-            "test_roc_auc",
-            ["test_accuracy"],
+            figure_settings({**study.config, "report": {"primary": "test_roc_auc"}}),
             str(tmp_path / "other"),
         )
 
@@ -364,3 +361,40 @@ def test_run_files_are_read_where_runkey_puts_them(tmp_path: Path) -> None:
     weights = next(e for e in manifest if e["kind"] == "weights")
     svg = (tmp_path / "results/figures" / weights["file"]).read_text("utf-8")
     assert "50.0%" in svg  # l2_0's two seeds: one all ones, one all zeros.
+
+
+def test_figures_list_regularizers_in_the_study_order_baseline_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows and panels follow the config's regularizer order, as the report's tables do."""
+    raw = study_config(datasets=1, regularizers=4, seeds=3)
+    raw["regularizers"] = {
+        name: raw["regularizers"][name] for name in ("l2_2", "none", "l2_0", "l2_1")
+    }
+    study = fabricate_study(tmp_path, raw)
+    drawn: dict[str, matplotlib.figure.Figure] = {}
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.setdefault(path.stem, figure))
+    render(tmp_path, study)
+    paired = drawn["paired_differences"].axes[0]
+    ticks = zip(paired.get_yticks(), paired.get_yticklabels(), strict=True)
+    top_to_bottom = [label.get_text() for _, label in sorted(ticks, key=lambda t: -t[0])]
+    assert top_to_bottom == ["l2_2", "l2_0", "l2_1"]
+    titles = [axis.get_title().split("\n")[0] for axis in drawn["weights"].axes]
+    assert titles == ["none", "l2_2", "l2_0", "l2_1"]
+
+
+def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> None:
+    """Titles and descriptions leave the rule's param alone; baseline and report metrics do not."""
+    raw = study_config(datasets=1, regularizers=3, seeds=2)
+    settings = figure_settings(raw)
+    assert json.loads(settings) == {
+        "baseline": "none",
+        "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
+        "primary": "test_accuracy",
+        "regularizers": ["none", "l2_0", "l2_1"],
+    }
+    retitled = {**raw, "study": {**raw["study"], "title": "Another", "description": "Other."}}
+    assert figure_settings(retitled) == settings
+    assert figure_settings({**raw, "baseline": "l2_0"}) != settings
+    judged = {**raw, "report": {"primary": "test_loss", "metrics": ["test_loss"]}}
+    assert FigureSettings.from_json(figure_settings(judged)).judged == ("test_loss",)

@@ -6,7 +6,7 @@ wide, the report's text width, so they print at their own size with text of
 at least 8 pt; their heights grow with what they show.
 
 Files are keyed by folder, ``cells/<dataset>/<model>/<kind>.svg`` and
-``rankings/<model>/<metric>/<kind>.svg``, so no two cells (whatever their
+``rankings/<model>/<kind>.svg``, so no two cells (whatever their
 names) and no cell and ranking can share a file. ``figures.json`` lists them
 with their captions; every number a caption states comes from the tables or
 the constants the code uses.
@@ -105,11 +105,24 @@ VERDICT_STYLES: dict[str, VerdictStyle] = {
 
 @dataclass(frozen=True)
 class FigureSettings:
-    """What the study's report judges: its baseline, primary metric and metrics."""
+    """What the figures show: the baseline, the regularizers in the study's order, and the
+    primary metric and metrics the report judges."""
 
     baseline: str
+    regularizers: tuple[str, ...]
     primary: str
     metrics: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, text: str) -> FigureSettings:
+        """The settings :func:`regbench.jobs.figure_settings` wrote for the rule."""
+        settings = json.loads(text)
+        return cls(
+            settings["baseline"],
+            tuple(settings["regularizers"]),
+            settings["primary"],
+            tuple(settings["metrics"]),
+        )
 
     @property
     def judged(self) -> tuple[str, ...]:
@@ -188,7 +201,7 @@ def _every_figure(
     for (dataset, model), cell_runs in tables.runs.groupby(["dataset", "model"], sort=True):
         name = f"{dataset} · {model}"
         ok = cell_runs[cell_runs["status"] == "ok"]
-        regularizers = _ordered(cell_runs["regularizer"].unique(), settings.baseline)
+        regularizers = _ordered(cell_runs["regularizer"].unique(), settings)
         cell = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
         if len(cell):
             figure = paired_differences(cell, regularizers, settings)
@@ -219,10 +232,11 @@ def _save(figure: matplotlib.figure.Figure, path: Path) -> None:
     figure.savefig(path, format="svg", metadata={"Date": None})
 
 
-def _ordered(names: Any, baseline: str) -> list[str]:
-    """The baseline first, then the others in their declared order."""
-    names = [str(n) for n in names]
-    return [baseline, *[n for n in names if n != baseline]] if baseline in names else names
+def _ordered(names: Any, settings: FigureSettings) -> list[str]:
+    """The baseline first, then the others in the study's order, as the report's tables are."""
+    present = {str(n) for n in names}
+    declared = [settings.baseline, *settings.regularizers]
+    return [n for n in dict.fromkeys(declared) if n in present] + sorted(present - {*declared})
 
 
 def _only(values: pd.Series, what: str) -> float:

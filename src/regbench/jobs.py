@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ from typing import Any
 ERROR_FILE = "error.txt"
 
 __all__ = [
+    "DEFAULT_REPORT",
     "aggregate_runs",
+    "figure_settings",
     "plot_figures",
     "prepare_dataset",
     "redirect_output",
@@ -146,20 +148,45 @@ def aggregate_runs(
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
+#: What the report judges when a study does not say (``report: {primary, metrics}``).
+DEFAULT_REPORT = {
+    "primary": "test_accuracy",
+    "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
+}
+
+
+def figure_settings(config: Mapping[str, Any]) -> str:
+    """The parts of a resolved study the figures depend on, as canonical JSON (a rule param).
+
+    Only these: a change to anything else in the study (a title, a
+    description) must not redraw the figures.
+    """
+    from regbench.config import canonical_json
+
+    report = {**DEFAULT_REPORT, **config.get("report", {})}
+    return canonical_json(
+        {
+            "baseline": config["baseline"],
+            "regularizers": list(config["regularizers"]),
+            "primary": report["primary"],
+            "metrics": list(report["metrics"]),
+        }
+    )
+
+
 def plot_figures(
     runs_csv: str,
     comparisons_csv: str,
     rankings_csv: str,
-    baseline: str,
-    primary: str,
-    metrics: Sequence[str],
+    settings_json: str,
     out_dir: str,
     root: str = ".",
 ) -> None:
     """Draw every figure from the tables and the runs' histories and weights.
 
-    The tables name the runs; each run's files are read where
-    ``RunKey.output`` puts them below ``root``, the study's folder.
+    ``settings_json`` is :func:`figure_settings`. The tables name the runs;
+    each run's files are read where ``RunKey.output`` puts them below
+    ``root``, the study's folder.
     """
     import pandas as pd
 
@@ -176,7 +203,7 @@ def plot_figures(
         StudyTables(pd.read_csv(runs_csv), pd.read_csv(comparisons_csv), pd.read_csv(rankings_csv)),
         history_of,
         weights_of,
-        FigureSettings(baseline, primary, tuple(metrics)),
+        FigureSettings.from_json(settings_json),
         Path(out_dir),
     )
     print(f"drew {len(manifest)} figures", flush=True)
