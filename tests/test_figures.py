@@ -247,6 +247,19 @@ def test_mean_curve_averages_only_the_runs_still_training() -> None:
     assert curve["mean"].iloc[4:].to_numpy() == pytest.approx(0.9)
 
 
+def test_mean_curve_equals_pandas_over_epoch_aligned_runs() -> None:
+    """Mean, sample sd and count per epoch agree with pandas' over runs aligned by epoch."""
+    rng = np.random.default_rng(1)
+    runs = [
+        pd.DataFrame({"epoch": np.arange(1, n + 1), "loss": rng.random(n)}) for n in (12, 7, 12, 1)
+    ]
+    aligned = pd.concat([h.set_index("epoch")["loss"] for h in runs], axis=1)
+    curve = mean_curve(runs, "loss")
+    assert curve["mean"].to_numpy() == pytest.approx(aligned.mean(axis=1).to_numpy())
+    assert curve["sd"].to_numpy() == pytest.approx(aligned.std(axis=1).to_numpy(), nan_ok=True)
+    assert curve["running"].tolist() == aligned.notna().sum(axis=1).tolist()
+
+
 def test_learning_curves_show_loss_and_accuracy_and_say_how_many_runs_stopped() -> None:
     """Each panel holds data loss over accuracy; the thick mean ends where the first run stops."""
     histories = {"none": [history(10, 0.8)] * 3, "early": [history(10, 0.9), history(6, 0.5)]}

@@ -39,6 +39,7 @@ __all__ = [
     "CURVE_LABELS",
     "FIGURE_KINDS",
     "FULL_WIDTH",
+    "HISTOGRAM_RANGE",
     "MANIFEST",
     "VERDICT_STYLES",
     "FigureSettings",
@@ -364,13 +365,18 @@ def mean_curve(histories: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
     A run that stopped early leaves the mean where it stops instead of
     counting as missing, zero or its last value.
     """
-    frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1).sort_index()
+    epochs = np.unique(np.concatenate([h["epoch"].to_numpy() for h in histories]))
+    table = np.full((len(histories), len(epochs)), np.nan)
+    for row, history in zip(table, histories, strict=True):
+        row[np.searchsorted(epochs, history["epoch"].to_numpy())] = history[column]
+    running = np.isfinite(table).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.nansum(table, axis=0)
+        mean = np.where(running > 0, total / np.maximum(running, 1), np.nan)
+        squares = np.nansum((table - mean) ** 2, axis=0)
+        sd = np.where(running > 1, np.sqrt(squares / np.maximum(running - 1, 1)), np.nan)
     return pd.DataFrame(
-        {
-            "mean": frame.mean(axis=1),
-            "sd": frame.std(axis=1),
-            "running": frame.notna().sum(axis=1).astype(int),
-        }
+        {"mean": mean, "sd": sd, "running": running}, index=pd.Index(epochs, name="epoch")
     )
 
 
@@ -537,6 +543,10 @@ def _curves_caption(name: str) -> str:
     )
 
 
+#: The histograms span this quantile of |w|, so a few outliers do not squeeze the rest.
+HISTOGRAM_RANGE = 0.995
+
+
 def near_zero_label() -> str:
     """The near-zero threshold as figures print it, from :data:`regbench.metrics.NEAR_ZERO`."""
     return f"|w| < {NEAR_ZERO:g}"
@@ -546,7 +556,7 @@ def weight_histograms(weights: dict[str, list[np.ndarray]], name: str) -> Drawn:
     """One histogram of the final kernel weights per regularizer, pooled over seeds."""
     pooled = {r: np.concatenate(a) if a else np.zeros(0) for r, a in weights.items()}
     everything = np.concatenate([w for w in pooled.values() if w.size] or [np.zeros(1)])
-    limit = float(np.quantile(np.abs(everything), 0.995)) or 1.0
+    limit = float(np.quantile(np.abs(everything), HISTOGRAM_RANGE)) or 1.0
     bins = np.linspace(-limit, limit, 41)
     figure, stacks = _grid(len(pooled), 1, 0.8, 0.25)
     # The shares go in the titles, clear of the spike at zero they describe.
@@ -578,8 +588,9 @@ def weight_histograms(weights: dict[str, list[np.ndarray]], name: str) -> Drawn:
             axis.set_xlabel("weight")
     caption = (
         f"Final kernel weights, {name}: histogram of every run's weights pooled over seeds, "
-        f"on a logarithmic count axis; weights beyond ±{limit:.2g} (the 99.5th percentile of "
-        f"|w|) are counted in the outermost bins. Under each regularizer's name: the share of "
+        f"on a logarithmic count axis; weights beyond ±{limit:.2g} (the "
+        f"{HISTOGRAM_RANGE * 100:g}th percentile of |w| over the panels) are counted in the "
+        "outermost bins. Under each regularizer's name: the share of "
         f"weights with {near_zero_label()}, the threshold the study counts as near zero."
     )
     return figure, caption
