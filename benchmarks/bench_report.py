@@ -9,10 +9,11 @@ flatness across sizes shows the growth is linear.
     python benchmarks/bench_report.py [--sizes 100 1000 5000] [--against main]
 
 ``--against REF`` measures the same sizes with the code of git revision
-``REF`` too, the two sides taking turns ``--repeat`` times per size, and
-prints each side's fastest time per stage and this checkout's over REF's
-(below 1 = faster): on a shared machine the fastest of a few turns is the
-least disturbed by other work.
+``REF`` too, each side with its own copy of this script, the two taking turns
+``--repeat`` times per size, and prints each side's least CPU time per stage
+and this checkout's over REF's (below 1 = faster). CPU seconds of the
+benchmark's own process, not wall time: every stage runs in that one process,
+and on a shared machine wall time mostly measures the other work.
 """
 
 from __future__ import annotations
@@ -113,10 +114,19 @@ def row(runs: int, m: dict[str, float], first: float | None) -> str:
 
 
 def measure_checkout(checkout: Path, runs: int) -> dict[str, float]:
-    """One size measured by ``checkout``'s own benchmark and code, in a fresh process."""
+    """One size measured by ``checkout``'s own benchmark and code, in a fresh process.
+
+    Its clock is swapped for the process's CPU time, so the stages it
+    prints are CPU seconds.
+    """
     path = os.pathsep.join(str(checkout / part) for part in ("src", "tests"))
+    script = checkout / "benchmarks/bench_report.py"
+    on_cpu_time = (
+        "import runpy, time; time.perf_counter = time.process_time; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
     result = subprocess.run(
-        [sys.executable, str(checkout / "benchmarks/bench_report.py"), "--sizes", str(runs)],
+        [sys.executable, "-c", on_cpu_time, "--sizes", str(runs)],
         cwd=checkout,
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
@@ -138,7 +148,8 @@ def compare(sizes: list[int], ref: str, repeat: int) -> None:
             ["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(other)], input=archive, check=True)
-        print(f"{'':>6} {'side':>8} " + " ".join(f"{c:>9}" for c in COLUMNS) + "   pdf MB")
+        print(f"CPU seconds, least of {repeat} turns per side")
+        print(f"{'runs':>6} {'side':>8} " + " ".join(f"{c:>9}" for c in COLUMNS) + "   pdf MB")
         for runs in sizes:
             sides = [("this", REPO), (ref, other)]
             measured: dict[str, dict[str, float]] = {}

@@ -376,14 +376,13 @@ def test_run_files_are_read_where_runkey_puts_them(tmp_path: Path) -> None:
     assert "50.0%" in svg  # l2_0's two seeds: one all ones, one all zeros.
 
 
-def test_figures_list_regularizers_in_the_study_order_baseline_first(
+def test_figures_list_the_baseline_first_then_regularizers_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rows and panels follow the config's regularizer order, as the report's tables do."""
+    """Rows and panels: baseline, then by name, as the report's tables, whatever the YAML order."""
     raw = study_config(datasets=1, regularizers=4, seeds=3)
-    raw["regularizers"] = {
-        name: raw["regularizers"][name] for name in ("l2_2", "none", "l2_0", "l2_1")
-    }
+    order = ("l2_2", "l2_0", "none", "l2_1")
+    raw["regularizers"] = {name: raw["regularizers"][name] for name in order}
     study = fabricate_study(tmp_path, raw)
     drawn: dict[str, matplotlib.figure.Figure] = {}
     monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.setdefault(path.stem, figure))
@@ -391,23 +390,23 @@ def test_figures_list_regularizers_in_the_study_order_baseline_first(
     paired = drawn["paired_differences"].axes[0]
     ticks = zip(paired.get_yticks(), paired.get_yticklabels(), strict=True)
     top_to_bottom = [label.get_text() for _, label in sorted(ticks, key=lambda t: -t[0])]
-    assert top_to_bottom == ["l2_2", "l2_0", "l2_1"]
+    assert top_to_bottom == ["l2_0", "l2_1", "l2_2"]
     titles = [axis.get_title().split("\n")[0] for axis in drawn["weights"].axes]
-    assert titles == ["none", "l2_2", "l2_0", "l2_1"]
+    assert titles == ["none", "l2_0", "l2_1", "l2_2"]
 
 
 def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> None:
-    """Titles and descriptions leave the rule's param alone; baseline and report metrics do not."""
+    """Titles, descriptions and entry order leave the param alone; baseline and metrics do not."""
     raw = study_config(datasets=1, regularizers=3, seeds=2)
     settings = figure_settings(raw)
     assert json.loads(settings) == {
         "baseline": "none",
         "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
         "primary": "test_accuracy",
-        "regularizers": ["none", "l2_0", "l2_1"],
     }
     retitled = {**raw, "study": {**raw["study"], "title": "Another", "description": "Other."}}
-    assert figure_settings(retitled) == settings
+    reordered = {**raw, "regularizers": dict(reversed(raw["regularizers"].items()))}
+    assert figure_settings(retitled) == figure_settings(reordered) == settings
     assert figure_settings({**raw, "baseline": "l2_0"}) != settings
     judged = {**raw, "report": {"primary": "test_loss", "metrics": ["test_loss"]}}
     assert FigureSettings.from_json(figure_settings(judged)).judged == ("test_loss",)

@@ -106,11 +106,9 @@ VERDICT_STYLES: dict[str, VerdictStyle] = {
 
 @dataclass(frozen=True)
 class FigureSettings:
-    """What the figures show: the baseline, the regularizers in the study's order, and the
-    primary metric and metrics the report judges."""
+    """What the study's report judges: its baseline, primary metric and metrics."""
 
     baseline: str
-    regularizers: tuple[str, ...]
     primary: str
     metrics: tuple[str, ...]
 
@@ -120,7 +118,6 @@ class FigureSettings:
         settings = json.loads(text)
         return cls(
             settings["baseline"],
-            tuple(settings["regularizers"]),
             settings["primary"],
             tuple(settings["metrics"]),
         )
@@ -202,7 +199,7 @@ def _every_figure(
     for (dataset, model), cell_runs in tables.runs.groupby(["dataset", "model"], sort=True):
         name = f"{dataset} · {model}"
         ok = cell_runs[cell_runs["status"] == "ok"]
-        regularizers = _ordered(cell_runs["regularizer"].unique(), settings)
+        regularizers = _ordered(cell_runs["regularizer"].unique(), settings.baseline)
         cell = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
         if len(cell):
             figure = paired_differences(cell, regularizers, settings)
@@ -233,11 +230,14 @@ def _save(figure: matplotlib.figure.Figure, path: Path) -> None:
     figure.savefig(path, format="svg", metadata={"Date": None})
 
 
-def _ordered(names: Any, settings: FigureSettings) -> list[str]:
-    """The baseline first, then the others in the study's order, as the report's tables are."""
-    present = {str(n) for n in names}
-    declared = [settings.baseline, *settings.regularizers]
-    return [n for n in dict.fromkeys(declared) if n in present] + sorted(present - {*declared})
+def _ordered(names: Any, baseline: str) -> list[str]:
+    """The baseline first, then the others by name, as the report's tables list them.
+
+    The study's own order is not used: the resolved config reaches the report
+    as canonical (key-sorted) JSON, so that reordering the YAML reruns nothing.
+    """
+    others = sorted({str(n) for n in names} - {baseline})
+    return [baseline, *others] if baseline in set(map(str, names)) else others
 
 
 def _only(values: pd.Series, what: str) -> float:

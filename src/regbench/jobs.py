@@ -159,7 +159,7 @@ def figure_settings(config: Mapping[str, Any]) -> str:
     """The parts of a resolved study the figures depend on, as canonical JSON (a rule param).
 
     Only these: a change to anything else in the study (a title, a
-    description) must not redraw the figures.
+    description, the order of its entries) must not redraw the figures.
     """
     from regbench.config import canonical_json
 
@@ -167,7 +167,6 @@ def figure_settings(config: Mapping[str, Any]) -> str:
     return canonical_json(
         {
             "baseline": config["baseline"],
-            "regularizers": list(config["regularizers"]),
             "primary": report["primary"],
             "metrics": list(report["metrics"]),
         }
