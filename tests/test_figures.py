@@ -274,8 +274,8 @@ def test_learning_curves_show_loss_and_accuracy_and_say_how_many_runs_stopped() 
     assert list(thin.get_ydata())[6:] == pytest.approx([0.9] * 4)
     stop_ticks = early_accuracy.get_lines()[-1]
     assert list(stop_ticks.get_xdata()) == [6]
-    assert "data loss (cross-entropy, without any penalty term" in caption
-    assert "dropout active" in caption and "batch normalization" in caption
+    assert "data loss (cross-entropy without penalty terms" in caption
+    assert "dropout on" in caption and "batch normalization" in caption
 
 
 def test_weight_histogram_titles_give_the_share_below_the_code_threshold(

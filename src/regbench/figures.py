@@ -439,7 +439,7 @@ def learning_curves(histories: dict[str, list[pd.DataFrame]], name: str) -> Draw
 
     ``histories`` holds each regularizer's successful runs' histories.
     """
-    figure, stacks = _grid(len(histories), len(CURVE_LABELS), 0.8, 0.3)
+    figure, stacks = _grid(len(histories), len(CURVE_LABELS), 0.7, 0.3)
     # The study's epoch count: how long the longest run of the cell trained.
     full = max((int(h["epoch"].max()) for runs in histories.values() for h in runs), default=0)
     for stack, (regularizer, runs) in zip(stacks, histories.items(), strict=True):
@@ -530,16 +530,14 @@ def _draw_curve(
 def _curves_caption(name: str) -> str:
     """What the curves show, and why training and validation differ."""
     return (
-        f"Learning curves, {name}: data loss (cross-entropy, without any penalty term; top) "
-        "and accuracy (bottom) on the training data (solid, circles) and the validation data "
-        "(dashed, squares) per epoch, mean over the successful runs with a band of ± one "
-        "standard deviation. Where runs stopped early (ticks on the epoch axis; the title "
-        "gives how many), the mean goes on as a thin line over the runs still training. "
-        "Training values are averaged over each epoch's batches in training mode, with "
-        "dropout active and batch normalization using each batch's statistics while its "
-        "moving averages warm up; validation is measured after the epoch with dropout off. "
-        "So training loss can sit above, and training accuracy below, the validation curve "
-        "without any fault."
+        f"Learning curves, {name}: data loss (cross-entropy without penalty terms; top) and "
+        "accuracy (bottom), training (solid, circles) and validation (dashed, squares), mean "
+        "over the successful runs ± one standard deviation. Where runs stopped early (ticks on "
+        "the epoch axis, count in the title) the mean goes on, thin, over the runs still "
+        "training. Training values are averages over each epoch's batches in training mode "
+        "(dropout on; batch normalization on batch statistics while its moving averages warm "
+        "up); validation is measured after the epoch with dropout off. So training loss can "
+        "sit above, and training accuracy below, validation without any fault."
     )
 
 
@@ -558,7 +556,7 @@ def weight_histograms(weights: dict[str, list[np.ndarray]], name: str) -> Drawn:
     everything = np.concatenate([w for w in pooled.values() if w.size] or [np.zeros(1)])
     limit = float(np.quantile(np.abs(everything), HISTOGRAM_RANGE)) or 1.0
     bins = np.linspace(-limit, limit, 41)
-    figure, stacks = _grid(len(pooled), 1, 0.8, 0.25)
+    figure, stacks = _grid(len(pooled), 1, 0.7, 0.25)
     # The shares go in the titles, clear of the spike at zero they describe.
     figure.text(
         0.5,
