@@ -29,10 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fabricate import fabricate_study, study_config  # noqa: E402
+from fabricate import aggregate_fabricated, fabricate_study, study_config  # noqa: E402
 
 from regbench.config import canonical_json  # noqa: E402
-from regbench.jobs import aggregate_runs, figure_settings, plot_figures, render_report  # noqa: E402
+from regbench.jobs import figure_settings, plot_figures, render_report  # noqa: E402
 
 
 def measure(runs: int) -> dict[str, float]:
@@ -41,25 +41,10 @@ def measure(runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         study = fabricate_study(root, study_config(datasets=datasets, regularizers=10, seeds=10))
-        tables, figures = root / "results/tables", root / "results/figures"
-        tables.mkdir(parents=True)
+        figures = root / "results/figures"
         (root / "reports").mkdir()
         t = {"start": time.perf_counter()}
-        aggregate_runs(
-            [k.path for k in study.runs],
-            study.baseline,
-            *(
-                str(tables / n)
-                for n in (
-                    "runs.csv",
-                    "summary.csv",
-                    "comparisons.csv",
-                    "rankings.csv",
-                    "architectures.json",
-                )
-            ),
-            root=str(root),
-        )
+        tables = aggregate_fabricated(root, study)
         t["aggregate"] = time.perf_counter()
         plot_figures(
             str(tables / "runs.csv"),

@@ -16,7 +16,7 @@ import pandas as pd
 
 from regbench.config import Study, load_study
 
-__all__ = ["fabricate_study", "render_fabricated"]
+__all__ = ["aggregate_fabricated", "fabricate_study", "render_fabricated"]
 
 
 def study_config(
@@ -137,10 +137,9 @@ def fabricate_study(
     return study
 
 
-def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
-    """Run the real aggregate, figure and report steps on fabricated outputs."""
-    from regbench.config import canonical_json
-    from regbench.jobs import aggregate_runs, figure_settings, plot_figures, render_report
+def aggregate_fabricated(root: Path, study: Study) -> Path:
+    """Run the real aggregation step on fabricated outputs; return the tables' folder."""
+    from regbench.jobs import aggregate_runs
 
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
@@ -154,6 +153,15 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
         str(tables / "architectures.json"),
         root=str(root),
     )
+    return tables
+
+
+def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
+    """Run the real aggregate, figure and report steps on fabricated outputs."""
+    from regbench.config import canonical_json
+    from regbench.jobs import figure_settings, plot_figures, render_report
+
+    tables = aggregate_fabricated(root, study)
     plot_figures(
         str(tables / "runs.csv"),
         str(tables / "comparisons.csv"),

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from fabricate import fabricate_study, study_config
+from fabricate import aggregate_fabricated, fabricate_study, study_config
 
 from regbench import figures
-from regbench.aggregate import compare, rank
 from regbench.config import RunKey
 from regbench.figures import (
     FIGURE_KINDS,
@@ -30,7 +29,7 @@ from regbench.figures import (
     paired_differences,
     weight_histograms,
 )
-from regbench.jobs import aggregate_runs, figure_settings, plot_figures
+from regbench.jobs import figure_settings, plot_figures
 from regbench.metrics import NEAR_ZERO
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,15 +38,7 @@ SETTINGS = FigureSettings.from_json(figure_settings(study_config(1, 4, 2)))
 
 def render(root: Path, study: Any) -> list[dict[str, Any]]:
     """Aggregate fabricated runs and draw their figures; return the manifest read back."""
-    tables = root / "results/tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    names = ["runs.csv", "summary.csv", "comparisons.csv", "rankings.csv", "architectures.json"]
-    aggregate_runs(
-        [key.path for key in study.runs],
-        study.baseline,
-        *(str(tables / name) for name in names),
-        root=str(root),
-    )
+    tables = aggregate_fabricated(root, study)
     out = root / "results/figures"
     plot_figures(
         str(tables / "runs.csv"),
@@ -134,12 +125,8 @@ def test_figure_file_refuses_names_that_are_not_one_file_name(
 def fabricated_comparisons(tmp_path: Path, **overrides: Any) -> pd.DataFrame:
     """The comparisons of a fabricated 4-regularizer study where l2_0 gains 5 points."""
     study = fabricate_study(tmp_path, study_config(datasets=1, regularizers=4, seeds=8))
-    from regbench.aggregate import RunFiles, collect_runs
-
-    runs, _ = collect_runs(
-        RunFiles(key, tmp_path / key.output("metrics.json")) for key in study.runs
-    )
-    return compare(runs, "none").assign(**overrides)
+    tables = aggregate_fabricated(tmp_path, study)
+    return pd.read_csv(tables / "comparisons.csv").assign(**overrides)
 
 
 def drawn_points(figure: matplotlib.figure.Figure) -> list[list[tuple[float, float, str]]]:
@@ -213,9 +200,8 @@ def test_paired_figure_marks_a_comparison_without_pairs_instead_of_a_point(tmp_p
 def test_a_judged_metric_missing_from_the_comparisons_is_named(tmp_path: Path) -> None:
     """Asking for a metric comparisons.csv lacks fails with the metric and the ones it has."""
     study = fabricate_study(tmp_path, study_config(datasets=1, regularizers=2, seeds=2))
-    render(tmp_path, study)
-    tables = tmp_path / "results/tables"
-    with pytest.raises(ValueError, match=r"judges test_roc_auc, which .* \(it has: gap_accuracy"):
+    tables = aggregate_fabricated(tmp_path, study)
+    with pytest.raises(ValueError, match=r"judges test_roc_auc, which comparisons.csv does not"):
         plot_figures(
             str(tables / "runs.csv"),
             str(tables / "comparisons.csv"),
@@ -297,10 +283,7 @@ def test_weight_histogram_titles_give_the_share_below_the_code_threshold(
 def fabricated_ranks(tmp_path: Path, datasets: int, regularizers: int) -> pd.DataFrame:
     """The test-accuracy ranking of a fabricated study."""
     study = fabricate_study(tmp_path, study_config(datasets, regularizers, seeds=3))
-    from regbench.aggregate import RunFiles, collect_runs
-
-    runs, _ = collect_runs(RunFiles(k, tmp_path / k.output("metrics.json")) for k in study.runs)
-    ranks = rank(runs)
+    ranks = pd.read_csv(aggregate_fabricated(tmp_path, study) / "rankings.csv")
     return ranks[ranks["metric"] == "test_accuracy"]
 
 
