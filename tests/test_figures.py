@@ -17,7 +17,7 @@ import yaml
 from fabricate import aggregate_fabricated, fabricate_study, study_config
 
 from regbench import figures
-from regbench.config import RunKey
+from regbench.config import RunKey, load_study
 from regbench.figures import (
     FIGURE_KINDS,
     FigureSettings,
@@ -31,9 +31,10 @@ from regbench.figures import (
 )
 from regbench.jobs import figure_settings, plot_figures
 from regbench.metrics import NEAR_ZERO
+from regbench.wording import VERDICT_STYLES
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = FigureSettings.from_json(figure_settings(study_config(1, 4, 2)))
+SETTINGS = FigureSettings.from_json(figure_settings(load_study(study_config(1, 4, 2)).config))
 
 
 def render(root: Path, study: Any) -> list[dict[str, Any]]:
@@ -157,7 +158,7 @@ def test_paired_figure_plots_each_comparison_at_its_difference_marked_by_verdict
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     positions = dict(zip(labels, figure.axes[0].get_yticks(), strict=True))
     assert sorted(labels) == ["l2_0", "l2_1", "l2_2"]
-    markers = {style.marker: verdict for verdict, style in figures.VERDICT_STYLES.items()}
+    markers = {style.marker: verdict for verdict, style in VERDICT_STYLES.items()}
     for axis, points, metric in zip(
         figure.axes, drawn_points(figure), SETTINGS.judged, strict=True
     ):
@@ -206,7 +207,9 @@ def test_a_judged_metric_missing_from_the_comparisons_is_named(tmp_path: Path) -
             str(tables / "runs.csv"),
             str(tables / "comparisons.csv"),
             str(tables / "rankings.csv"),
-            figure_settings({**study.config, "report": {"primary": "test_roc_auc"}}),
+            figure_settings(
+                {**study.config, "report": {"primary": "test_roc_auc", "metrics": ["test_roc_auc"]}}
+            ),
             str(tmp_path / "other"),
         )
 
@@ -381,7 +384,11 @@ def test_figures_list_the_baseline_first_then_regularizers_by_name(
 def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> None:
     """Titles, descriptions and entry order leave the param alone; baseline and metrics do not."""
     raw = study_config(datasets=1, regularizers=3, seeds=2)
-    settings = figure_settings(raw)
+
+    def settings_of(config: dict[str, Any]) -> str:
+        return figure_settings(load_study(config).config)
+
+    settings = settings_of(raw)
     assert json.loads(settings) == {
         "baseline": "none",
         "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
@@ -389,7 +396,7 @@ def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> Non
     }
     retitled = {**raw, "study": {**raw["study"], "title": "Another", "description": "Other."}}
     reordered = {**raw, "regularizers": dict(reversed(raw["regularizers"].items()))}
-    assert figure_settings(retitled) == figure_settings(reordered) == settings
-    assert figure_settings({**raw, "baseline": "l2_0"}) != settings
+    assert settings_of(retitled) == settings_of(reordered) == settings
+    assert settings_of({**raw, "baseline": "l2_0"}) != settings
     judged = {**raw, "report": {"primary": "test_loss", "metrics": ["test_loss"]}}
-    assert FigureSettings.from_json(figure_settings(judged)).judged == ("test_loss",)
+    assert FigureSettings.from_json(settings_of(judged)).judged == ("test_loss",)

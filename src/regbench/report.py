@@ -36,6 +36,7 @@ from regbench.findings import (
     verdict_matrix,
 )
 from regbench.wording import (
+    VERDICT_STYLES,
     breakable,
     format_diff,
     format_number,
@@ -158,6 +159,7 @@ def build_context(
         ],
         "rankings": _rankings(tables, judged[0], pictures),
         "method": _method(config, tables, judged),
+        "verdict_styles": VERDICT_STYLES,
         "html_only": _html_only(figures),
         "appendix": {
             **appendix.provenance(tables.runs),
