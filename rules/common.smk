@@ -137,11 +137,10 @@ POOL = []
 
 def train_jobs_get_gpus():
     """Whether training jobs hold GPUs (the study demands one, or a profile gives them one)."""
+    if STUDY.config["training"]["device"] == "gpu":
+        return True
     gpu = rules.train_cell.rule.resources.get("gpu")
-    return STUDY.config["training"]["device"] == "gpu" or getattr(gpu, "value", gpu) not in (
-        None,
-        0,
-    )
+    return getattr(gpu, "value", gpu) not in (None, 0)
 
 
 def start_pool():

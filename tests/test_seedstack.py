@@ -82,3 +82,34 @@ def test_a_stack_needs_a_model() -> None:
     """An empty stack is refused."""
     with pytest.raises(ValueError, match="at least one model"):
         SeedStack([])
+
+
+def test_a_confident_outputs_cross_entropy_comes_from_its_logits() -> None:
+    """A seed's slice of a stacked sigmoid output keeps its logits, so Keras's cross-entropy of
+    a confidently wrong prediction is the unclipped one, as in a Keras model."""
+    import keras
+    import tensorflow as tf
+
+    from regbench.seedstack import per_seed
+
+    def builder() -> Any:
+        inputs = keras.Input(shape=(1,))
+        outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones")(inputs)
+        return keras.Model(inputs, outputs)
+
+    models = seeded(builder, [0, 1])
+    stack = SeedStack(models)
+    loss = keras.losses.BinaryCrossentropy()
+    x, y = np.full((2, 1, 1), 50.0, np.float32), np.zeros((2, 1, 1), np.float32)
+
+    @tf.function
+    def stacked_loss(x: Any, y: Any) -> Any:
+        return per_seed(loss, y, stack.forward(x, False)[0])
+
+    @tf.function
+    def keras_loss(x: Any, y: Any) -> Any:
+        return loss(y, models[0](x))
+
+    ours, theirs = stacked_loss(x, y), keras_loss(x[0], y[0])
+    assert float(theirs) == pytest.approx(50.0)  # Not -log(1e-7) = 16.1: from the logit.
+    np.testing.assert_array_equal(ours, [theirs, theirs])

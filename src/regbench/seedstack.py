@@ -44,6 +44,7 @@ applies them to a model.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,11 @@ __all__ = ["Penalties", "SeedStack", "SeedView", "per_seed"]
 
 #: Layers with no weights that treat each example on its own, so seeds may share one call.
 _FOLDABLE = (layers.Flatten, layers.Activation, layers.MaxPooling2D)
+
+#: Keras's sigmoid and softmax mark their output with the logits they came from, and its
+#: cross-entropies then compute from those logits (unclipped) instead of the probabilities.
+#: A seed's slice, and a stack of seeds' outputs, keep that mark.
+_LOGITS = "_keras_logits"
 
 #: Activations whose every element is exactly rounded, so they may run on all seeds at once.
 _EXACT_ACTIVATIONS = (keras.activations.relu, keras.activations.linear)
@@ -221,15 +227,31 @@ def _stacked(variables: Sequence[Any], name: str, trainable: bool = True) -> ker
 
 
 def _per_seed(tensor: Any, size: int) -> list[Any]:
+    """Each seed's slice of a stacked tensor, keeping the logits it was computed from."""
     # unstack (not tensor[s]): its gradient is one stack, not a zero-filled copy per seed.
-    return list(tf.unstack(tensor, num=size))
+    slices = list(tf.unstack(tensor, num=size))
+    logits = getattr(tensor, _LOGITS, None)
+    if logits is not None:
+        for one, its_logits in zip(slices, tf.unstack(logits, num=size), strict=True):
+            setattr(one, _LOGITS, its_logits)
+    return slices
+
+
+def _stack(tensors: Sequence[Any]) -> Any:
+    """Seeds' tensors stacked, keeping the logits they were computed from."""
+    stacked = tf.stack(tensors)
+    logits = [getattr(one, _LOGITS, None) for one in tensors]
+    if all(one is not None for one in logits):
+        with contextlib.suppress(AttributeError):  # Eager tensors take no attributes.
+            setattr(stacked, _LOGITS, tf.stack(logits))
+    return stacked
 
 
 def per_seed(function: Any, *tensors: Any) -> Any:
     """``function`` applied to each seed's slices of ``tensors`` alone, the results stacked."""
     size = tensors[0].shape[0]
     slices = [_per_seed(tensor, size) for tensor in tensors]
-    return tf.stack([function(*one) for one in zip(*slices, strict=True)])
+    return _stack([function(*one) for one in zip(*slices, strict=True)])
 
 
 def _activate(activation: Any, x: Any) -> Any:
@@ -334,7 +356,7 @@ class _BatchNorm(_Stage):
             momentum = layer.momentum
             for moving, batch in ((self.moving_mean, means), (self.moving_variance, variances)):
                 moving.assign(moving.value * momentum + tf.stack(batch) * (1.0 - momentum))
-        return tf.stack(outputs)
+        return _stack(outputs)
 
     def weights_of(self, index: int) -> list[tuple[Any, int | None]]:
         # Keras's own order of a batch-norm layer's weights.
@@ -352,7 +374,7 @@ class _Dropout(_Stage):
         layer = self.layers[0]
         if not training or layer.rate == 0:
             return x
-        return tf.stack(
+        return _stack(
             [
                 keras.random.dropout(
                     one,
@@ -378,7 +400,7 @@ class _PerSeed(_Stage):
             outputs.append(layer(one, training=training))
             losses.append(list(layer.losses))
         penalties.activity.extend(tf.stack(terms) for terms in zip(*losses, strict=True))
-        return tf.stack(outputs)
+        return _stack(outputs)
 
     def weights_of(self, index: int) -> list[tuple[Any, int | None]]:
         return [(weight, None) for weight in self.layers[index].weights]

@@ -74,8 +74,10 @@ HISTORY_COLUMNS = (
 DEVICE_SETTINGS = ("auto", "cpu", "gpu")
 
 #: Fields of ``metrics.json`` that measure wall-clock time. They are the only
-#: ones that may differ between two runs of the same spec and seed; everything
-#: else is bit-identical on the same machine (see ``tests/test_training.py``).
+#: ones that may differ between two runs of the same spec and seed in cells of
+#: the same seeds; everything else is bit-identical on the same machine (see
+#: ``tests/test_training.py``). A cell of other seeds also records other
+#: ``cell_seeds``, the seeds its job trained together.
 TIMING_FIELDS = frozenset({"train_seconds"})
 
 #: ``order(seed, epoch, n_rows)`` gives the rows of one seed's batches in one epoch.
@@ -230,7 +232,7 @@ def train_cell(
     seconds = (time.perf_counter() - started) / len(seeds)
     scores = loop.final_scores(data)
     return {
-        run.seed: _result(run, index, stack, scores, data.y_test, cell, device, seconds)
+        run.seed: _result(run, index, stack, scores, data.y_test, cell, seeds, device, seconds)
         for index, run in enumerate(runs)
     }
 
@@ -346,6 +348,7 @@ def _result(
     scores: Mapping[str, Any],
     y_test: np.ndarray,
     cell: Mapping[str, Any],
+    seeds: list[int],
     device: str,
     seconds: float,
 ) -> RunResult:
@@ -389,6 +392,7 @@ def _result(
     metrics["architecture"] = describe_architecture(stack.template)
     # What the run was trained from, so `regbench why` can name what changed since.
     metrics["spec"] = {**cell, "seed": run.seed}
+    metrics["cell_seeds"] = seeds
     metrics["code"] = CODE_DIGEST
     return RunResult(metrics=metrics, history=history, kernels=kernels)
 
@@ -400,86 +404,95 @@ class _CellLoop:
         import tensorflow as tf
 
         from regbench.models import accuracy_function, loss_function
-        from regbench.seedstack import per_seed
 
-        self.stack, self.size = stack, stack.size
-        loss, accuracy = loss_function(data.n_classes), accuracy_function(data.n_classes)
-        if loss.reduction != "sum_over_batch_size":
-            raise ValueError(f"the data loss must average over the batch, not {loss.reduction!r}")
+        self.stack, self.size, self.batch_size = stack, stack.size, batch_size
+        self.optimizer = optimizer
+        self.loss, self.accuracy = loss_function(data.n_classes), accuracy_function(data.n_classes)
+        if self.loss.reduction != "sum_over_batch_size":
+            raise ValueError(
+                f"the data loss must average over the batch, not {self.loss.reduction!r}"
+            )
         self.labels = "float32" if data.n_classes == 2 else "int64"
         optimizer.build(stack.trainable)
-        size = self.size
-        x_spec = tf.TensorSpec([None, *data.x_train.shape[1:]], tf.float32)
-        y_spec = tf.TensorSpec([None], tf.as_dtype(self.labels))
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
         self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
+        x_spec = tf.TensorSpec([None, *data.x_train.shape[1:]], tf.float32)
+        y_spec = tf.TensorSpec([None], tf.as_dtype(self.labels))
+        order_spec = tf.TensorSpec([self.size, None], tf.int32)
+        self._evaluate = tf.function(self._evaluate_graph, input_signature=[x_spec, y_spec])
+        self._epoch = tf.function(self._epoch_graph, input_signature=[order_spec])
+        self._predict = tf.function(self._predict_graph, input_signature=[x_spec])
 
-        def scores(y: Any, y_pred: Any, penalties: Any) -> tuple[Any, Any, Any]:
-            # Per seed, as Keras's compute_loss and metrics do it: the data loss averaged over
-            # the batch, the objective (data loss and every penalty), correct predictions.
-            # Cross-entropy takes logarithms and its mean sums over the batch: seed by seed,
-            # as Keras's Loss.__call__ does it (mean over the batch of per-example losses).
-            def batch_loss(y: Any, y_pred: Any) -> Any:
-                values = loss.call(tf.cast(y, y_pred.dtype), y_pred)
-                count = tf.cast(tf.size(values), values.dtype)
-                return tf.math.divide_no_nan(tf.reduce_sum(values), count)
+    def _scores(self, y: Any, y_pred: Any, penalties: Any) -> tuple[Any, Any, Any]:
+        """Each seed's data loss, objective and correct predictions on one batch.
 
-            data_loss = per_seed(batch_loss, y, y_pred)
-            terms = penalties.terms()
-            objective = (
-                tf.reduce_sum(tf.stack([data_loss, *terms], axis=1), axis=1) if terms else data_loss
-            )
-            correct = tf.reduce_sum(tf.reshape(accuracy(y, y_pred), [size, -1]), axis=1)
-            return data_loss, objective, correct
+        As Keras's ``compute_loss`` and metrics do it: the mean over the batch of
+        per-example cross-entropies, the sum of that and every penalty, and the
+        count of correct predictions. Cross-entropy takes logarithms and its mean
+        sums over the batch, so it is taken seed by seed.
+        """
+        import tensorflow as tf
 
-        def evaluate(x: Any, y: Any) -> dict[str, Any]:
-            # What model.evaluate does: batches in order, their means weighted by size.
-            loss_sum = objective_sum = correct_sum = tf.zeros([size])
-            count = tf.constant(0.0)
-            for start in tf.range(0, tf.shape(x)[0], batch_size):
-                xb, yb = (
-                    _repeat(x[start : start + batch_size], size),
-                    _repeat(y[start : start + batch_size], size),
-                )
-                data_loss, objective, correct = scores(yb, *stack.forward(xb, training=False))
-                weight = tf.cast(tf.shape(xb)[1], tf.float32)
-                loss_sum += data_loss * weight
-                objective_sum += objective * weight
-                correct_sum += correct
-                count += weight
-            return _means(loss_sum, objective_sum, correct_sum, count)
+        from regbench.seedstack import per_seed
 
-        compiled_evaluate = tf.function(evaluate, input_signature=[x_spec, y_spec])
+        def batch_loss(y: Any, y_pred: Any) -> Any:
+            values = self.loss.call(tf.cast(y, y_pred.dtype), y_pred)
+            count = tf.cast(tf.size(values), values.dtype)
+            return tf.math.divide_no_nan(tf.reduce_sum(values), count)
 
-        def epoch(order: Any) -> Any:
-            # What one epoch of model.fit does, for every seed: train_step per batch in the
-            # seed's own order, the epoch's means, then the validation pass.
-            loss_sum = objective_sum = correct_sum = tf.zeros([size])
-            count = tf.constant(0.0)
-            for start in tf.range(0, tf.shape(order)[1], batch_size):
-                rows = order[:, start : start + batch_size]
+        data_loss = per_seed(batch_loss, y, y_pred)
+        terms = penalties.terms()
+        objective = (
+            tf.reduce_sum(tf.stack([data_loss, *terms], axis=1), axis=1) if terms else data_loss
+        )
+        correct = tf.reduce_sum(tf.reshape(self.accuracy(y, y_pred), [self.size, -1]), axis=1)
+        return data_loss, objective, correct
+
+    def _evaluate_graph(self, x: Any, y: Any) -> dict[str, Any]:
+        # What model.evaluate does, for every seed: batches in order, means weighted by size.
+        import tensorflow as tf
+
+        size, batch_size = self.size, self.batch_size
+        loss_sum = objective_sum = correct_sum = tf.zeros([size])
+        count = tf.constant(0.0)
+        for start in tf.range(0, tf.shape(x)[0], batch_size):
+            xb = _repeat(x[start : start + batch_size], size)
+            yb = _repeat(y[start : start + batch_size], size)
+            data_loss, objective, correct = self._scores(yb, *self.stack.forward(xb, False))
+            weight = tf.cast(tf.shape(xb)[1], tf.float32)
+            loss_sum += data_loss * weight
+            objective_sum += objective * weight
+            correct_sum += correct
+            count += weight
+        return _means(loss_sum, objective_sum, correct_sum, count)
+
+    def _epoch_graph(self, order: Any) -> Any:
+        # What one epoch of model.fit does, for every seed: train_step per batch in the
+        # seed's own order, the epoch's means, then the validation pass.
+        import tensorflow as tf
+
+        stack, optimizer = self.stack, self.optimizer
+        loss_sum = objective_sum = correct_sum = tf.zeros([self.size])
+        count = tf.constant(0.0)
+        for start in tf.range(0, tf.shape(order)[1], self.batch_size):
+            rows = order[:, start : start + self.batch_size]
+            with tf.GradientTape() as tape:
+                y_pred, penalties = stack.forward(tf.gather(self.x_train, rows), True)
                 yb = tf.gather(self.y_train, rows)
-                with tf.GradientTape() as tape:
-                    y_pred, penalties = stack.forward(tf.gather(self.x_train, rows), True)
-                    data_loss, objective, correct = scores(yb, y_pred, penalties)
-                    # Seeds share no weight, so each seed's gradient is its own objective's.
-                    total = tf.reduce_sum(objective)
-                optimizer.apply(tape.gradient(total, stack.trainable), stack.trainable)
-                weight = tf.cast(tf.shape(rows)[1], tf.float32)
-                loss_sum += data_loss * weight
-                objective_sum += objective * weight
-                correct_sum += correct
-                count += weight
-            return _means(loss_sum, objective_sum, correct_sum, count), compiled_evaluate(
-                self.x_val, self.y_val
-            )
+                data_loss, objective, correct = self._scores(yb, y_pred, penalties)
+                # Seeds share no weight, so each seed's gradient is its own objective's.
+                total = tf.reduce_sum(objective)
+            optimizer.apply(tape.gradient(total, stack.trainable), stack.trainable)
+            weight = tf.cast(tf.shape(rows)[1], tf.float32)
+            loss_sum += data_loss * weight
+            objective_sum += objective * weight
+            correct_sum += correct
+            count += weight
+        means = _means(loss_sum, objective_sum, correct_sum, count)
+        return means, self._evaluate(self.x_val, self.y_val)
 
-        def predict(x: Any) -> Any:
-            return stack.forward(_repeat(x, size), training=False)[0]
-
-        self._epoch = tf.function(epoch, input_signature=[tf.TensorSpec([size, None], tf.int32)])
-        self._evaluate = compiled_evaluate
-        self._predict = tf.function(predict, input_signature=[x_spec])
+    def _predict_graph(self, x: Any) -> Any:
+        return self.stack.forward(_repeat(x, self.size), False)[0]
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         import tensorflow as tf

@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,7 @@ def submit(request: CellRequest) -> dict[str, Any] | None:
     None means nothing was trained: no pool (``REGBENCH_POOL_SOCKET`` unset or
     nobody listening) or the worker refused the cell (the reason is printed).
     Raises :class:`CellFailed` when the cell raised and :class:`WorkerCrashed`
-    when the worker died during it.
+    when the workers went away before finishing it.
     """
     path = os.environ.get(SOCKET_ENV)
     if not path:
@@ -139,19 +139,20 @@ def submit(request: CellRequest) -> dict[str, Any] | None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         try:
             connection.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None  # No pool listens: this study runs without one, or it has ended.
+        reply = accepted = None
+        # Past this point a silent end means the workers went away: the pool was stopped
+        # (Snakemake is ending) or they crashed. The job fails rather than start training.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
             _send(connection, asdict(request))
             accepted = _receive(connection)
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
-            accepted = None
-        if accepted is None:
-            return None  # No worker took it: the pool is gone.
-        reply = None
-        with contextlib.suppress(ConnectionResetError):
             reply = _receive(connection)
     if reply is None:
+        who = "before a worker took the cell" if accepted is None else "during the cell"
         raise WorkerCrashed(
-            f"warm worker {accepted['pid']} closed the connection before finishing the cell "
-            "(it crashed, ran out of memory or was stopped)"
+            f"the warm workers went away {who} (a crash, a lack of memory, or the end of "
+            "the Snakemake run that started them)"
         )
     if reply["event"] == "refused":
         print(f"warm worker {reply['pid']} cannot take this cell: {reply['reason']}", flush=True)
@@ -232,6 +233,8 @@ def _refusal(request: CellRequest, imported: str, threads: int) -> str | None:
 
 def _serve_one(connection: socket.socket, device: str, imported: str, threads: int) -> None:
     """Check one request, train it with output to the job's log, and reply."""
+    from regbench.jobs import redirect_output
+
     reply: dict[str, Any]
     _send(connection, {"event": "accepted", "pid": os.getpid()})
     try:
@@ -244,7 +247,8 @@ def _serve_one(connection: socket.socket, device: str, imported: str, threads: i
     else:
         _reset_peak_memory()
         try:
-            with _output_to(request.log):
+            log = redirect_output(request.log) if request.log else contextlib.nullcontext()
+            with log:
                 reply = _execute(request, device, where=f"warm worker {os.getpid()}")
         except Exception:
             reply = {"event": "error", "error": traceback.format_exc()}
@@ -307,18 +311,6 @@ def _warm_up(device: str) -> None:
         "training": {"epochs": 1, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.01},
     }
     train_cell(cell, [0], data, device=device, log=lambda line: None)
-
-
-@contextlib.contextmanager
-def _output_to(log_path: str | None) -> Iterator[None]:
-    """Send this process's stdout and stderr, native libraries' included, to ``log_path``."""
-    from regbench.jobs import redirect_output
-
-    if log_path is None:
-        yield
-        return
-    with redirect_output(log_path):
-        yield
 
 
 def _reset_peak_memory() -> None:
