@@ -178,7 +178,7 @@ def test_gpu_profile_gives_concurrent_jobs_different_cards(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
     assert peak_concurrency(result.stdout + result.stderr, "train_cell") == (2, 2)
-    logs = [log.read_text(encoding="utf-8") for log in (tmp_path / "logs/train_cell").rglob("*")]
+    logs = [log.read_text("utf-8") for log in (tmp_path / "logs/train_cell").rglob("*.log")]
     cards = [re.findall(r"CUDA_VISIBLE_DEVICES=(\S+) \(claimed\)", log) for log in logs]
     assert sorted(cards) == [["0"], ["1"]]
     assert all("training seeds [0, 1]" in log and "in this process" in log for log in logs)
