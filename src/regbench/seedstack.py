@@ -15,9 +15,9 @@ it would update it alone.
 
 Layers are handled three ways:
 
-- batched: ``Dense`` and ``BatchNormalization`` (stacked weights, the same
-  arithmetic as Keras's own ``call``), and ``Dropout`` (Keras's own
-  ``keras.random.dropout`` per seed, on that seed's generator);
+- batched: ``Dense``, ``Conv2D`` and ``BatchNormalization`` (stacked
+  weights, the same arithmetic as Keras's own ``call``), and ``Dropout``
+  (Keras's own ``keras.random.dropout`` per seed, on that seed's generator);
 - folded: layers without weights that act on each example alone
   (``Flatten``, ``Activation``, ``MaxPooling2D``) run once with the seeds
   folded into the batch;
@@ -193,12 +193,10 @@ def _stage_for(same: list[Any]) -> _Stage:
     exact = not isinstance(layer, layers.Activation) or layer.activation in _EXACT_ACTIVATIONS
     if kind in _FOLDABLE and exact and layer.activity_regularizer is None:
         return _Folded(layer, len(same))
-    if (
-        kind is layers.Dense
-        and len(layer.input.shape) == 2
-        and _plain(layer, ("kernel_constraint", "bias_constraint"))
-    ):
-        return _Dense(same)
+    dense = kind is layers.Dense and len(layer.input.shape) == 2
+    convolution = kind is layers.Conv2D and layer.groups == 1
+    if (dense or convolution) and _plain(layer, ("kernel_constraint", "bias_constraint")):
+        return _Linear(same)
     if kind is layers.Dropout:
         return _Dropout(same)
     if (
@@ -273,8 +271,10 @@ class _Folded(_Stage):
         return tf.reshape(folded, tf.concat([shape[:2], tf.shape(folded)[1:]], 0))
 
 
-class _Dense(_Stage):
-    """Dense layers of every seed as one batched matrix product (Keras's ``Dense.call``)."""
+class _Linear(_Stage):
+    """Dense or 2-D convolution layers of every seed, their weights stacked: Keras's
+    ``Dense.call`` (one batched matrix product for all seeds) or ``BaseConv.call``
+    (a convolution per seed: a grouped one would not give each seed its own bits)."""
 
     def __init__(self, same: list[Any]) -> None:
         self.layer, self.size = same[0], len(same)
@@ -288,7 +288,10 @@ class _Dense(_Stage):
 
     def __call__(self, x: Any, training: bool, penalties: Penalties) -> Any:
         layer = self.layer
-        y = tf.matmul(x, self.kernel.value)
+        if isinstance(layer, layers.Conv2D):
+            y = per_seed(self._convolve, x, self.kernel.value)
+        else:
+            y = tf.matmul(x, self.kernel.value)
         if self.bias is not None:
             # Per seed: the bias's gradient sums over the batch.
             y = per_seed(tf.add, y, self.bias.value)
@@ -313,6 +316,17 @@ class _Dense(_Stage):
 
     def kernels_of(self, index: int) -> dict[str, np.ndarray]:
         return {self.layer.name: np.array(self.kernel.numpy()[index])}
+
+    def _convolve(self, x: Any, kernel: Any) -> Any:
+        layer = self.layer
+        return keras.ops.conv(
+            x,
+            kernel,
+            strides=layer.strides,
+            padding=layer.padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
 
 
 class _BatchNorm(_Stage):
