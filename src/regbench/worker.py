@@ -75,8 +75,10 @@ __all__ = [
 #: The environment variable through which a pool's jobs find its socket.
 SOCKET_ENV = "REGBENCH_POOL_SOCKET"
 
-#: What one worker needs: TensorFlow imported (~0.7 GB) and the models of the cells it trained.
-WORKER_MB = 1500
+#: What one worker may hold before it replaces itself: TensorFlow imported (~0.7 GB) and
+#: ~25 MB that TensorFlow keeps for good of every cell it traced (benchmarks/README.md), so
+#: that a worker trains the default study's cells without replacing itself.
+WORKER_MB = 2500
 
 _HEADER = struct.Struct(">I")
 _FILES = ("metrics", "history", "weights")
