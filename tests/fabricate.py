@@ -138,7 +138,7 @@ def fabricate_study(
                 weight_sparsity=0.01,
             )
         (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-        bench = root / "results" / "benchmarks" / "train_run" / f"{key.path}.tsv"
+        bench = root / key.benchmark
         bench.parent.mkdir(parents=True, exist_ok=True)
         bench.write_text("s\th:m:s\tmax_rss\n4.2\t0:00:04\t512.0\n", encoding="utf-8")
     return study
