@@ -1,0 +1,317 @@
+"""Sweeps in the config: lists and listed settings expand into named variants of a family."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from regbench.config import (
+    MAX_SWEEP_VARIANTS,
+    ConfigError,
+    Study,
+    canonical_json,
+    load_config_file,
+    load_study,
+    variant_name,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY_A = REPO / "studies" / "a_wine_l1l2_dropout.yaml"
+
+
+def small_study(regularizers: dict[str, Any]) -> dict[str, Any]:
+    """A valid raw study on one synthetic dataset and an MLP with two hidden layers."""
+    return {
+        "study": {"name": "sweep", "title": "Sweep study"},
+        "datasets": {"blobs": {"source": "synthetic", "synthetic": {"n_samples": 100}}},
+        "models": {"mlp": {"type": "mlp", "units": [8, 4]}},
+        "regularizers": {"none": {}, **regularizers},
+        "seeds": [0, 1],
+        "training": {"epochs": 2},
+        "baseline": "none",
+    }
+
+
+#: Study A's eleven variants written out by hand, under the names its sweep form derives.
+HAND_WRITTEN_A = {
+    "none": {},
+    "l1l2_l1-0.01_l2-0.01": {"kernel": {"l1": 0.01, "l2": 0.01, "layers": [1]}},
+    "l1l2_l1-0.001_l2-0.001": {"kernel": {"l1": 0.001, "l2": 0.001, "layers": [1]}},
+    "l1l2_l1-0.001_l2-0": {"kernel": {"l1": 0.001, "l2": 0.0, "layers": [1]}},
+    "l1l2_l1-0_l2-0.001": {"kernel": {"l1": 0.0, "l2": 0.001, "layers": [1]}},
+    "l1l2_l1-0.01_l2-0.001": {"kernel": {"l1": 0.01, "l2": 0.001, "layers": [1]}},
+    "dropout_0.005": {"dropout": {"rate": 0.005, "layers": "all"}},
+    "dropout_0.1": {"dropout": {"rate": 0.1, "layers": "all"}},
+    "dropout_0.2": {"dropout": {"rate": 0.2, "layers": "all"}},
+    "dropout_0.5": {"dropout": {"rate": 0.5, "layers": "all"}},
+    "dropout_0.9": {"dropout": {"rate": 0.9, "layers": "all"}},
+}
+
+
+def hand_written(raw: dict[str, Any], regularizers: dict[str, Any]) -> dict[str, Any]:
+    """The same study with its regularizers written out by hand."""
+    return {**copy.deepcopy(raw), "regularizers": copy.deepcopy(regularizers)}
+
+
+def specs(study: Study) -> dict[str, str]:
+    """Every run's canonical spec, by run folder."""
+    return {key.path: canonical_json(study.run_spec(key)) for key in study.runs}
+
+
+def test_a_list_declares_one_variant_per_value() -> None:
+    """A list of strengths expands into one named variant per value, listed by strength."""
+    study = load_study(small_study({"l2": {"kernel": {"l2": [1.0e-2, 1.0e-4, "1e-3"]}}}))
+
+    assert list(study.config["regularizers"]) == ["none", "l2_0.0001", "l2_0.001", "l2_0.01"]
+    assert study.config["regularizers"]["l2_0.001"] == {
+        "kernel": {"l1": 0.0, "l2": 0.001, "layers": "all"}
+    }
+    assert study.families == {
+        "l2": {
+            "swept": ["kernel.l2"],
+            "variants": {
+                "l2_0.0001": {"kernel.l2": 0.0001},
+                "l2_0.001": {"kernel.l2": 0.001},
+                "l2_0.01": {"kernel.l2": 0.01},
+            },
+        }
+    }
+    assert len(study.runs) == 4 * 2
+
+
+def test_two_lists_in_one_entry_expand_to_their_product() -> None:
+    """Lists in two keys give every combination, each named by both keys and values."""
+    study = load_study(
+        small_study({"l1l2": {"kernel": {"l1": [0.0, 0.01], "l2": [0.001, 0.1], "layers": [1]}}})
+    )
+
+    assert study.families["l1l2"]["swept"] == ["kernel.l1", "kernel.l2"]
+    assert list(study.families["l1l2"]["variants"]) == [
+        "l1l2_l1-0_l2-0.001",
+        "l1l2_l1-0_l2-0.1",
+        "l1l2_l1-0.01_l2-0.001",
+        "l1l2_l1-0.01_l2-0.1",
+    ]
+    assert study.config["regularizers"]["l1l2_l1-0.01_l2-0.1"]["kernel"] == {
+        "l1": 0.01,
+        "l2": 0.1,
+        "layers": [1],
+    }
+
+
+def test_listed_settings_declare_points_rather_than_a_product() -> None:
+    """A sweep list of settings gives one variant per setting, merged onto the entry."""
+    study = load_study(
+        small_study(
+            {
+                "pairs": {
+                    "kernel": {"layers": [1]},
+                    "sweep": [{"kernel": {"l1": 0.01, "l2": 0.01}}, {"kernel": {"l2": 0.001}}],
+                }
+            }
+        )
+    )
+
+    assert study.families["pairs"]["variants"] == {
+        "pairs_l1-0_l2-0.001": {"kernel.l1": 0.0, "kernel.l2": 0.001},
+        "pairs_l1-0.01_l2-0.01": {"kernel.l1": 0.01, "kernel.l2": 0.01},
+    }
+    assert study.config["regularizers"]["pairs_l1-0_l2-0.001"]["kernel"]["layers"] == [1]
+
+
+def test_variant_names_are_readable_exact_and_path_safe() -> None:
+    """Names hold each swept value exactly, with the key where several are swept."""
+    assert variant_name("l2", {"kernel.l2": 1e-4}) == "l2_0.0001"
+    assert variant_name("l2", {"kernel.l2": 1.5e-5}) == "l2_1.5e-05"
+    assert variant_name("es", {"early_stopping.patience": 10}) == "es_10"
+    assert variant_name("big", {"kernel.l2": 1e20}) == "big_1e20"
+    assert variant_name("mix", {"kernel.l2": 0.01, "bias.l2": 0.0}) == (
+        "mix_kernel.l2-0.01_bias.l2-0"
+    )
+    assert variant_name("l1l2", {"kernel.l1": 0.0015, "kernel.l2": 2.0}) == "l1l2_l1-0.0015_l2-2"
+
+
+def test_names_do_not_depend_on_how_the_sweep_is_written() -> None:
+    """Key order, list order and number spelling give the same variants and specs."""
+    first = load_study(small_study({"mix": {"kernel": {"l1": [0.01, 0.0], "l2": [1e-3, 0.1]}}}))
+    second = load_study(
+        small_study({"mix": {"kernel": {"l2": [0.100, "1.0e-3"], "l1": [0, 1.0e-2]}}})
+    )
+
+    assert first.families == second.families
+    assert specs(first) == specs(second)
+
+
+def test_sweep_form_and_hand_written_form_give_identical_runs() -> None:
+    """A sweep and the same variants written by hand give the same runs and byte-equal specs."""
+    raw = small_study(
+        {"l2": {"kernel": {"l2": [1e-4, 1e-3]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
+    )
+    by_hand = hand_written(
+        raw,
+        {
+            "none": {},
+            "l2_0.0001": {"kernel": {"l2": 0.0001}},
+            "l2_0.001": {"kernel": {"l2": 0.001}},
+            "dropout_0.1": {"dropout": {"rate": 0.1}},
+            "dropout_0.3": {"dropout": {"rate": 0.3}},
+        },
+    )
+
+    swept, written = load_study(raw), load_study(by_hand)
+
+    assert swept.runs == written.runs
+    assert specs(swept) == specs(written)
+    assert written.families == {}
+
+
+def test_study_a_sweep_form_resolves_to_the_hand_written_runs() -> None:
+    """Study A's two sweeps resolve to its 55 hand-written runs, every spec byte for byte."""
+    raw = load_config_file(str(STUDY_A))
+    swept, written = load_study(raw), load_study(hand_written(raw, HAND_WRITTEN_A))
+
+    assert len(swept.runs) == 55
+    assert swept.runs == written.runs
+    assert specs(swept) == specs(written)
+    assert {name: list(f["variants"]) for name, f in swept.families.items()} == {
+        "l1l2": [
+            "l1l2_l1-0_l2-0.001",
+            "l1l2_l1-0.001_l2-0",
+            "l1l2_l1-0.001_l2-0.001",
+            "l1l2_l1-0.01_l2-0.001",
+            "l1l2_l1-0.01_l2-0.01",
+        ],
+        "dropout": [name for name in HAND_WRITTEN_A if name.startswith("dropout")],
+    }
+
+
+def test_a_list_of_layer_indices_is_no_sweep() -> None:
+    """``layers`` takes a list of indices, which selects layers and sweeps nothing."""
+    study = load_study(small_study({"l2": {"kernel": {"l2": 0.01, "layers": [0, 1]}}}))
+
+    assert study.families == {}
+    assert study.config["regularizers"]["l2"]["kernel"]["layers"] == [0, 1]
+
+
+def test_tuning_criterion_and_families_reach_the_tables_but_no_run() -> None:
+    """The tuning criterion is an aggregation setting: changing it changes no run spec."""
+    raw = small_study({"l2": {"kernel": {"l2": [1e-4, 1e-3]}}})
+    default = load_study(raw)
+    accuracy = load_study({**raw, "tuning": {"criterion": "best_val_accuracy"}})
+
+    assert default.aggregation_settings()["tuning"] == {"criterion": "best_val_loss"}
+    assert default.aggregation_settings()["families"] == default.families
+    assert accuracy.aggregation_settings()["tuning"] == {"criterion": "best_val_accuracy"}
+    assert specs(default) == specs(accuracy)
+
+
+@pytest.mark.parametrize(
+    ("regularizers", "message"),
+    [
+        (
+            {
+                "dropout": {"dropout": {"rate": [0.1, 0.3]}},
+                "dropout_0.1": {"dropout": {"rate": 0.1}},
+            },
+            r"regularizers.dropout: its variant 'dropout_0.1' has the name of a declared "
+            r"regularizer; rename the sweep or that regularizer",
+        ),
+        (
+            {"l2": {"kernel": {"l2": [0.1, 0.2]}}, "l2_0.1": {"kernel": {"l2": [0.3, 0.4]}}},
+            r"its variant 'l2_0.1' has the name of a declared regularizer",
+        ),
+        (
+            {"l2": {"kernel": {"l2": [0.001]}}},
+            r"regularizers.l2: the sweep gives a single setting; a sweep needs two or more",
+        ),
+        (
+            {"l2": {"sweep": [{"kernel": {"l2": 0.1}}, {"kernel": {"l2": 0.1, "layers": [0]}}]}},
+            r"regularizers.l2: the settings of a sweep may differ only in numbers .*; its "
+            r"setting 2 differs from its first in kernel.layers",
+        ),
+        (
+            {"mixed": {"sweep": [{"kernel": {"l2": 0.1}}, {"dropout": {"rate": 0.1}}]}},
+            r"regularizers.mixed: the settings of a sweep may differ only in numbers .* "
+            r"differs from its first in kernel, which only one of them has",
+        ),
+        (
+            {
+                "l2": {
+                    "sweep": [
+                        {"kernel": {"l2": 0.1}},
+                        {"kernel": {"l2": 0.2}},
+                        {"kernel": {"l2": 0.1}},
+                    ]
+                }
+            },
+            r"regularizers.l2: settings 1 and 3 of the sweep are the same variant, l2_0.1",
+        ),
+        (
+            {
+                "l2": {
+                    "kernel": {
+                        "l1": [i / 1e4 for i in range(40)],
+                        "l2": [i / 1e4 for i in range(40)],
+                    }
+                }
+            },
+            rf"regularizers.l2: the sweep declares 1,600 variants; at most {MAX_SWEEP_VARIANTS:,}",
+        ),
+        (
+            {"x" * 60: {"kernel": {"l2": [1e-4, 1e-3]}}},
+            r"its variant name 'x{60}_0.0001' is not a usable name; names are 1 to 64",
+        ),
+        (
+            {"l2": {"kernel": {"l2": [1e-3, -1]}}},
+            r"regularizers.l2.kernel.l2.1: -1.0 is out of range; expected a number >= 0",
+        ),
+        (
+            {"drop": {"dropout": {"rate": [0.5, 1.5]}}},
+            r"regularizers.drop.dropout.rate.1: 1.5 is out of range; expected a number > 0 and < 1",
+        ),
+        (
+            {"l2": {"kernel": {"l2": [0.1, 0.1]}}},
+            r"regularizers.l2.kernel.l2: has repeated entries \[0.1, 0.1\]",
+        ),
+        (
+            {"l2": {"kernel": {"l2": [0.1, 0.2]}, "sweep": [{"kernel": {"l3": 1}}]}},
+            r"regularizers.l2.sweep.0.kernel: unknown key\(s\) 'l3'",
+        ),
+    ],
+)
+def test_bad_sweeps_are_named(regularizers: dict[str, Any], message: str) -> None:
+    """A colliding, single, mixed, repeated, huge, long or out-of-range sweep: one error."""
+    with pytest.raises(ConfigError, match=message):
+        load_study(small_study(regularizers))
+
+
+def test_baseline_cannot_be_a_sweep() -> None:
+    """The baseline names one regularizer; naming a sweep says which variants there are."""
+    raw = {**small_study({"l2": {"kernel": {"l2": [1e-4, 1e-3]}}}), "baseline": "l2"}
+
+    with pytest.raises(
+        ConfigError,
+        match=r"baseline 'l2' is a sweep; name one of its variants \(l2_0.0001, l2_0.001\)",
+    ):
+        load_study(raw)
+
+
+def test_tuning_criterion_must_be_a_validation_metric() -> None:
+    """A test-set metric cannot choose a variant: the config names the validation ones."""
+    raw = {
+        **small_study({"l2": {"kernel": {"l2": [1e-4, 1e-3]}}}),
+        "tuning": {"criterion": "test_loss"},
+    }
+
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "tuning.criterion: 'test_loss' is not a validation metric; expected one of: "
+            "best_val_loss, best_val_accuracy, val_loss, val_accuracy"
+        ),
+    ):
+        load_study(raw)
