@@ -40,6 +40,21 @@ rule aggregate_runs:
             caption="../templates/captions/references.rst",
             category="Tables",
         ),
+        dose_response=report(
+            "results/tables/dose_response.csv",
+            caption="../templates/captions/dose_response.rst",
+            category="Tables",
+        ),
+        tuned=report(
+            "results/tables/tuned.csv",
+            caption="../templates/captions/tuned.rst",
+            category="Tables",
+        ),
+        tuned_comparisons=report(
+            "results/tables/tuned_comparisons.csv",
+            caption="../templates/captions/tuned_comparisons.rst",
+            category="Tables",
+        ),
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -49,8 +64,9 @@ rule aggregate_runs:
         mem_mb=1000,
         runtime=10,
     params:
-        # Baseline, report metrics, references and epochs: none of it reaches a run's
-        # spec, so changing it reruns the tables onwards and never training.
+        # Baseline, report metrics, references, epochs, sweep families and the
+        # tuning criterion: none of it reaches a run's spec, so changing it
+        # reruns the tables onwards and never training.
         settings=canonical_json(STUDY.aggregation_settings()),
         runs=[key.path for key in STUDY.runs],
     script:

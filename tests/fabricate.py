@@ -59,7 +59,7 @@ def fabricate_study(
     study = load_study(raw)
     rng = np.random.default_rng(0)
     epochs = raw["training"]["epochs"]
-    regularizers = list(raw["regularizers"])
+    regularizers = list(study.config["regularizers"])
     for name in study.datasets:
         card_dir = root / "results" / "data" / name
         card_dir.mkdir(parents=True, exist_ok=True)

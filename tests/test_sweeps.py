@@ -7,8 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+from fabricate import aggregate_fabricated, fabricate_study
 
+from regbench import stats, sweeps
 from regbench.config import (
     MAX_SWEEP_VARIANTS,
     ConfigError,
@@ -73,7 +77,8 @@ def test_a_list_declares_one_variant_per_value() -> None:
     assert study.families == {
         "l2": {
             "swept": ["kernel.l2"],
-            "variants": {
+            "variants": ["l2_0.0001", "l2_0.001", "l2_0.01"],
+            "values": {
                 "l2_0.0001": {"kernel.l2": 0.0001},
                 "l2_0.001": {"kernel.l2": 0.001},
                 "l2_0.01": {"kernel.l2": 0.01},
@@ -116,7 +121,7 @@ def test_listed_settings_declare_points_rather_than_a_product() -> None:
         )
     )
 
-    assert study.families["pairs"]["variants"] == {
+    assert study.families["pairs"]["values"] == {
         "pairs_l1-0_l2-0.001": {"kernel.l1": 0.0, "kernel.l2": 0.001},
         "pairs_l1-0.01_l2-0.01": {"kernel.l1": 0.01, "kernel.l2": 0.01},
     }
@@ -315,3 +320,228 @@ def test_tuning_criterion_must_be_a_validation_metric() -> None:
         ),
     ):
         load_study(raw)
+
+
+# --------------------------------------------------------------------------- statistics
+
+FAMILIES = {
+    "l2": {
+        "swept": ["kernel.l2"],
+        "variants": ["l2_0.0001", "l2_0.001", "l2_0.01"],
+        "values": {
+            "l2_0.0001": {"kernel.l2": 0.0001},
+            "l2_0.001": {"kernel.l2": 0.001},
+            "l2_0.01": {"kernel.l2": 0.01},
+        },
+    },
+    "dropout": {
+        "swept": ["dropout.rate"],
+        "variants": ["dropout_0.1", "dropout_0.3"],
+        "values": {"dropout_0.1": {"dropout.rate": 0.1}, "dropout_0.3": {"dropout.rate": 0.3}},
+    },
+}
+
+#: Per regularizer: test accuracy added to a seed's level, and best validation loss.
+EFFECTS = {
+    "none": (0.0, 0.40),
+    "l2_0.0001": (0.01, 0.39),
+    "l2_0.001": (0.05, 0.30),
+    "l2_0.01": (-0.10, 0.50),
+    "dropout_0.1": (0.02, 0.36),
+    "dropout_0.3": (0.021, 0.35),
+}
+
+
+def sweep_runs(seeds: int = 6) -> pd.DataFrame:
+    """A runs table of the families above: seeded noise around the effects, every run ok."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for seed in range(seeds):
+        level = 0.8 + rng.normal(0, 0.01)  # Shared by the seed's runs, as the data order is.
+        for regularizer, (effect, val_loss) in EFFECTS.items():
+            accuracy = level + effect + rng.normal(0, 0.004)
+            rows.append(
+                {
+                    "dataset": "blobs",
+                    "model": "mlp",
+                    "regularizer": regularizer,
+                    "seed": seed,
+                    "status": "ok",
+                    "test_accuracy": accuracy,
+                    "test_loss": 1.0 - accuracy,
+                    "gap_accuracy": 0.05 - effect / 2,
+                    "best_val_loss": val_loss + rng.normal(0, 0.004),
+                    "best_val_accuracy": 1.0 - val_loss,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def sweep_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    return stats.describe_cells(runs, ["test_accuracy", "test_loss", "gap_accuracy"])
+
+
+def test_dose_response_marks_the_best_strength_and_what_cannot_be_told_from_it() -> None:
+    """The best variant is the best mean; a clearly worse one is worse, a close one is not."""
+    runs = sweep_runs()
+    table = sweeps.dose_response(runs, sweep_summary(runs), FAMILIES, "none", ["test_accuracy"])
+    l2 = table[table["family"] == "l2"].set_index("variant")
+    dropout = table[table["family"] == "dropout"].set_index("variant")
+
+    assert list(l2.index) == ["l2_0.0001", "l2_0.001", "l2_0.01"]
+    assert list(l2["strength"]) == [0.0001, 0.001, 0.01]
+    assert l2.loc["l2_0.001", "best"] and l2.loc["l2_0.001", "vs_best"] == "best"
+    assert l2["neighbour"].tolist() == [True, False, True]
+    assert l2.loc["l2_0.0001", "vs_best"] == "worse"
+    assert l2.loc["l2_0.01", "vs_best"] == "worse"
+    means = runs.groupby("regularizer")["test_accuracy"].mean()
+    # A tenth of a point between the rates, with 0.4 points of noise per run: not told apart.
+    higher = means["dropout_0.1"] > means["dropout_0.3"]
+    assert dropout["best"].tolist() == [higher, not higher]
+    assert set(dropout["vs_best"]) == {"best", "indistinguishable"}
+    assert l2.loc["l2_0.01", "diff_from_best"] == pytest.approx(
+        means["l2_0.01"] - means["l2_0.001"]
+    )
+    assert list(l2["baseline_mean"]) == pytest.approx([means["none"]] * 3)
+
+
+def test_dose_response_applies_holm_over_the_familys_variants() -> None:
+    """The p-values against the best are Holm-adjusted over the family's other variants."""
+    runs = sweep_runs()
+    table = sweeps.dose_response(runs, sweep_summary(runs), FAMILIES, "none", ["test_accuracy"])
+    l2 = table[(table["family"] == "l2") & ~table["best"]]
+    pairs = pd.DataFrame(
+        [("blobs", "mlp", "l2_0.001", v, "test_accuracy") for v in l2["variant"]],
+        columns=list(stats.PAIR_COLUMNS),
+    )
+    alone = stats.compare_pairs(runs, pairs)
+
+    assert list(l2["p_holm"]) == pytest.approx(list(alone["p_holm"]))
+    assert (alone["family_size"] == 2).all()
+
+
+def test_selection_takes_the_best_validation_value_per_seed() -> None:
+    """Each seed's choice is the lowest best validation loss (highest for accuracy)."""
+    runs = sweep_runs()
+    chosen = sweeps.select_variants(runs, FAMILIES, "best_val_loss")
+
+    assert len(chosen) == 2 * 6
+    for row in chosen.itertuples():
+        candidates = runs[
+            (runs["seed"] == row.seed)
+            & runs["regularizer"].isin(list(FAMILIES[row.family]["variants"]))
+        ]
+        best = candidates.loc[candidates["best_val_loss"].idxmin()]
+        assert row.variant == best["regularizer"]
+        assert row.criterion_value == best["best_val_loss"]
+    by_accuracy = sweeps.select_variants(runs, FAMILIES, "best_val_accuracy")
+    assert set(by_accuracy["variant"]) <= {"l2_0.001", "dropout_0.3"}
+
+
+def test_selection_ties_go_to_the_weaker_strength_and_failed_runs_are_never_chosen() -> None:
+    """Equal criterion values choose the first by strength; a failed run cannot be chosen."""
+    runs = sweep_runs(seeds=2)
+    runs.loc[runs["regularizer"].str.startswith("l2_"), "best_val_loss"] = 0.3
+    runs.loc[(runs["regularizer"] == "l2_0.0001") & (runs["seed"] == 1), "status"] = "failed"
+
+    chosen = sweeps.select_variants(runs, FAMILIES, "best_val_loss").set_index(["family", "seed"])
+
+    assert chosen.loc[("l2", 0), "variant"] == "l2_0.0001"
+    assert chosen.loc[("l2", 1), "variant"] == "l2_0.001"
+
+
+def test_no_test_set_number_influences_a_selection() -> None:
+    """Shuffling every test metric, or removing them all, leaves every choice as it was."""
+    runs = sweep_runs()
+    chosen = sweeps.select_variants(runs, FAMILIES, "best_val_loss")
+    rng = np.random.default_rng(1)
+    shuffled = runs.copy()
+    for column in ("test_accuracy", "test_loss", "gap_accuracy"):
+        shuffled[column] = rng.permutation(shuffled[column].to_numpy())
+    without = runs.drop(columns=["test_accuracy", "test_loss", "gap_accuracy"])
+
+    pd.testing.assert_frame_equal(
+        sweeps.select_variants(shuffled, FAMILIES, "best_val_loss"), chosen
+    )
+    pd.testing.assert_frame_equal(
+        sweeps.select_variants(without, FAMILIES, "best_val_loss"), chosen
+    )
+    # The criterion itself does decide: reversing it changes the choices.
+    reversed_runs = runs.assign(best_val_loss=-runs["best_val_loss"])
+    assert not sweeps.select_variants(reversed_runs, FAMILIES, "best_val_loss").equals(chosen)
+
+
+def test_tuned_runs_carry_the_chosen_variants_test_results() -> None:
+    """A tuned run's test numbers are those of the run its family chose for that seed."""
+    runs = sweep_runs()
+    chosen = sweeps.select_variants(runs, FAMILIES, "best_val_loss")
+
+    tuned = sweeps.tuned_runs(runs, chosen, ["test_accuracy", "test_loss"])
+
+    indexed = runs.set_index(["regularizer", "seed"])
+    for row in tuned.itertuples():
+        assert row.test_accuracy == indexed.loc[(row.variant, row.seed), "test_accuracy"]
+    assert list(tuned.columns[: len(sweeps.SELECTION_COLUMNS)]) == list(sweeps.SELECTION_COLUMNS)
+
+
+def test_tuned_families_are_compared_with_the_baseline_and_each_other() -> None:
+    """Two tuned families give three paired comparisons per metric, Holm over the three."""
+    runs = sweep_runs()
+    tuned = sweeps.tuned_runs(
+        runs, sweeps.select_variants(runs, FAMILIES, "best_val_loss"), ["test_accuracy"]
+    )
+
+    table = sweeps.compare_tuned(runs, tuned, "none", ["test_accuracy"])
+
+    assert list(zip(table["baseline"], table["regularizer"], strict=True)) == [
+        ("none", "l2"),
+        ("none", "dropout"),
+        ("l2", "dropout"),
+    ]
+    assert (table["family_size"] == 3).all()
+    # l2 chose l2_0.001 on every seed, so tuned l2 against none is l2_0.001 against none.
+    assert set(tuned.loc[tuned["family"] == "l2", "variant"]) == {"l2_0.001"}
+    direct = stats.compare_to_baseline(runs, "none", ["test_accuracy"]).set_index("regularizer")
+    row = table.iloc[0]
+    assert row["mean_diff"] == pytest.approx(direct.loc["l2_0.001", "mean_diff"])
+    assert row["p_value"] == pytest.approx(direct.loc["l2_0.001", "p_value"])
+    assert row["verdict"] == "better"
+    assert table.iloc[2]["verdict"] == "worse"  # Tuned dropout against tuned l2.
+
+
+def test_selection_counts_list_every_strength_and_how_often_it_was_chosen() -> None:
+    """Counts cover every variant, the never-chosen ones with zero, and sum to the seeds."""
+    runs = sweep_runs()
+    chosen = sweeps.select_variants(runs, FAMILIES, "best_val_loss")
+
+    counts = sweeps.selection_counts(chosen, FAMILIES)
+
+    l2 = counts[counts["family"] == "l2"].set_index("variant")["chosen"]
+    assert l2.to_dict() == {"l2_0.0001": 0, "l2_0.001": 6, "l2_0.01": 0}
+    assert counts.groupby("family")["chosen"].sum().to_dict() == {"dropout": 6, "l2": 6}
+
+
+def test_aggregation_writes_the_sweep_tables(tmp_path: Path) -> None:
+    """The aggregation step writes dose_response.csv, tuned.csv and tuned_comparisons.csv."""
+    raw = small_study(
+        {"l2": {"kernel": {"l2": [1e-4, 1e-3, 1e-2]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
+    )
+    study = fabricate_study(tmp_path, raw)
+
+    tables = aggregate_fabricated(tmp_path, study)
+
+    tuned = pd.read_csv(tables / "tuned.csv")
+    assert list(tuned.columns[:8]) == list(sweeps.SELECTION_COLUMNS)
+    assert len(tuned) == 2 * len(study.config["seeds"])  # One choice per family and seed.
+    assert set(tuned["criterion"]) == {"best_val_loss"}
+    assert tuned["test_accuracy"].notna().all()
+    dose = pd.read_csv(tables / "dose_response.csv")
+    assert list(dose.columns) == list(sweeps.DOSE_COLUMNS)
+    assert set(dose["variant"]) == set(study.config["regularizers"]) - {"none"}
+    compared = pd.read_csv(tables / "tuned_comparisons.csv")
+    pairs = zip(compared["baseline"], compared["regularizer"], strict=True)
+    assert {frozenset(pair) for pair in pairs} == {
+        frozenset(("none", "l2")),
+        frozenset(("none", "dropout")),
+        frozenset(("l2", "dropout")),
+    }

@@ -145,11 +145,12 @@ class Study:
 
     @property
     def families(self) -> dict[str, dict[str, Any]]:
-        """The sweep families: each declared sweep's ``swept`` keys and its ``variants``.
+        """The sweep families: each declared sweep's ``swept`` keys, ``variants`` and ``values``.
 
-        ``variants`` maps each variant's regularizer name, in order of strength,
-        to its swept values (``{"kernel.l2": 0.001}``); ``swept`` lists the keys
-        (``piece.key``) whose values differ between the variants.
+        ``swept`` lists the keys (``piece.key``) whose values differ between the
+        variants; ``variants`` the variants' regularizer names in order of
+        strength (a list, so that the order survives canonical JSON); ``values``
+        maps each to its swept values (``{"kernel.l2": 0.001}``).
         """
         return self.config["families"]  # type: ignore[no-any-return]
 
@@ -430,7 +431,8 @@ def _family(
     order = sorted(range(len(values)), key=lambda i: tuple(values[i].values()))
     family = {
         "swept": [f"{p}.{k}" for p, k in swept],
-        "variants": {names[i]: values[i] for i in order},
+        "variants": [names[i] for i in order],
+        "values": {names[i]: values[i] for i in order},
     }
     return family, [variants[i] for i in order]
 
