@@ -1,3 +1,6 @@
+from regbench.jobs import figure_settings
+
+
 rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),
@@ -76,10 +79,10 @@ rule aggregate_runs:
 rule plot_figures:
     input:
         runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
+        comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
-        histories=get_run_files("history.csv"),
-        weights=get_run_files("weights.npz"),
+    # The runs' histories and weights are read from results/runs by the runs the
+    # tables name; the tables are rewritten whenever any run changes.
     output:
         directory("results/figures"),
     log:
@@ -90,8 +93,7 @@ rule plot_figures:
         mem_mb=1000,
         runtime=15,
     params:
-        baseline=STUDY.baseline,
-        runs_dir="results/runs",
+        settings=figure_settings(STUDY.config),
     script:
         "../scripts/plot_figures.py"
 

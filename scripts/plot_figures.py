@@ -6,9 +6,8 @@ sm = snakemake  # noqa: F821 (Snakemake injects it)
 with redirect_output(sm.log[0]):
     plot_figures(
         sm.input.runs,
-        sm.input.summary,
+        sm.input.comparisons,
         sm.input.rankings,
-        sm.params.runs_dir,
-        sm.params.baseline,
+        sm.params.settings,
         sm.output[0],
     )

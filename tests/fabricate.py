@@ -177,16 +177,16 @@ def table_paths(tables: Path) -> dict[str, str]:
 def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Path, Path]:
     """Run the real aggregate, figure and report steps on fabricated outputs."""
     from regbench.config import canonical_json
-    from regbench.jobs import plot_figures, render_report
+    from regbench.jobs import figure_settings, plot_figures, render_report
 
     tables = aggregate_fabricated(root, study)
     plot_figures(
         str(tables / "runs.csv"),
-        str(tables / "summary.csv"),
+        str(tables / "comparisons.csv"),
         str(tables / "rankings.csv"),
-        str(root / "results" / "runs"),
-        study.baseline,
+        figure_settings(study.config),
         str(root / "results" / "figures"),
+        root=str(root),
     )
     reports = root / "reports"
     reports.mkdir(exist_ok=True)

@@ -1,374 +1,665 @@
 """Matplotlib figures drawn from the tidy tables and per-run histories (SVG, no TensorFlow).
 
 Every figure tells its series apart by marker and line style as well as by
-colour, so it survives grayscale print.
+colour, so it survives grayscale print. Figures are all :data:`FULL_WIDTH`
+wide, the report's text width, so they print at their own size with text of
+at least 8 pt; their heights grow with what they show.
+
+Files are keyed by folder, ``cells/<dataset>/<model>/<kind>.svg`` and
+``rankings/<model>/<kind>.svg``, so no two cells (whatever their
+names) and no cell and ranking can share a file. ``figures.json`` lists them
+with their captions; every number a caption states comes from the tables or
+the constants the code uses.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.axes
 import matplotlib.figure
-import matplotlib.pyplot as plt
+import matplotlib.lines
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_all"]
+from regbench.config import RunKey
+from regbench.metrics import NEAR_ZERO
+from regbench.stats import NOT_COMPARABLE
+from regbench.wording import metric_style
 
-plt.rcParams.update(
+__all__ = [
+    "CURVE_LABELS",
+    "FIGURE_KINDS",
+    "FULL_WIDTH",
+    "HISTOGRAM_RANGE",
+    "MANIFEST",
+    "VERDICT_STYLES",
+    "FigureSettings",
+    "StudyTables",
+    "VerdictStyle",
+    "critical_difference",
+    "figure_file",
+    "learning_curves",
+    "load_history",
+    "load_weights",
+    "mean_curve",
+    "near_zero_label",
+    "paired_differences",
+    "plot_all",
+    "weight_histograms",
+]
+
+matplotlib.rcParams.update(
     {
         "svg.fonttype": "none",
         "svg.hashsalt": "regbench",  # Stable ids: identical input gives identical files.
-        "font.size": 8,
+        "font.size": 8,  # Printed at their own size, so no text is smaller than 8 pt.
+        "axes.titlesize": 8,
+        "legend.fontsize": 8,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "figure.dpi": 100,
     }
 )
 
-# A4 text width is about 17 cm.
+#: Width of every figure in inches: the report's A4 text width (178 mm) less a margin.
 FULL_WIDTH = 6.7
+
+#: The manifest the report reads, in the figure folder.
+MANIFEST = "figures.json"
+
+#: Each kind of figure, in the order a cell's figures are listed.
+FIGURE_KINDS = (
+    "paired_differences",
+    "learning_curves",
+    "weights",
+    "critical_difference",
+)
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """How one verdict is drawn: a marker shape (for grayscale print) and a colour."""
+
+    marker: str
+    color: str
+    filled: bool
+    symbol: str  # The same shape in a caption.
+
+
+#: One marker and colour per verdict of ``comparisons.csv``.
+VERDICT_STYLES: dict[str, VerdictStyle] = {
+    "better": VerdictStyle("^", "#1b7837", True, "▲"),
+    "worse": VerdictStyle("v", "#b2182b", True, "▼"),
+    "indistinguishable": VerdictStyle("o", "#404040", False, "○"),
+    NOT_COMPARABLE: VerdictStyle("x", "#808080", True, "×"),
+}
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    """What the study's report judges: its baseline, primary metric and metrics."""
+
+    baseline: str
+    primary: str
+    metrics: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, text: str) -> FigureSettings:
+        """The settings :func:`regbench.jobs.figure_settings` wrote for the rule."""
+        settings = json.loads(text)
+        return cls(
+            settings["baseline"],
+            settings["primary"],
+            tuple(settings["metrics"]),
+        )
+
+    @property
+    def judged(self) -> tuple[str, ...]:
+        """The metrics the paired figure shows, primary first."""
+        return (self.primary, *[m for m in self.metrics if m != self.primary])
+
+
+@dataclass(frozen=True)
+class StudyTables:
+    """The tables figures are drawn from (``runs.csv``, ``comparisons.csv``, ``rankings.csv``)."""
+
+    runs: pd.DataFrame
+    comparisons: pd.DataFrame
+    rankings: pd.DataFrame
+
+
+#: One run's file, read by key, or None where the run left none.
+HistoryOf = Callable[[RunKey], pd.DataFrame | None]
+WeightsOf = Callable[[RunKey], np.ndarray | None]
+
+Drawn = tuple[matplotlib.figure.Figure, str]
+
+
+def figure_file(dataset: str | None, model: str, kind: str) -> str:
+    """Where a figure goes, relative to the figure folder: one folder per cell or ranking.
+
+    Names are single path components (the config's name rule), so folders
+    keep distinct cells apart where joining names with a separator did not.
+    """
+    for name in (dataset, model, kind):
+        if name is not None and (name in {"", ".", ".."} or "/" in name or "\\" in name):
+            raise ValueError(f"figure names must be single file names, got {name!r}")
+    if dataset is None:
+        return str(PurePosixPath("rankings", model, f"{kind}.svg"))
+    return str(PurePosixPath("cells", dataset, model, f"{kind}.svg"))
 
 
 def plot_all(
-    runs: pd.DataFrame,
-    summary: pd.DataFrame,
-    rankings: pd.DataFrame,
-    history_of: Callable[[str, str, str, int], pd.DataFrame | None],
-    weights_of: Callable[[str, str, str, int], np.ndarray | None],
-    baseline: str,
+    tables: StudyTables,
+    history_of: HistoryOf,
+    weights_of: WeightsOf,
+    settings: FigureSettings,
     out_dir: Path,
 ) -> list[dict[str, Any]]:
     """Draw every figure into ``out_dir`` and return the manifest (also written as figures.json).
 
-    ``history_of`` and ``weights_of`` give one run's per-epoch history and its
-    final kernel weights (flattened), or None where the run left none.
+    Each entry has ``dataset`` (None for a ranking), ``model``, ``kind``,
+    ``file`` (relative to ``out_dir``) and ``caption``.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest: list[dict[str, Any]] = []
-    for (model, metric), ranks in rankings.groupby(["model", "metric"], sort=True):
-        if metric != "test_accuracy" or not np.isfinite(ranks["critical_difference"].iloc[0]):
-            continue
-        figure = _critical_difference(ranks)
-        path = out_dir / f"ranking__{model}__{metric}.svg"
-        _save(figure, path)
-        first = ranks.iloc[0]
-        manifest.append(
-            {
-                "dataset": None,
-                "model": model,
-                "kind": "critical_difference",
-                "file": path.name,
-                "caption": (
-                    f"Average rank of each regularizer by test accuracy of {model} across "
-                    f"{int(first['n_datasets'])} datasets (1 = best). Regularizers joined by a "
-                    "thick bar are not significantly different (Nemenyi test at the 5% level); "
-                    f"the bar above the axis is the critical difference, "
-                    f"{first['critical_difference']:.2f}."
-                ),
-            }
+    missing = [m for m in settings.judged if m not in set(tables.comparisons["metric"])]
+    if len(tables.comparisons) and missing:
+        known = ", ".join(sorted(set(tables.comparisons["metric"])))
+        raise ValueError(
+            f"the report judges {', '.join(missing)}, which comparisons.csv does not compare "
+            f"(it has: {known})"
         )
-    for (dataset, model), cell_runs in runs.groupby(["dataset", "model"], sort=True):
-        regularizers = _ordered(cell_runs["regularizer"].unique(), baseline)
-        cell_summary = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
-        figures = {
-            "learning_curves": (
-                _learning_curves(cell_runs, regularizers, history_of),
-                f"Learning curves of {model} on {dataset}: training (solid) and validation "
-                "(dashed) accuracy per epoch, mean over seeds with a band of one standard "
-                "deviation.",
-            ),
-            "test_accuracy": (
-                _interval_plot(
-                    cell_summary, regularizers, "test_accuracy", "test accuracy", baseline
-                ),
-                f"Test accuracy of {model} on {dataset} per regularizer: mean over seeds with "
-                f"its 95% confidence interval; the dotted line is the {baseline} baseline's mean.",
-            ),
-            "generalization_gap": (
-                _interval_plot(
-                    cell_summary, regularizers, "gap_accuracy", "train - test accuracy", baseline
-                ),
-                f"Generalization gap of {model} on {dataset}: training minus test accuracy "
-                "with the final weights, mean and 95% confidence interval. Smaller means "
-                "less overfitting.",
-            ),
-            "weights": (
-                _weight_histograms(cell_runs, regularizers, weights_of),
-                f"Distribution of the final kernel weights of {model} on {dataset}, pooled over "
-                "seeds (logarithmic count axis). The share of near-zero weights (|w| < 0.001) is "
-                "printed in each panel: L1 penalties drive weights to exactly zero.",
-            ),
-        }
-        for kind, (figure, caption) in figures.items():
-            path = out_dir / f"{dataset}__{model}__{kind}.svg"
-            _save(figure, path)
-            manifest.append(
-                {
-                    "dataset": dataset,
-                    "model": model,
-                    "kind": kind,
-                    "file": path.name,
-                    "caption": caption,
-                }
-            )
-    (out_dir / "figures.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for dataset, model, kind, (figure, caption) in _every_figure(
+        tables, history_of, weights_of, settings
+    ):
+        file = figure_file(dataset, model, kind)
+        _save(figure, out_dir / file)
+        manifest.append(
+            {"dataset": dataset, "model": model, "kind": kind, "file": file, "caption": caption}
+        )
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
+def _every_figure(
+    tables: StudyTables, history_of: HistoryOf, weights_of: WeightsOf, settings: FigureSettings
+) -> Iterator[tuple[str | None, str, str, Drawn]]:
+    """Every figure as (dataset, model, kind, (figure, caption)), drawn one at a time."""
+    comparisons = tables.comparisons
+    for (dataset, model), cell_runs in tables.runs.groupby(["dataset", "model"], sort=True):
+        name = f"{dataset} · {model}"
+        ok = cell_runs[cell_runs["status"] == "ok"]
+        regularizers = _ordered(cell_runs["regularizer"].unique(), settings.baseline)
+        cell = comparisons[(comparisons["dataset"] == dataset) & (comparisons["model"] == model)]
+        if len(cell):
+            figure = paired_differences(cell, regularizers, settings)
+            yield dataset, model, "paired_differences", figure
+        keys = {r: _keys(ok[ok["regularizer"] == r]) for r in regularizers}
+        histories = {r: [h for h in map(history_of, k) if h is not None] for r, k in keys.items()}
+        yield dataset, model, "learning_curves", learning_curves(histories, name)
+        weights = {r: [w for w in map(weights_of, k) if w is not None] for r, k in keys.items()}
+        yield dataset, model, "weights", weight_histograms(weights, name)
+    ranked = tables.rankings[tables.rankings["metric"] == settings.primary]
+    for model, ranks in ranked.groupby("model", sort=True):
+        if np.isfinite(ranks["critical_difference"].iloc[0]):
+            yield None, str(model), "critical_difference", critical_difference(ranks)
+
+
+def _keys(runs: pd.DataFrame) -> list[RunKey]:
+    return [RunKey(r.dataset, r.model, r.regularizer, int(r.seed)) for r in runs.itertuples()]
+
+
 def _save(figure: matplotlib.figure.Figure, path: Path) -> None:
-    """Write an SVG and free the figure.
+    """Write an SVG.
 
     Margins are set by hand when each figure is built: automatic layout
     (``tight_layout``, ``bbox_inches="tight"``) draws the figure once more and
     was most of the cost of a report with many runs.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="svg", metadata={"Date": None})
-    plt.close(figure)
-
-
-def _grid_margins(figure: matplotlib.figure.Figure, rows: int) -> None:
-    """Fixed margins for small-multiple grids, in place of a costly tight layout."""
-    height = figure.get_figheight()
-    figure.subplots_adjust(
-        left=0.08,
-        right=0.99,
-        bottom=0.45 / height,
-        top=1 - 0.25 / height,
-        wspace=0.12,
-        hspace=0.45 if rows > 1 else 0.2,
-    )
 
 
 def _ordered(names: Any, baseline: str) -> list[str]:
-    """The baseline first, then the others in their declared order."""
-    names = list(names)
-    return [baseline, *[n for n in names if n != baseline]] if baseline in names else names
+    """The baseline first, then the others by name, as the report's tables list them.
+
+    The study's own order is not used: the resolved config reaches the report
+    as canonical (key-sorted) JSON, so that reordering the YAML reruns nothing.
+    """
+    others = sorted({str(n) for n in names} - {baseline})
+    return [baseline, *others] if baseline in set(map(str, names)) else others
 
 
-def _learning_curves(
-    runs: pd.DataFrame,
-    regularizers: list[str],
-    history_of: Callable[[str, str, str, int], pd.DataFrame | None],
-) -> matplotlib.figure.Figure:
-    columns = min(4, len(regularizers))
-    rows = -(-len(regularizers) // columns)
-    figure, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(FULL_WIDTH, 1.7 * rows + 0.4),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
+def _only(values: pd.Series, what: str) -> float:
+    """The one value a column holds for a whole table (a setting recorded per row)."""
+    distinct = values.dropna().unique()
+    if len(distinct) != 1:
+        raise ValueError(f"expected one {what} in comparisons.csv, found {list(distinct)}")
+    return float(distinct[0])
+
+
+def _percent(fraction: float) -> str:
+    """A probability as the report prints it: 0.95 as 95%, 0.975 as 97.5%."""
+    return f"{fraction * 100:g}%"
+
+
+def _count(values: pd.Series) -> str:
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def paired_differences(
+    cell: pd.DataFrame, regularizers: list[str], settings: FigureSettings
+) -> Drawn:
+    """Per judged metric, each regularizer's mean paired difference with its CI, by verdict."""
+    compared = [r for r in regularizers if r in set(cell["regularizer"])]
+    metrics = [m for m in settings.judged if m in set(cell["metric"])]
+    height = 0.22 * len(compared) + 1.05
+    figure = matplotlib.figure.Figure(figsize=(FULL_WIDTH, height))
+    axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    positions = np.arange(len(compared))[::-1]
+    for axis, metric in zip(axes, metrics, strict=True):
+        rows = cell[cell["metric"] == metric].set_index("regularizer").reindex(compared)
+        _paired_panel(axis, rows, positions, metric)
+    axes[0].set_yticks(positions, compared)
+    axes[0].set_ylim(-0.7, len(compared) - 0.3)
+    longest = max(len(name) for name in compared)
+    figure.subplots_adjust(
+        left=(0.2 + 0.062 * longest) / FULL_WIDTH,
+        right=0.98,
+        bottom=0.62 / height,
+        top=1 - 0.43 / height,
+        wspace=0.12,
     )
-    for axis, regularizer in zip(axes.flat, regularizers, strict=False):
-        ok = runs[(runs["regularizer"] == regularizer) & (runs["status"] == "ok")]
-        histories = [
-            h
-            for h in (
-                history_of(row.dataset, row.model, row.regularizer, int(row.seed))
-                for row in ok.itertuples()
-            )
-            if h is not None
-        ]
-        axis.set_title(regularizer, fontsize=8)
-        if not histories:
-            axis.text(
-                0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes
-            )
+    figure.legend(
+        handles=[_verdict_handle(verdict) for verdict in VERDICT_STYLES],
+        loc="upper center",
+        ncol=len(VERDICT_STYLES),
+        frameon=False,
+        borderaxespad=0.1,
+    )
+    confidence, alpha = _only(cell["confidence"], "confidence"), _only(cell["alpha"], "alpha")
+    shapes = ", ".join(f"{style.symbol} {verdict}" for verdict, style in VERDICT_STYLES.items())
+    dataset, model = cell["dataset"].iloc[0], cell["model"].iloc[0]
+    caption = (
+        f"Paired differences from the {settings.baseline} baseline, {dataset} · {model}: for "
+        f"each regularizer and metric, the mean over seeds of regularized minus "
+        f"{settings.baseline} on the same seed ({_count(cell['n_pairs'])} pairs), with its "
+        f"{_percent(confidence)} confidence interval; proportions in percentage points. Marker "
+        f"and colour give the paired test's verdict at the {_percent(alpha)} level after "
+        f"correction for the number of regularizers compared: {shapes} (fewer than two pairs). "
+        "The interval is not corrected for that number, so one that barely excludes zero can "
+        "still be indistinguishable."
+    )
+    return figure, caption
+
+
+def _paired_panel(
+    axis: matplotlib.axes.Axes, rows: pd.DataFrame, positions: np.ndarray, metric: str
+) -> None:
+    """One metric's differences: a point and interval per regularizer, styled by verdict."""
+    scale = 100.0 if metric_style(metric).proportion else 1.0
+    mean = rows["mean_diff"].to_numpy(dtype=float) * scale
+    low = rows["diff_ci_low"].to_numpy(dtype=float) * scale
+    high = rows["diff_ci_high"].to_numpy(dtype=float) * scale
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    for y, m, lo, hi, verdict in zip(positions, mean, low, high, rows["verdict"], strict=True):
+        if not np.isfinite(m):
+            axis.text(0.0, y, " no pairs", va="center", ha="left", color="#808080")
             continue
-        for column, style, marker, label in (
-            ("accuracy", "-", "o", "train"),
-            ("val_accuracy", "--", "s", "validation"),
-        ):
-            frame = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1)
-            mean, std = frame.mean(axis=1), frame.std(axis=1).fillna(0.0)
-            epochs = frame.index.to_numpy()
-            every = max(1, len(epochs) // 6)
+        style = _verdict_style(verdict)
+        if np.isfinite(lo) and np.isfinite(hi):
+            axis.hlines(y, lo, hi, color=style.color, linewidth=1.2)
+        axis.plot([m], [y], linestyle="none", **_marker_kwargs(style))
+    span = np.concatenate([[0.0], mean, low, high])
+    span = span[np.isfinite(span)]
+    lo_x, hi_x = float(span.min()), float(span.max())
+    pad = 0.08 * (hi_x - lo_x) or 1.0
+    axis.set_xlim(lo_x - pad, hi_x + pad)
+    higher = bool(rows["higher_is_better"].dropna().iloc[0])
+    unit = "difference, points" if scale != 1.0 else "difference"
+    axis.set_xlabel(f"{unit}\n{'better →' if higher else '← better'}")
+    axis.set_title(metric_style(metric).label.removeprefix("the "))
+    axis.grid(axis="x", linewidth=0.3)
+    axis.tick_params(axis="y", length=0)
+
+
+def _verdict_style(verdict: str) -> VerdictStyle:
+    try:
+        return VERDICT_STYLES[verdict]
+    except KeyError:
+        known = ", ".join(VERDICT_STYLES)
+        raise ValueError(
+            f"comparisons.csv has verdict {verdict!r}; figures draw: {known}"
+        ) from None
+
+
+def _marker_kwargs(style: VerdictStyle) -> dict[str, Any]:
+    return {
+        "marker": style.marker,
+        "markersize": 6,
+        "markeredgecolor": style.color,
+        "markerfacecolor": style.color if style.filled else "white",
+        "markeredgewidth": 1.2,
+    }
+
+
+def _verdict_handle(verdict: str) -> matplotlib.lines.Line2D:
+    style = VERDICT_STYLES[verdict]
+    return matplotlib.lines.Line2D([], [], linestyle="none", label=verdict, **_marker_kwargs(style))
+
+
+def mean_curve(histories: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
+    """Per epoch, over the runs still training: ``mean``, ``sd`` and how many (``running``).
+
+    A run that stopped early leaves the mean where it stops instead of
+    counting as missing, zero or its last value.
+    """
+    epochs = np.unique(np.concatenate([h["epoch"].to_numpy() for h in histories]))
+    table = np.full((len(histories), len(epochs)), np.nan)
+    for row, history in zip(table, histories, strict=True):
+        row[np.searchsorted(epochs, history["epoch"].to_numpy())] = history[column]
+    running = np.isfinite(table).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.nansum(table, axis=0)
+        mean = np.where(running > 0, total / np.maximum(running, 1), np.nan)
+        squares = np.nansum((table - mean) ** 2, axis=0)
+        sd = np.where(running > 1, np.sqrt(squares / np.maximum(running - 1, 1)), np.nan)
+    return pd.DataFrame(
+        {"mean": mean, "sd": sd, "running": running}, index=pd.Index(epochs, name="epoch")
+    )
+
+
+#: Panels per row of a small-multiple figure: 11 regularizers fill two rows.
+COLUMNS = 6
+
+
+def _grid(
+    panels: int, layers: int, panel_height: float, top: float
+) -> tuple[matplotlib.figure.Figure, list[list[matplotlib.axes.Axes]]]:
+    """Small multiples: per panel, ``layers`` axes stacked under one title; in inches.
+
+    Returns the figure and, per panel, its axes top to bottom. Axes of one
+    layer share both scales, so their values compare across panels. Placed by
+    hand instead of by a costly tight layout.
+    """
+    columns = min(COLUMNS, panels)
+    groups = -(-panels // columns)
+    left, right, gap, title, ticks = 0.55, 0.08, 0.1, 0.34, 0.3
+    group_height = title + layers * panel_height + (layers - 1) * gap + ticks
+    height = top + groups * group_height + 0.2
+    width = (FULL_WIDTH - left - right - (columns - 1) * gap) / columns
+    figure = matplotlib.figure.Figure(figsize=(FULL_WIDTH, height))
+    firsts: list[matplotlib.axes.Axes] = []
+    stacks = []
+    for panel in range(panels):
+        group, column = divmod(panel, columns)
+        y = height - top - group * group_height - title
+        stack = []
+        for layer in range(layers):
+            y -= panel_height + (gap if layer else 0.0)
+            rect = ((left + column * (width + gap)) / FULL_WIDTH, y / height)
+            share = firsts[layer] if panel else None
+            axis = figure.add_axes(
+                (*rect, width / FULL_WIDTH, panel_height / height), sharex=share, sharey=share
+            )
+            # Shared scales: values on the outer edges only (text is what costs most in print).
+            below = panel + columns < panels
+            axis.tick_params(labelbottom=layer == layers - 1 and not below, labelleft=column == 0)
+            stack.append(axis)
+        if not panel:
+            firsts = stack
+        stacks.append(stack)
+    return figure, stacks
+
+
+#: The history columns drawn as learning curves (top to bottom), and their axis labels.
+CURVE_LABELS = {"loss": "data loss", "accuracy": "accuracy"}
+
+#: Training and validation: history column prefix, line style, marker, colour, label.
+_SERIES: tuple[tuple[str, Any, str, str, str], ...] = (
+    ("", "-", "o", "black", "training"),
+    ("val_", "--", "s", "#1f5fa8", "validation"),
+)
+_STOP_COLOR = "#b2182b"
+
+
+def learning_curves(histories: dict[str, list[pd.DataFrame]], name: str) -> Drawn:
+    """Per regularizer: training and validation data loss above accuracy, mean over the seeds.
+
+    ``histories`` holds each regularizer's successful runs' histories.
+    """
+    figure, stacks = _grid(len(histories), len(CURVE_LABELS), 0.7, 0.3)
+    # The study's epoch count: how long the longest run of the cell trained.
+    full = max((int(h["epoch"].max()) for runs in histories.values() for h in runs), default=0)
+    for stack, (regularizer, runs) in zip(stacks, histories.items(), strict=True):
+        if not runs:
+            stack[0].set_title(f"{regularizer}\nno successful run")
+            continue
+        ends = np.array([int(h["epoch"].max()) for h in runs])
+        early = ends[ends < full]
+        stopped = f"{len(early)}/{len(runs)} stop early" if len(early) else f"{len(runs)} runs"
+        stack[0].set_title(f"{regularizer}\n{stopped}")
+        for axis, column in zip(stack, CURVE_LABELS, strict=True):
+            for prefix, style, marker, color, series in _SERIES:
+                curve = mean_curve(runs, prefix + column)
+                _draw_curve(axis, curve, len(runs), style, marker, color, series)
+            # Where runs stopped: ticks along the epoch axis.
             axis.plot(
-                epochs,
-                mean,
-                linestyle=style,
-                marker=marker,
-                markevery=every,
-                markersize=3,
-                color="black" if column == "accuracy" else "tab:blue",
-                label=label,
-                linewidth=1,
+                early,
+                np.zeros(len(early)),
+                linestyle="none",
+                marker="|",
+                markersize=7,
+                color=_STOP_COLOR,
+                transform=axis.get_xaxis_transform(),
+                clip_on=False,
             )
-            axis.fill_between(
-                epochs,
-                mean - std,
-                mean + std,
-                alpha=0.2,
-                color="gray" if column == "accuracy" else "tab:blue",
-                linewidth=0,
-            )
-    for axis in axes.flat[len(regularizers) :]:
-        axis.set_visible(False)
-    for axis in axes[-1]:
-        axis.set_xlabel("epoch")
-    for axis in axes[:, 0]:
-        axis.set_ylabel("accuracy")
-    axes.flat[0].legend(loc="lower right", fontsize=7, frameon=False)
-    _grid_margins(figure, rows)
-    return figure
-
-
-def _weight_histograms(
-    runs: pd.DataFrame,
-    regularizers: list[str],
-    weights_of: Callable[[str, str, str, int], np.ndarray | None],
-) -> matplotlib.figure.Figure:
-    pooled: dict[str, np.ndarray] = {}
-    for regularizer in regularizers:
-        ok = runs[(runs["regularizer"] == regularizer) & (runs["status"] == "ok")]
-        arrays = [
-            w
-            for w in (
-                weights_of(r.dataset, r.model, r.regularizer, int(r.seed)) for r in ok.itertuples()
-            )
-            if w is not None
-        ]
-        pooled[regularizer] = np.concatenate(arrays) if arrays else np.zeros(0)
-    everything = np.concatenate([w for w in pooled.values() if w.size] or [np.zeros(1)])
-    limit = float(np.quantile(np.abs(everything), 0.995)) or 1.0
-    bins = np.linspace(-limit, limit, 41)
-    columns = min(4, len(regularizers))
-    rows = -(-len(regularizers) // columns)
-    figure, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(FULL_WIDTH, 1.5 * rows + 0.4),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
+    for index, stack in enumerate(stacks):
+        if index % COLUMNS == 0:
+            for axis, label in zip(stack, CURVE_LABELS.values(), strict=True):
+                axis.set_ylabel(label)
+        if index >= len(stacks) - COLUMNS:
+            stack[-1].set_xlabel("epoch")
+    handles = [
+        matplotlib.lines.Line2D([], [], linestyle=style, marker=marker, color=color)
+        for _, style, marker, color, _ in _SERIES
+    ]
+    stop = matplotlib.lines.Line2D(
+        [], [], linestyle="none", marker="|", markersize=7, color=_STOP_COLOR
     )
-    for axis, regularizer in zip(axes.flat, regularizers, strict=False):
-        weights = pooled[regularizer]
-        axis.set_title(regularizer, fontsize=8)
-        if not weights.size:
-            axis.text(
-                0.5, 0.5, "no successful run", ha="center", va="center", transform=axis.transAxes
-            )
+    figure.legend(
+        [*handles, stop],
+        [*(series for *_, series in _SERIES), "a run stopped early"],
+        loc="upper center",
+        ncol=3,
+        frameon=False,
+        handlelength=2.5,
+        borderaxespad=0.1,
+    )
+    return figure, _curves_caption(name)
+
+
+def _draw_curve(
+    axis: matplotlib.axes.Axes,
+    curve: pd.DataFrame,
+    total: int,
+    style: str,
+    marker: str,
+    color: str,
+    series: str,
+) -> None:
+    """The mean, thick while every run trains and thin over the runs still training after."""
+    epochs = curve.index.to_numpy()
+    mean = curve["mean"].to_numpy()
+    everyone = curve["running"].to_numpy() == total
+    axis.plot(epochs, mean, linestyle=style, color=color, linewidth=0.6)
+    axis.plot(
+        epochs[everyone],
+        mean[everyone],
+        linestyle=style,
+        marker=marker,
+        markevery=max(1, len(epochs) // 5),
+        markersize=3,
+        color=color,
+        label=series,
+        linewidth=1.2,
+    )
+    spread = curve["sd"].to_numpy()
+    axis.fill_between(
+        epochs,
+        mean - spread,
+        mean + spread,
+        where=curve["running"].to_numpy() >= 2,
+        alpha=0.18,
+        color=color,
+        linewidth=0,
+    )
+
+
+def _curves_caption(name: str) -> str:
+    """What the curves show, and why training and validation differ."""
+    return (
+        f"Learning curves, {name}: data loss (cross-entropy without penalty terms; top) and "
+        "accuracy (bottom), training (solid, circles) and validation (dashed, squares), mean "
+        "over the successful runs ± one standard deviation. Where runs stopped early (ticks on "
+        "the epoch axis, count in the title) the mean goes on, thin, over the runs still "
+        "training. Training values are averages over each epoch's batches in training mode "
+        "(dropout on; batch normalization on batch statistics while its moving averages warm "
+        "up); validation is measured after the epoch with dropout off. So training loss can "
+        "sit above, and training accuracy below, validation without any fault."
+    )
+
+
+#: The histograms span this quantile of |w|, so a few outliers do not squeeze the rest.
+HISTOGRAM_RANGE = 0.995
+
+
+def near_zero_label() -> str:
+    """The near-zero threshold as figures print it, from :data:`regbench.metrics.NEAR_ZERO`."""
+    return f"|w| < {NEAR_ZERO:g}"
+
+
+def weight_histograms(weights: dict[str, list[np.ndarray]], name: str) -> Drawn:
+    """One histogram of the final kernel weights per regularizer, pooled over seeds."""
+    pooled = {r: np.concatenate(a) if a else np.zeros(0) for r, a in weights.items()}
+    everything = np.concatenate([w for w in pooled.values() if w.size] or [np.zeros(1)])
+    limit = float(np.quantile(np.abs(everything), HISTOGRAM_RANGE)) or 1.0
+    bins = np.linspace(-limit, limit, 41)
+    figure, stacks = _grid(len(pooled), 1, 0.7, 0.25)
+    # The shares go in the titles, clear of the spike at zero they describe.
+    figure.text(
+        0.5,
+        1 - 0.05 / figure.get_figheight(),
+        f"Under each name: the share of weights with {near_zero_label()}",
+        ha="center",
+        va="top",
+    )
+    stacks[0][0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3, symmetric=True))
+    for (axis,), (regularizer, values) in zip(stacks, pooled.items(), strict=True):
+        if not values.size:
+            axis.set_title(f"{regularizer}\nno successful run")
             continue
-        axis.hist(
-            np.clip(weights, -limit, limit),
-            bins=bins,
-            color="0.35",
-            edgecolor="black",
-            linewidth=0.3,
-        )
+        share = float((np.abs(values) < NEAR_ZERO).mean())
+        axis.set_title(f"{regularizer}\n{share:.1%}")
+        counts, _ = np.histogram(np.clip(values, -limit, limit), bins=bins)
+        axis.stairs(counts, bins, fill=True, color="0.45", edgecolor="black", linewidth=0.3)
         axis.set_yscale("log")
         # Minor log ticks cost more to lay out than the rest of the figure.
         axis.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        sparsity = float((np.abs(weights) < 1e-3).mean())
-        axis.text(
-            0.03,
-            0.95,
-            f"{sparsity:.1%} near zero",
-            transform=axis.transAxes,
-            ha="left",
-            va="top",
-            fontsize=7,
-        )
-    for axis in axes.flat[len(regularizers) :]:
-        axis.set_visible(False)
-    for axis in axes[-1]:
-        axis.set_xlabel("weight")
-    for axis in axes[:, 0]:
-        axis.set_ylabel("count")
-    _grid_margins(figure, rows)
-    return figure
-
-
-def _interval_plot(
-    summary: pd.DataFrame, regularizers: list[str], metric: str, label: str, baseline: str
-) -> matplotlib.figure.Figure:
-    rows = summary[summary["metric"] == metric].set_index("regularizer").reindex(regularizers)
-    figure, axis = plt.subplots(figsize=(FULL_WIDTH * 0.75, 0.28 * len(regularizers) + 0.8))
-    positions = np.arange(len(regularizers))[::-1]
-    means = rows["mean"].to_numpy(dtype=float)
-    low = means - rows["ci_low"].to_numpy(dtype=float)
-    high = rows["ci_high"].to_numpy(dtype=float) - means
-    errors = np.nan_to_num(np.vstack([low, high]), nan=0.0)
-    axis.errorbar(
-        means,
-        positions,
-        xerr=errors,
-        fmt="o",
-        color="black",
-        ecolor="black",
-        capsize=3,
-        markersize=4,
-        linewidth=1,
+        # Plain counts: a power of ten's exponent would print below 8 pt.
+        axis.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    for index, (axis,) in enumerate(stacks):
+        if index % COLUMNS == 0:
+            axis.set_ylabel("count")
+        if index >= len(stacks) - COLUMNS:
+            axis.set_xlabel("weight")
+    caption = (
+        f"Final kernel weights, {name}: histogram of every run's weights pooled over seeds, "
+        f"on a logarithmic count axis; weights beyond ±{limit:.2g} (the "
+        f"{HISTOGRAM_RANGE * 100:g}th percentile of |w| over the panels) are counted in the "
+        "outermost bins. Under each regularizer's name: the share of "
+        f"weights with {near_zero_label()}, the threshold the study counts as near zero."
     )
-    if baseline in rows.index and np.isfinite(rows.loc[baseline, "mean"]):
-        axis.axvline(rows.loc[baseline, "mean"], linestyle=":", color="gray", linewidth=1)
-    axis.set_yticks(positions, regularizers)
-    axis.set_xlabel(label)
-    axis.grid(axis="x", linewidth=0.3)
-    width, height = figure.get_size_inches()
-    longest = max(len(name) for name in regularizers)
-    figure.subplots_adjust(
-        left=min(0.6, (0.25 + 0.06 * longest) / width),
-        right=0.97,
-        bottom=0.45 / height,
-        top=1 - 0.1 / height,
-    )
-    return figure
+    return figure, caption
 
 
-def _critical_difference(ranks: pd.DataFrame) -> matplotlib.figure.Figure:
-    """A Demšar-style critical-difference diagram from average ranks."""
+def critical_difference(ranks: pd.DataFrame) -> Drawn:
+    """A Demšar-style critical-difference diagram from average ranks, best on the right.
+
+    Lengths are in inches, so the figure is as tall as its rows of names and
+    its text stays 8 pt however many regularizers there are.
+    """
     ranks = ranks.sort_values("average_rank")
-    names = ranks["regularizer"].tolist()
     values = ranks["average_rank"].to_numpy(dtype=float)
-    cd = float(ranks["critical_difference"].iloc[0])
-    k = len(names)
+    labels = [
+        f"{name} ({value:.2f})" for name, value in zip(ranks["regularizer"], values, strict=True)
+    ]
+    first = ranks.iloc[0]
+    cd, k = float(first["critical_difference"]), len(labels)
     half = -(-k // 2)
-    figure, axis = plt.subplots(figsize=(FULL_WIDTH, 0.9 + 0.22 * half))
-    axis.set_xlim(k + 0.5, 0.5)  # Best rank on the right, as Demšar draws it.
-    axis.set_ylim(-half - 0.5, 1.6)
+    groups = _cd_groups(values, cd)
+    above, below = 0.56, 0.12 + 0.08 * len(groups)
+    row = 0.19
+    height = above + below + row * half + 0.05
+    side = (0.25 + 0.062 * max(len(label) for label in labels)) / FULL_WIDTH
+    figure = matplotlib.figure.Figure(figsize=(FULL_WIDTH, height))
+    axis = figure.add_axes((side, 0.0, 1 - 2 * side, 1.0))
+    axis.set_xlim(k + 0.25, 0.75)  # Best rank on the right, as Demšar draws it.
+    axis.set_ylim(above - height, above)
     axis.axis("off")
-    figure.subplots_adjust(left=0.2, right=0.8, bottom=0.02, top=0.98)
-    axis.hlines(0, 1, k, color="black", linewidth=1)
+    line: dict[str, Any] = {"color": "black", "clip_on": False}
+    axis.hlines(0.0, 1, k, linewidth=1, **line)
     for tick in range(1, k + 1):
-        axis.vlines(tick, 0, 0.12, color="black", linewidth=1)
-        axis.text(tick, 0.2, str(tick), ha="center", va="bottom", fontsize=7)
-    axis.hlines(1.25, 1, 1 + cd, color="black", linewidth=1.5)
-    axis.text(1 + cd / 2, 1.35, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=7)
-    for index, (name, value) in enumerate(zip(names, values, strict=True)):
+        axis.vlines(tick, 0.0, 0.06, linewidth=1, **line)
+        axis.text(tick, 0.09, str(tick), ha="center", va="bottom")
+    axis.hlines(0.36, 1, 1 + cd, linewidth=1.5, **line)
+    axis.text(1 + cd / 2, 0.39, f"CD = {cd:.2f}", ha="center", va="bottom")
+    for index, (label, value) in enumerate(zip(labels, values, strict=True)):
         right = index < half
-        row = -(index if right else k - 1 - index) - 0.6
-        end = 0.5 if right else k + 0.5
-        axis.plot([value, value, end], [0, row, row], color="black", linewidth=0.7)
+        y = -(below + row * ((index if right else k - 1 - index) + 0.5))
+        end = 0.75 if right else k + 0.25
+        axis.plot([value, value, end], [0.0, y, y], linewidth=0.7, **line)
         axis.text(
             end,
-            row,
-            f" {name} ({value:.2f}) " if right else f" ({value:.2f}) {name} ",
-            ha="left" if right else "right",
+            y,
+            f" {label}" if right else f"{label} ",
             va="center",
-            fontsize=7,
+            ha="left" if right else "right",
         )
-    # Thick bars join groups whose rank range is within the critical difference.
+    for level, (start, stop) in enumerate(groups):
+        y = -(0.1 + 0.08 * level)
+        axis.hlines(y, values[start] - 0.05, values[stop] + 0.05, linewidth=3, **line)
+    alpha = f" at the {_percent(float(first['alpha']))} level" if "alpha" in ranks else ""
+    caption = (
+        f"Average rank of each regularizer by {metric_style(str(first['metric'])).label} of "
+        f"{first['model']} across {int(first['n_datasets'])} datasets (1 = best, on the "
+        "right). Regularizers joined by a thick bar have average ranks that differ by no more "
+        f"than the critical difference of the Nemenyi test{alpha}, CD = {cd:.2f}, drawn above "
+        "the axis."
+    )
+    return figure, caption
+
+
+def _cd_groups(values: np.ndarray, cd: float) -> list[tuple[int, int]]:
+    """Maximal runs of sorted average ranks whose range is within the critical difference."""
     groups: list[tuple[int, int]] = []
-    for start in range(k):
-        stop = max(j for j in range(start, k) if values[j] - values[start] <= cd)
+    for start in range(len(values)):
+        stop = max(j for j in range(start, len(values)) if values[j] - values[start] <= cd)
         if stop > start and not any(a <= start and stop <= b for a, b in groups):
             groups.append((start, stop))
-    for level, (start, stop) in enumerate(groups):
-        y = -0.25 - 0.12 * level
-        axis.hlines(y, values[start] - 0.05, values[stop] + 0.05, color="black", linewidth=3)
-    return figure
+    return groups
 
 
 def load_history(path: Path) -> pd.DataFrame | None:

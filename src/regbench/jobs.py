@@ -23,6 +23,7 @@ __all__ = [
     "AGGREGATE_OUTPUTS",
     "aggregate_runs",
     "download_dataset",
+    "figure_settings",
     "plot_figures",
     "prepare_dataset",
     "redirect_output",
@@ -184,31 +185,55 @@ def aggregate_runs(
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
+#: What the report judges when a study does not say (``report: {primary, metrics}``).
+def figure_settings(config: Mapping[str, Any]) -> str:
+    """The parts of a resolved study the figures depend on, as canonical JSON (a rule param).
+
+    Only these: a change to anything else in the study (a title, a
+    description, the order of its entries) must not redraw the figures.
+    """
+    from regbench.config import canonical_json
+
+    report = config["report"]  # Filled with its defaults when the study was loaded.
+    return canonical_json(
+        {
+            "baseline": config["baseline"],
+            "primary": report["primary"],
+            "metrics": list(report["metrics"]),
+        }
+    )
+
+
 def plot_figures(
-    runs_csv: str, summary_csv: str, rankings_csv: str, runs_dir: str, baseline: str, out_dir: str
+    runs_csv: str,
+    comparisons_csv: str,
+    rankings_csv: str,
+    settings_json: str,
+    out_dir: str,
+    root: str = ".",
 ) -> None:
-    """Draw every figure from the tables and the runs' histories."""
+    """Draw every figure from the tables and the runs' histories and weights.
+
+    ``settings_json`` is :func:`figure_settings`. The tables name the runs;
+    each run's files are read where ``RunKey.output`` puts them below
+    ``root``, the study's folder.
+    """
     import pandas as pd
 
-    from regbench.figures import load_history, load_weights, plot_all
+    from regbench.config import RunKey
+    from regbench.figures import FigureSettings, StudyTables, load_history, load_weights, plot_all
 
-    def history_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
-        return load_history(
-            Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "history.csv")
-        )
+    def history_of(key: RunKey) -> Any:
+        return load_history(Path(root, key.output("history.csv")))
 
-    def weights_of(dataset: str, model: str, regularizer: str, seed: int) -> Any:
-        return load_weights(
-            Path(runs_dir, dataset, model, regularizer, f"seed{seed}", "weights.npz")
-        )
+    def weights_of(key: RunKey) -> Any:
+        return load_weights(Path(root, key.output("weights.npz")))
 
     manifest = plot_all(
-        pd.read_csv(runs_csv),
-        pd.read_csv(summary_csv),
-        pd.read_csv(rankings_csv),
+        StudyTables(pd.read_csv(runs_csv), pd.read_csv(comparisons_csv), pd.read_csv(rankings_csv)),
         history_of,
         weights_of,
-        baseline,
+        FigureSettings.from_json(settings_json),
         Path(out_dir),
     )
     print(f"drew {len(manifest)} figures", flush=True)
