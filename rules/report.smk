@@ -81,6 +81,7 @@ rule plot_figures:
         runs="results/tables/runs.csv",
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
+        dose_response="results/tables/dose_response.csv",
     # The runs' histories and weights are read from results/runs by the runs the
     # tables name; the tables are rewritten whenever any run changes.
     output:

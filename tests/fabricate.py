@@ -187,6 +187,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
         figure_settings(study.config),
         str(root / "results" / "figures"),
         root=str(root),
+        dose_response_csv=str(tables / "dose_response.csv"),
     )
     reports = root / "reports"
     reports.mkdir(exist_ok=True)

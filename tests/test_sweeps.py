@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from fabricate import aggregate_fabricated, fabricate_study
 
-from regbench import stats, sweeps
+from regbench import figures, stats, sweeps
 from regbench.config import (
     MAX_SWEEP_VARIANTS,
     ConfigError,
@@ -22,6 +23,7 @@ from regbench.config import (
     load_study,
     variant_name,
 )
+from regbench.jobs import figure_settings, plot_figures
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_A = REPO / "studies" / "a_wine_l1l2_dropout.yaml"
@@ -545,3 +547,70 @@ def test_aggregation_writes_the_sweep_tables(tmp_path: Path) -> None:
         frozenset(("none", "dropout")),
         frozenset(("l2", "dropout")),
     }
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def sweep_study_tables(root: Path) -> tuple[Study, Path]:
+    """A fabricated small sweep study (l2 at three strengths, dropout at two), aggregated."""
+    raw = small_study(
+        {"l2": {"kernel": {"l2": [1e-4, 1e-3, 1e-2]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
+    )
+    study = fabricate_study(root, raw, effect=0.0)
+    return study, aggregate_fabricated(root, study)
+
+
+def test_dose_response_figure_draws_each_family_against_strength(tmp_path: Path) -> None:
+    """One row per family, one column per metric; l2's decades on a log axis, dropout linear."""
+    study, tables = sweep_study_tables(tmp_path)
+    rows = pd.read_csv(tables / "dose_response.csv")
+    settings = figures.FigureSettings.from_json(figure_settings(study.config))
+
+    figure, caption = figures.dose_response(rows, settings)
+
+    axes = figure.axes
+    families = list(dict.fromkeys(rows["family"]))
+    assert len(axes) == len(families) * 3
+    assert [axis.get_title() for axis in axes[:3]] == [
+        "test accuracy",
+        "test loss",
+        "train–test accuracy gap",
+    ]
+    by_family = {f: axes[3 * i : 3 * i + 3] for i, f in enumerate(families)}
+    assert by_family["l2"][0].get_xscale() == "log"
+    assert by_family["dropout"][0].get_xscale() == "linear"
+    assert by_family["l2"][0].get_xlabel() == "kernel.l2"
+    accuracy = rows[(rows["family"] == "l2") & (rows["metric"] == "test_accuracy")]
+    best = accuracy[accuracy["best"]].iloc[0]
+    filled = [
+        line
+        for line in by_family["l2"][0].get_lines()
+        if line.get_marker() == "o" and line.get_markerfacecolor() == "black"
+    ]
+    assert [list(line.get_xdata()) for line in filled] == [[best["strength"]]]
+    assert list(filled[0].get_ydata()) == pytest.approx([best["mean"] * 100])
+    band = by_family["l2"][0].patches[0].get_extents()
+    assert band.height > 0  # The baseline's interval, drawn across the panel.
+    assert "blobs · mlp" in caption and "none baseline" in caption
+
+
+def test_sweep_studies_get_a_dose_response_figure_per_cell(tmp_path: Path) -> None:
+    """The figure step lists one dose_response figure per dataset · model of a sweep study."""
+    study, tables = sweep_study_tables(tmp_path)
+    out = tmp_path / "results" / "figures"
+
+    plot_figures(
+        str(tables / "runs.csv"),
+        str(tables / "comparisons.csv"),
+        str(tables / "rankings.csv"),
+        figure_settings(study.config),
+        str(out),
+        root=str(tmp_path),
+        dose_response_csv=str(tables / "dose_response.csv"),
+    )
+
+    manifest = json.loads((out / "figures.json").read_text("utf-8"))
+    doses = [entry for entry in manifest if entry["kind"] == "dose_response"]
+    assert [(e["dataset"], e["model"]) for e in doses] == [("blobs", "mlp")]
+    assert (out / doses[0]["file"]).is_file()

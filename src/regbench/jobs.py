@@ -200,6 +200,7 @@ def figure_settings(config: Mapping[str, Any]) -> str:
             "baseline": config["baseline"],
             "primary": report["primary"],
             "metrics": list(report["metrics"]),
+            "swept": {name: family["swept"] for name, family in config["families"].items()},
         }
     )
 
@@ -211,12 +212,14 @@ def plot_figures(
     settings_json: str,
     out_dir: str,
     root: str = ".",
+    dose_response_csv: str | None = None,
 ) -> None:
     """Draw every figure from the tables and the runs' histories and weights.
 
     ``settings_json`` is :func:`figure_settings`. The tables name the runs;
     each run's files are read where ``RunKey.output`` puts them below
-    ``root``, the study's folder.
+    ``root``, the study's folder. ``dose_response_csv``, where given, draws
+    the sweeps' responses to strength.
     """
     import pandas as pd
 
@@ -230,7 +233,12 @@ def plot_figures(
         return load_weights(Path(root, key.output("weights.npz")))
 
     manifest = plot_all(
-        StudyTables(pd.read_csv(runs_csv), pd.read_csv(comparisons_csv), pd.read_csv(rankings_csv)),
+        StudyTables(
+            pd.read_csv(runs_csv),
+            pd.read_csv(comparisons_csv),
+            pd.read_csv(rankings_csv),
+            *([pd.read_csv(dose_response_csv)] if dose_response_csv else []),
+        ),
         history_of,
         weights_of,
         FigureSettings.from_json(settings_json),
