@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fabricate import aggregate_fabricated, fabricate_study
+from fabricate import aggregate_fabricated, fabricate_study, render_fabricated
+from pypdf import PdfReader
 
 from regbench import figures, stats, sweeps
 from regbench.config import (
@@ -23,7 +24,9 @@ from regbench.config import (
     load_study,
     variant_name,
 )
+from regbench.findings import strength_label, strength_sentences, tuned_sentence
 from regbench.jobs import figure_settings, plot_figures
+from regbench.wording import MINUS, format_diff, format_value
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_A = REPO / "studies" / "a_wine_l1l2_dropout.yaml"
@@ -614,3 +617,109 @@ def test_sweep_studies_get_a_dose_response_figure_per_cell(tmp_path: Path) -> No
     doses = [entry for entry in manifest if entry["kind"] == "dose_response"]
     assert [(e["dataset"], e["model"]) for e in doses] == [("blobs", "mlp")]
     assert (out / doses[0]["file"]).is_file()
+
+
+# --------------------------------------------------------------------------- words and report
+
+
+def test_strength_sentences_name_the_best_and_what_cannot_be_told_from_it() -> None:
+    """Each family's sentence gives the best strength with its interval and its neighbours' fate."""
+    runs = sweep_runs()
+    dose = sweeps.dose_response(runs, sweep_summary(runs), FAMILIES, "none", ["test_accuracy"])
+
+    sentences = {
+        s["family"]: s["sentence"] for s in strength_sentences(dose, "test_accuracy", FAMILIES)
+    }
+
+    best = dose[(dose["family"] == "l2") & dose["best"]].iloc[0]
+    assert sentences["l2"] == (
+        f"Best kernel.l2 by test accuracy: 0.001 ({format_value(best['mean'], 'test_accuracy')}%, "
+        f"CI {format_value(best['ci_low'], 'test_accuracy')} to "
+        f"{format_value(best['ci_high'], 'test_accuracy')}). "
+        "Its neighbours 0.0001 and 0.01 are worse."
+    )
+    other = dose[(dose["family"] == "dropout") & ~dose["best"]].iloc[0]
+    rate = f"{other['strength']:g}"
+    assert sentences["dropout"].endswith(f"Its neighbour {rate} cannot be told apart from it.")
+
+
+def test_a_family_of_several_keys_is_worded_by_setting() -> None:
+    """Settings of several keys read as ``l1 0.01, l2 0``, and the sentence names settings."""
+    family = {
+        "swept": ["kernel.l1", "kernel.l2"],
+        "variants": ["p_l1-0_l2-0.001", "p_l1-0.01_l2-0"],
+        "values": {
+            "p_l1-0_l2-0.001": {"kernel.l1": 0.0, "kernel.l2": 0.001},
+            "p_l1-0.01_l2-0": {"kernel.l1": 0.01, "kernel.l2": 0.0},
+        },
+    }
+    assert strength_label(family, "p_l1-0.01_l2-0") == "l1 0.01, l2 0"
+    runs = sweep_runs().replace(
+        {"regularizer": {"l2_0.001": "p_l1-0_l2-0.001", "l2_0.01": "p_l1-0.01_l2-0"}}
+    )
+    dose = sweeps.dose_response(runs, sweep_summary(runs), {"p": family}, "none", ["test_accuracy"])
+
+    (sentence,) = strength_sentences(dose, "test_accuracy", {"p": family})
+
+    assert sentence["sentence"].startswith("Best setting by test accuracy: l1 0, l2 0.001 (")
+    assert sentence["sentence"].endswith("L1 0.01, l2 0 is worse.")
+
+
+def test_page_one_sentence_gives_each_tuned_sweep_against_the_baseline_and_each_other() -> None:
+    """The tuned sentence states each verdict with its difference in points."""
+    runs = sweep_runs()
+    tuned = sweeps.tuned_runs(
+        runs, sweeps.select_variants(runs, FAMILIES, "best_val_loss"), ["test_accuracy"]
+    )
+    compared = sweeps.compare_tuned(runs, tuned, "none", ["test_accuracy"])
+
+    sentence = tuned_sentence(compared, "test_accuracy", "none")
+
+    l2 = compared[(compared["regularizer"] == "l2") & (compared["baseline"] == "none")].iloc[0]
+    assert sentence.startswith(
+        "With each sweep at the strength validation data chose per seed, on test accuracy: "
+    )
+    assert (
+        f"l2 is higher than none ({format_diff(l2['mean_diff'], 'test_accuracy')} points)"
+        in sentence
+    )
+    assert "dropout is lower than l2" in sentence
+
+
+def test_report_of_a_sweep_study_shows_responses_choices_and_tuned_comparisons(
+    tmp_path: Path,
+) -> None:
+    """The PDF's sweeps section words dose_response.csv, counts tuned.csv and draws the figure."""
+    raw = small_study(
+        {"l2": {"kernel": {"l2": [1e-4, 1e-3, 1e-2]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
+    )
+    raw["seeds"] = [0, 1, 2, 3, 4]
+    study = fabricate_study(tmp_path, raw)
+    # Validation loss that prefers l2 at 0.001 on seeds 0-2 and 0.01 on seeds 3-4.
+    for key in study.runs:
+        path = tmp_path / key.output("metrics.json")
+        metrics = json.loads(path.read_text("utf-8"))
+        preferred = "l2_0.001" if key.seed < 3 else "l2_0.01"
+        metrics["best_val_loss"] = 0.3 if key.regularizer == preferred else 0.4
+        path.write_text(json.dumps(metrics), "utf-8")
+
+    html, pdf = render_fabricated(tmp_path, study, REPO / "templates")
+
+    text = " ".join(page.extract_text() or "" for page in PdfReader(pdf).pages)
+    text = re.sub(r"\s+", " ", text)
+    tables = tmp_path / "results" / "tables"
+    dose = pd.read_csv(tables / "dose_response.csv")
+    for item in strength_sentences(dose, "test_accuracy", study.families):
+        assert re.sub(r"\s+", " ", f"{item['family']}: {item['sentence']}") in text
+    assert "l2 0.0001: 0, 0.001: 3, 0.01: 2 5" in text
+    assert "Response to strength, blobs · mlp" in text
+    compared = pd.read_csv(tables / "tuned_comparisons.csv")
+    row = compared[(compared["metric"] == "test_accuracy") & (compared["baseline"] == "none")].iloc[
+        0
+    ]
+    assert (
+        f"{row['regularizer']} {MINUS} none {format_diff(row['mean_diff'], 'test_accuracy')}"
+        in text
+    )
+    page = html.read_text("utf-8").split('<article id="sweeps">', 1)[1].split("</article>", 1)[0]
+    assert page.count('<figure class="dose_response">') == 1
