@@ -31,6 +31,7 @@ from regbench.figures import (
 )
 from regbench.jobs import figure_settings, plot_figures
 from regbench.metrics import NEAR_ZERO
+from regbench.wording import VERDICT_STYLES
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = FigureSettings.from_json(figure_settings(load_study(study_config(1, 4, 2)).config))
@@ -160,7 +161,7 @@ def test_paired_figure_plots_each_comparison_at_its_difference_marked_by_verdict
     labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     positions = dict(zip(labels, figure.axes[0].get_yticks(), strict=True))
     assert sorted(labels) == ["l2_0", "l2_1", "l2_2"]
-    markers = {style.marker: verdict for verdict, style in figures.VERDICT_STYLES.items()}
+    markers = {style.marker: verdict for verdict, style in VERDICT_STYLES.items()}
     for axis, points, metric in zip(
         figure.axes, drawn_points(figure), SETTINGS.judged, strict=True
     ):

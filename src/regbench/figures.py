@@ -33,8 +33,7 @@ import pandas as pd
 
 from regbench.config import RunKey
 from regbench.metrics import NEAR_ZERO
-from regbench.stats import NOT_COMPARABLE
-from regbench.wording import join_names, metric_style
+from regbench.wording import VERDICT_STYLES, VerdictStyle, join_names, metric_style
 
 __all__ = [
     "CURVE_LABELS",
@@ -42,10 +41,8 @@ __all__ = [
     "FULL_WIDTH",
     "HISTOGRAM_RANGE",
     "MANIFEST",
-    "VERDICT_STYLES",
     "FigureSettings",
     "StudyTables",
-    "VerdictStyle",
     "critical_difference",
     "dose_response",
     "figure_file",
@@ -86,25 +83,6 @@ FIGURE_KINDS = (
     "weights",
     "critical_difference",
 )
-
-
-@dataclass(frozen=True)
-class VerdictStyle:
-    """How one verdict is drawn: a marker shape (for grayscale print) and a colour."""
-
-    marker: str
-    color: str
-    filled: bool
-    symbol: str  # The same shape in a caption.
-
-
-#: One marker and colour per verdict of ``comparisons.csv``.
-VERDICT_STYLES: dict[str, VerdictStyle] = {
-    "better": VerdictStyle("^", "#1b7837", True, "▲"),
-    "worse": VerdictStyle("v", "#b2182b", True, "▼"),
-    "indistinguishable": VerdictStyle("o", "#404040", False, "○"),
-    NOT_COMPARABLE: VerdictStyle("x", "#808080", True, "×"),
-}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pandas as pd
 from regbench.stats import NOT_COMPARABLE
 from regbench.wording import (
     MINUS,
+    VERDICT_STYLES,
     format_diff,
     format_interval,
     format_number,
@@ -54,12 +55,7 @@ __all__ = [
 Row = Mapping[str, Any]
 
 #: Symbol of each verdict in the verdict matrix and tables (legible in grayscale).
-MATRIX_SYMBOLS = {
-    "better": "▲",
-    "worse": "▼",
-    "indistinguishable": "○",
-    NOT_COMPARABLE: "?",
-}
+MATRIX_SYMBOLS = {verdict: style.symbol for verdict, style in VERDICT_STYLES.items()}
 
 #: At most this many regularizers are named in one clause; beyond it, a count.
 _MAX_NAMED = 3

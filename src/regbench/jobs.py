@@ -187,7 +187,7 @@ def aggregate_runs(
 
 #: What the report judges when a study does not say (``report: {primary, metrics}``).
 def figure_settings(config: Mapping[str, Any]) -> str:
-    """The parts of a resolved study the figures depend on, as canonical JSON (a rule param).
+    """The parts of a resolved study config the figures depend on, as canonical JSON (a param).
 
     Only these: a change to anything else in the study (a title, a
     description, the order of its entries) must not redraw the figures.

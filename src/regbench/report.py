@@ -41,6 +41,7 @@ from regbench.findings import (
 )
 from regbench.measures import HIGHER_IS_BETTER
 from regbench.wording import (
+    VERDICT_STYLES,
     breakable,
     format_diff,
     format_number,
@@ -173,6 +174,7 @@ def build_context(
         ],
         "rankings": _rankings(tables, judged[0], pictures),
         "method": _method(config, tables, judged),
+        "verdict_styles": VERDICT_STYLES,
         "html_only": _html_only(figures),
         "appendix": {
             **appendix.provenance(tables.runs),

@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from regbench.stats import NOT_COMPARABLE
+
 __all__ = [
     "MINUS",
+    "VERDICT_STYLES",
     "MetricStyle",
+    "VerdictStyle",
     "breakable",
     "format_diff",
     "format_interval",
@@ -32,6 +36,28 @@ __all__ = [
 
 #: The typographic minus sign: it reads better than a hyphen in running text and tables.
 MINUS = "\u2212"
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """How one verdict is shown: a symbol and a marker shape (for grayscale print), and colours."""
+
+    symbol: str  # In tables, sentences and captions.
+    marker: str  # The matplotlib marker of the same shape.
+    color: str
+    background: str  # Behind a table cell that carries the verdict.
+    filled: bool
+
+
+#: One look per verdict of ``comparisons.csv``, shared by the figures and the report's
+#: tables. Blue and orange stay apart for red-green colour blindness; shapes carry the
+#: verdict in grayscale.
+VERDICT_STYLES: dict[str, VerdictStyle] = {
+    "better": VerdictStyle("▲", "^", "#0b4f8a", "#d4e6f6", True),
+    "worse": VerdictStyle("▼", "v", "#9a4a00", "#fbe0c8", True),
+    "indistinguishable": VerdictStyle("○", "o", "#404040", "#ffffff", False),
+    NOT_COMPARABLE: VerdictStyle("×", "x", "#808080", "#ffffff", True),
+}
 
 
 @dataclass(frozen=True)
