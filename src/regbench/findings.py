@@ -718,14 +718,19 @@ def selection_rows(
 
 
 def tuned_rows(tuned: pd.DataFrame, metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """The tuned comparisons as table rows, per judged metric: who minus whom, by how much."""
+    """The tuned comparisons as table rows, per judged metric: who minus whom, by how much.
+
+    The metric is named on the first row of its group only (``first``).
+    """
     rows = []
     for metric in metrics:
-        for row in _records(tuned[tuned["metric"] == metric]):
+        for index, row in enumerate(_records(tuned[tuned["metric"] == metric])):
             verdict = str(row["verdict"])
             rows.append(
                 {
-                    "metric": metric_style(metric).heading,
+                    # The metric heads its group of rows, as the findings tables do.
+                    "metric": metric_style(metric).heading if index == 0 else "",
+                    "first": index == 0,
                     "cell": cell_name(row),
                     "comparison": f"{row['regularizer']} {MINUS} {row['baseline']}",
                     "diff": format_diff(row["mean_diff"], metric),
