@@ -3,31 +3,28 @@
 Runs the default study (``config.yaml``) on a reduced grid three ways, each in
 its own temporary folder:
 
-1. ``snakemake --cores N --until train_run`` with one process per training job
-   (every job imports TensorFlow);
-2. the same with a warm worker pool of N workers (``regbench.worker``), the
-   pool's start-up counted in the wall time;
+1. ``snakemake --cores N --until train_cell``, as a user runs it: one job per
+   cell (its seeds trained together), handed to the warm workers the
+   Snakefile's ``onstart`` hook starts (their start-up is in the wall time);
+2. the same with ``REGBENCH_POOL=0``: every job trains in its own process;
 3. the notebook way: one Python process that loops over the same grid and
    calls ``model.fit`` (validation data, same epochs and batch size) and
    ``model.evaluate`` per run, one run after another, on the same prepared
    arrays; its wall time includes importing TensorFlow once.
 
 For the two Snakemake runs it reads every training job's benchmark TSV
-(``s``: the job's wall time, ``max_rss``) and ``metrics.json``
-(``train_seconds``: time in the training loop) and prints the median
-non-training time per job (``s - train_seconds``: process start, imports,
-data loading, model building, evaluation, writing) and peak memory per job.
-With the pool the job's own process is a thin client; the workers' peak
-resident memory per run is read from their logs.
+(``s``: the job's wall time) and its seeds' ``metrics.json``
+(``train_seconds``: each seed's share of the cell's training loop) and prints
+the median non-training time per job (``s`` minus the cell's loop: process
+start, imports, loading data, building and tracing, evaluation, writing),
+and the peak resident memory of the process that trained each cell (the
+worker, or the job's own process), which each job's log records.
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_study.py               # the reduced grid: 72 runs
-    .venv/bin/python benchmarks/bench_study.py --seeds all --regularizers all --skip-notebook
+    .venv/bin/python benchmarks/bench_study.py --seeds all --regularizers all
     .venv/bin/python benchmarks/bench_study.py --regularizers none,l2 --seeds 0
-
-``--no-hooks`` is passed to Snakemake so that a pool started by the
-Snakefile's own ``onstart:`` hook (if any) does not blur the comparison.
 """
 
 from __future__ import annotations
@@ -48,6 +45,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Local copies of downloaded datasets: study A's wine file ($REGBENCH_WINE_CSV overrides).
+LOCAL_COPIES = {
+    "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/winequality-red.csv": (
+        Path(os.environ.get("REGBENCH_WINE_CSV", "/work/shared/data/winequality-red.csv"))
+    )
+}
+
 
 #: The reduced grid: every dataset and model of the default study, 4 of its 11
 #: regularizers, 3 of its 5 seeds (72 runs instead of 330).
@@ -56,10 +60,15 @@ DEFAULT_SEEDS = "0,1,2"
 
 
 def study_config(
-    seeds: list[int] | None, regularizers: list[str] | None, epochs: int | None
+    study: Path, seeds: list[int] | None, regularizers: list[str] | None, epochs: int | None
 ) -> dict[str, Any]:
-    """The default study, cut down to the given seeds, regularizers and epochs."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    """A study, cut down to the given seeds, regularizers and epochs.
+
+    A dataset downloaded from a URL is read from a local copy instead where
+    ``LOCAL_COPIES`` names one that exists (``file://``; its sha256 is checked
+    as a download's), since this machine may not reach the internet.
+    """
+    config = yaml.safe_load(study.read_text(encoding="utf-8"))
     if seeds:
         config["seeds"] = seeds
     if regularizers:
@@ -68,76 +77,59 @@ def study_config(
             config["baseline"] = regularizers[0]
     if epochs is not None:
         config["training"]["epochs"] = epochs
+    for dataset in config["datasets"].values():
+        copy = LOCAL_COPIES.get(dataset.get("url", ""))
+        if copy is not None and copy.exists():
+            dataset["url"] = copy.resolve().as_uri()
     return config
 
 
-def run_snakemake(folder: Path, config: dict[str, Any], cores: int, workers: int) -> dict[str, Any]:
-    """Run the study's training stage in ``folder``; with ``workers`` > 0 through a pool."""
+def run_snakemake(folder: Path, config: dict[str, Any], cores: int, pool: bool) -> dict[str, Any]:
+    """Run the study's training stage in ``folder``, with warm workers or without."""
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(folder),
-        "--configfile",
-        str(folder / "config.yaml"),
-        "--cores",
-        str(cores),
-        "--until",
-        "train_run",
-        "--no-hooks",
-        "--quiet",
-        "all",
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")),
+        *("--directory", str(folder), "--configfile", str(folder / "config.yaml")),
+        *("--cores", str(cores), "--until", "train_cell", "--quiet", "all"),
     ]
+    env = {**os.environ, "REGBENCH_POOL": "1" if pool else "0"}
+    env.pop("REGBENCH_POOL_SOCKET", None)
     started = time.perf_counter()
-    if workers:
-        pool = [sys.executable, "-m", "regbench.worker"]
-        # As the Snakefile's onstart hook does: the workers import TensorFlow
-        # while Snakemake builds its DAG and prepares the datasets.
-        start = [*pool, "start", "--workers", str(workers), "--no-wait"]
-        subprocess.run(start, cwd=folder, check=True)
-    pool_ready = time.perf_counter() - started
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - started
-    if workers:
-        subprocess.run([*pool, "stop"], cwd=folder, check=True, capture_output=True)
     if done.returncode != 0:
         raise RuntimeError(f"snakemake failed in {folder}:\n{done.stderr[-5000:]}")
-    return {"wall": wall, "pool_start": pool_ready if workers else None, **job_stats(folder)}
+    workers = re.findall(r"regbench: (\d+) warm training worker", done.stderr)
+    return {"wall": wall, "workers": int(workers[0]) if workers else 0, **job_stats(folder)}
 
 
 def job_stats(folder: Path) -> dict[str, Any]:
-    """Per training job: wall time, time in training, non-training time and peak memory."""
+    """Per training job (a cell): wall time, time in its training loop, the rest, peak memory."""
     jobs = []
-    for tsv in sorted((folder / "results/benchmarks/train_run").rglob("*.tsv")):
+    benchmarks = folder / "results/benchmarks/train_cell"
+    for tsv in sorted(benchmarks.rglob("*.tsv")):
         header, values = tsv.read_text(encoding="utf-8").splitlines()[:2]
         row = dict(zip(header.split("\t"), values.split("\t"), strict=True))
-        run = tsv.relative_to(folder / "results/benchmarks/train_run").with_suffix("")
-        metrics = json.loads(
-            (folder / "results/runs" / run.parent / run.name / "metrics.json").read_text("utf-8")
+        cell = tsv.relative_to(benchmarks).with_suffix("")
+        loop = sum(
+            float(json.loads(path.read_text("utf-8"))["train_seconds"])
+            for path in (folder / "results/runs" / cell).glob("seed*/metrics.json")
         )
+        log = (folder / "logs/train_cell" / f"{cell}.log").read_text("utf-8")
+        rss = re.findall(r"peak RSS of the training process: ([\d.]+) MB", log)
         seconds = float(row["s"])
-        log = (folder / "logs/train_run" / run.parent / f"{run.name}.log").read_text("utf-8")
         jobs.append(
             {
-                "run": str(run),
-                "reused": "reusing the model compiled" in log,
+                "cell": str(cell),
+                "warm": "in warm worker" in log,
                 "seconds": seconds,
-                "train_seconds": float(metrics["train_seconds"]),
-                "overhead": seconds - float(metrics["train_seconds"]),
-                "max_rss": float(row["max_rss"]) if row["max_rss"] not in ("", "NA") else None,
+                "train_seconds": loop,
+                "overhead": seconds - loop,
+                "training_rss": float(rss[-1]) if rss else None,
             }
         )
-    worker_rss = [
-        float(match)
-        for log in (folder / ".regbench").glob("worker-*.log")
-        for match in re.findall(r"peak RSS ([\d.]+) MB", log.read_text(encoding="utf-8"))
-    ]
-    return {"jobs": jobs, "worker_rss": worker_rss}
+    return {"jobs": jobs}
 
 
 NOTEBOOK = r"""
@@ -168,17 +160,24 @@ print(json.dumps({"runs": len(runs), "seconds_in_process": time.perf_counter() -
 """
 
 
-def run_notebook(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """The grid trained one run after another in one process, with model.fit."""
+def run_notebook(folder: Path, config: dict[str, Any], seeds: int | None) -> dict[str, Any]:
+    """The grid trained one run after another in one process, with model.fit.
+
+    With ``seeds``, only each cell's first ``seeds`` seeds are trained, and the
+    wall time for the whole grid is projected from them (runs are independent
+    and sequential, so the time grows linearly with their number).
+    """
     from regbench.config import load_study
 
     study = load_study(config)
+    chosen = study.seeds[:seeds] if seeds else study.seeds
     runs = [
         {
             "spec": study.run_spec(key),
             "data": str(folder / "results/data" / key.dataset / "data.npz"),
         }
         for key in study.runs
+        if key.seed in chosen
     ]
     started = time.perf_counter()
     done = subprocess.run(
@@ -191,7 +190,8 @@ def run_notebook(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the notebook-style loop failed:\n{done.stderr[-5000:]}")
-    return {"wall": time.perf_counter() - started, "runs": len(runs)}
+    wall = time.perf_counter() - started
+    return {"wall": wall * len(study.runs) / len(runs), "measured": wall, "runs": len(runs)}
 
 
 def describe(name: str, result: dict[str, Any]) -> None:
@@ -200,31 +200,21 @@ def describe(name: str, result: dict[str, Any]) -> None:
     overhead = [job["overhead"] for job in jobs]
     seconds = [job["seconds"] for job in jobs]
     training = [job["train_seconds"] for job in jobs]
-    rss = [job["max_rss"] for job in jobs if job["max_rss"] is not None]
-    print(f"\n== {name}: {len(jobs)} training jobs, wall {result['wall']:.1f} s ==")
-    if result.get("pool_start") is not None:
-        reused = sum(job["reused"] for job in jobs)
-        print(
-            f"pool launched in {result['pool_start']:.1f} s (workers import TensorFlow while "
-            f"Snakemake starts); {reused} of {len(jobs)} runs reused a compiled model"
-        )
+    rss = [job["training_rss"] for job in jobs if job["training_rss"] is not None]
+    print(f"\n== {name}: {len(jobs)} training jobs (cells), wall {result['wall']:.1f} s ==")
+    print(
+        f"{result['workers']} warm worker(s); {sum(job['warm'] for job in jobs)} of "
+        f"{len(jobs)} cells trained by one"
+    )
     print(
         f"per job, median [p10, p90]: wall {_spread(seconds)} s, "
         f"in training loop {_spread(training)} s"
     )
-    print(
-        f"non-training time per job (s - train_seconds), median [p10, p90]: {_spread(overhead)} s"
-    )
+    print(f"non-training time per job, median [p10, p90]: {_spread(overhead)} s")
     if rss:
         print(
-            f"peak RSS of the job's process: median {statistics.median(rss):.0f} MB, "
-            f"max {max(rss):.0f} MB"
-        )
-    if result["worker_rss"]:
-        worker = result["worker_rss"]
-        print(
-            f"peak RSS of a warm worker during a run: median {statistics.median(worker):.0f} MB, "
-            f"max {max(worker):.0f} MB"
+            f"peak RSS of the process that trained a cell: median "
+            f"{statistics.median(rss):.0f} MB, max {max(rss):.0f} MB"
         )
 
 
@@ -237,21 +227,24 @@ def _spread(values: list[float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--study", type=Path, default=REPO / "config.yaml", help="a study file")
     parser.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated, or all")
     parser.add_argument("--regularizers", default=DEFAULT_REGULARIZERS, help="likewise")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--workers", type=int, help="pool size (default: --cores)")
     parser.add_argument("--skip-fresh", action="store_true", help="no one-process-per-job run")
     parser.add_argument("--skip-notebook", action="store_true")
+    parser.add_argument(
+        "--notebook-seeds", type=int, help="run only this many seeds per cell the notebook way"
+    )
     parser.add_argument("--keep", type=Path, help="keep the run folders here")
     args = parser.parse_args()
     config = study_config(
+        args.study,
         None if args.seeds == "all" else [int(s) for s in args.seeds.split(",")],
         None if args.regularizers == "all" else args.regularizers.split(","),
         args.epochs,
     )
-    workers = args.workers or args.cores
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_study-"))
     print(
         f"bench_study in {root}: seeds {config['seeds']}, "
@@ -260,19 +253,24 @@ def main() -> int:
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
-    pool = run_snakemake(root / "pool", config, args.cores, workers)
-    describe(f"snakemake --cores {args.cores} with {workers} warm workers", pool)
+    pool = run_snakemake(root / "pool", config, args.cores, pool=True)
+    describe(f"snakemake --cores {args.cores}, warm workers", pool)
     fresh = None
     if not args.skip_fresh:
-        fresh = run_snakemake(root / "fresh", config, args.cores, 0)
-        describe(f"snakemake --cores {args.cores}, one process per job", fresh)
+        fresh = run_snakemake(root / "fresh", config, args.cores, pool=False)
+        describe(f"snakemake --cores {args.cores}, REGBENCH_POOL=0: one process per job", fresh)
         print(f"\nwall, one process per job / warm workers: {fresh['wall'] / pool['wall']:.1f}x")
     if not args.skip_notebook:
         # The notebook way reads the arrays the pool run prepared.
-        notebook = run_notebook(root / "pool", config)
+        notebook = run_notebook(root / "pool", config, args.notebook_seeds)
+        projected = (
+            f" ({notebook['runs']} runs took {notebook['measured']:.1f} s; projected to the grid)"
+            if notebook["measured"] != notebook["wall"]
+            else ""
+        )
         print(
-            f"\n== the notebook way: {notebook['runs']} runs, one process, sequential "
-            f"model.fit: wall {notebook['wall']:.1f} s =="
+            f"\n== the notebook way: one process, sequential model.fit: "
+            f"wall {notebook['wall']:.1f} s{projected} =="
         )
         print(f"notebook way / snakemake with warm workers: {notebook['wall'] / pool['wall']:.1f}x")
         if fresh is not None:

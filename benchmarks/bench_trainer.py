@@ -1,11 +1,16 @@
-"""Per-run training time: notebook-style ``model.fit`` against ``regbench.training.train``.
+"""Per-run training time: notebook-style ``model.fit`` against regbench's cells of seeds.
 
 Three reference specs from ``studies.md`` (A: red wine, D: breast cancer, C:
-iris), each trained for several seeds both ways on identical data and
-identical models (``regbench.models.build_model``, so the two start from the
-same initial weights for the same seed). Prints, per spec, the median time
-per run and per epoch for each side with their ratio, and test accuracy and
-loss as means with 95% confidence intervals, with a paired t-test over seeds.
+iris) and the default study's CNN on digits, each trained for several seeds
+on identical data and identical models (``regbench.models.build_model``, so
+every side starts from the same initial weights for the same seed): by
+``model.fit``, one seed at a time; by regbench, each seed as a cell of its
+own (``training.train``); and by regbench, all seeds as one cell
+(``training.train_cell``), as a study's job trains them. Prints, per spec,
+the median time per run and per epoch of each side with their ratios, the
+per-epoch cost of a cell of S seeds against S single runs, and test accuracy
+and loss as means with 95% confidence intervals, with a paired t-test over
+seeds. The script checks that each seed's cell result equals its single run.
 
 The notebook side runs in a process with TensorFlow's defaults (all cores, no
 op determinism), as a notebook would; the regbench side runs as a job does
@@ -53,6 +58,7 @@ class Reference:
     epochs: int  # what this benchmark runs by default
     notebook_epochs: int  # what the notebook ran
     validation: str  # "split": fit(validation_split=0.2); "data": fit(validation_data=...)
+    model: dict[str, Any] | None = None  # a CNN instead of an MLP of ``units``
 
 
 REFERENCES = {
@@ -66,6 +72,19 @@ REFERENCES = {
     # regbench MLPs have one activation, so the notebook's relu on the last hidden
     # layer is tanh here, on both sides.
     "iris": Reference("iris", (512, 256, 64, 32), "tanh", "sgd", 1e-2, 128, 60, 350, "data"),
+    # The default study's CNN on 8x8 digits (config.yaml), 40 epochs.
+    "digits_cnn": Reference(
+        "digits_cnn",
+        (32,),
+        "relu",
+        "adam",
+        1e-3,
+        32,
+        40,
+        40,
+        "data",
+        {"type": "cnn", "filters": [16, 32], "kernel_size": 3, "pool_size": 2, "padding": "same"},
+    ),
 }
 
 
@@ -98,6 +117,16 @@ def load_data(name: str) -> tuple[Any, str]:
         return PreparedData(
             x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:], x_test, y_test
         ), source
+    if name == "digits_cnn":
+        x, y = datasets.load_digits(return_X_y=True)
+        x = (x / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
+        x_train, x_rest, y_train, y_rest = train_test_split(
+            x, y, test_size=0.4, stratify=y, random_state=42
+        )
+        x_val, x_test, y_val, y_test = train_test_split(
+            x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=42
+        )
+        return PreparedData(x_train, y_train, x_val, y_val, x_test, y_test), "scikit-learn"
     if name == "breast_cancer":
         x, y = datasets.load_breast_cancer(return_X_y=True)
         x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.3, random_state=42)
@@ -126,6 +155,7 @@ def run_spec(reference: Reference, epochs: int, seed: int) -> dict[str, Any]:
             "type": "mlp",
             "units": list(reference.units),
             "activation": reference.activation,
+            **(reference.model or {}),
         },
         "regularizer": {"name": "none"},
         "training": {
@@ -189,14 +219,11 @@ def side_notebook(reference: Reference, epochs: int, seeds: list[int]) -> list[d
 
 
 def side_regbench(reference: Reference, epochs: int, seeds: list[int]) -> list[dict[str, Any]]:
-    """regbench: ``training.train`` as a job calls it, per seed, fresh and warm.
+    """regbench as a job trains: every seed as a cell of its own, then all seeds as one cell.
 
-    Fresh: each run builds and compiles its own loop, as a job in its own
-    process does. Warm: ``reuse_compiled=True``, as in a warm worker, where
-    the seeds after the first reuse the first one's compiled loop; their
-    results must be identical to the fresh runs'.
+    Each seed's results must be the same both ways (bit for bit).
     """
-    from regbench.training import configure_tensorflow, train
+    from regbench.training import configure_tensorflow, train, train_cell
 
     device = configure_tensorflow(1, "cpu")
     data, _ = load_data(reference.name)
@@ -209,38 +236,41 @@ def side_regbench(reference: Reference, epochs: int, seeds: list[int]) -> list[d
             data,
             device=device,
             log=lambda line: None,
-            batch_order=_timed_order(seed, epoch_starts),
+            batch_order=_timed_order(epoch_starts),
         )
         seconds = time.perf_counter() - started
         metrics = result.metrics
         records.append(
             _record(seed, seconds, epoch_starts, metrics["test_loss"], metrics["test_accuracy"])
         )
+    cell = {k: v for k, v in run_spec(reference, epochs, 0).items() if k != "seed"}
+    epoch_starts = []
+    started = time.perf_counter()
+    together = train_cell(
+        cell, seeds, data, device=device, log=lambda line: None,
+        batch_order=_timed_order(epoch_starts),
+    )  # fmt: skip
+    cell_record = _record(-1, time.perf_counter() - started, epoch_starts[:: len(seeds)], 0, 0)
     for record in records:
-        started = time.perf_counter()
-        warm = train(
-            run_spec(reference, epochs, record["seed"]),
-            data,
-            device=device,
-            log=lambda line: None,
-            reuse_compiled=True,
-        )
-        record["seconds_warm"] = time.perf_counter() - started
-        if (warm.metrics["test_loss"], warm.metrics["test_accuracy"]) != (
+        metrics = together[record["seed"]].metrics
+        if (metrics["test_loss"], metrics["test_accuracy"]) != (
             record["test_loss"],
             record["test_accuracy"],
         ):
-            raise AssertionError(f"seed {record['seed']}: the warm run differs from the fresh one")
+            raise AssertionError(f"seed {record['seed']}: its cell's result differs from alone")
+        record["cell_seconds"] = cell_record["seconds"]
+        record["cell_epoch_seconds"] = cell_record["epoch_seconds"]
     return records
 
 
-def _timed_order(seed: int, epoch_starts: list[float]) -> Any:
+def _timed_order(epoch_starts: list[float]) -> Any:
     """train's own default batch order (a permutation seeded by the run's seed), timed."""
-    shuffle = np.random.default_rng(seed)
+    shuffles: dict[int, Any] = {}
 
-    def order(epoch: int, n_rows: int) -> np.ndarray:
+    def order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
         epoch_starts.append(time.perf_counter())
-        return shuffle.permutation(n_rows)
+        shuffle = shuffles.setdefault(seed, np.random.default_rng(seed))
+        return shuffle.permutation(n_rows)  # type: ignore[no-any-return]
 
     return order
 
@@ -291,31 +321,42 @@ def compare(
     def column(records: list[dict[str, Any]], key: str) -> np.ndarray:
         return np.array([r[key] for r in records], dtype=np.float64)
 
+    seeds = len(ours)
     run_nb, run_rb = np.median(column(notebook, "seconds")), np.median(column(ours, "seconds"))
+    run_cell = ours[0]["cell_seconds"] / seeds
     ep_nb = np.median(column(notebook, "epoch_seconds"))
     ep_rb = np.median(column(ours, "epoch_seconds"))
+    ep_cell = ours[0]["cell_epoch_seconds"]
     # Fixed cost per run (building, compiling, tracing, final evaluation) and the
     # time per run projected to the notebook's number of epochs.
     fixed_nb, fixed_rb = run_nb - epochs * ep_nb, run_rb - epochs * ep_rb
+    fixed_cell = ours[0]["cell_seconds"] - epochs * ep_cell
     full_nb = fixed_nb + reference.notebook_epochs * ep_nb
     full_rb = fixed_rb + reference.notebook_epochs * ep_rb
+    full_cell = (fixed_cell + reference.notebook_epochs * ep_cell) / seeds
     print(
-        f"\n== {name}: {len(ours)} seeds, {epochs} epochs, batch {reference.batch_size}, "
+        f"\n== {name}: {seeds} seeds, {epochs} epochs, batch {reference.batch_size}, "
         f"{reference.optimizer}, units {list(reference.units)} =="
     )
-    print(f"{'':28}{'model.fit':>14}{'regbench':>14}{'ratio':>9}")
-    print(f"{'median s per run':28}{run_nb:14.3f}{run_rb:14.3f}{run_nb / run_rb:9.1f}x")
-    print(f"{'median ms per epoch':28}{ep_nb * 1e3:14.2f}{ep_rb * 1e3:14.2f}{ep_nb / ep_rb:9.1f}x")
-    print(f"{'fixed s per run':28}{fixed_nb:14.3f}{fixed_rb:14.3f}")
-    # Seeds after the first, in a warm worker: the compiled loop is reused.
-    warm_rb = np.median(column(ours, "seconds_warm")[1:])
+    print(f"{'':28}{'model.fit':>12}{'one seed':>12}{'cell/seed':>12}{'fit/cell':>10}")
     print(
-        f"{'median s per run, warm':28}{'':14}{warm_rb:14.3f}{run_nb / warm_rb:9.1f}x"
-        "  (reused compiled loop, as in a warm worker)"
+        f"{'median s per run':28}{run_nb:12.3f}{run_rb:12.3f}{run_cell:12.3f}"
+        f"{run_nb / run_cell:9.1f}x"
     )
     print(
+        f"{'median ms per epoch':28}{ep_nb * 1e3:12.2f}{ep_rb * 1e3:12.2f}"
+        f"{ep_cell * 1e3 / seeds:12.2f}{ep_nb * seeds / ep_cell:9.1f}x"
+    )
+    print(f"{'fixed s per run':28}{fixed_nb:12.3f}{fixed_rb:12.3f}{fixed_cell / seeds:12.3f}")
+    print(
         f"{f's per run at {reference.notebook_epochs} epochs':28}"
-        f"{full_nb:14.2f}{full_rb:14.2f}{full_nb / full_rb:9.1f}x  (projected)"
+        f"{full_nb:12.2f}{full_rb:12.2f}{full_cell:12.2f}{full_nb / full_cell:9.1f}x  (projected)"
+    )
+    print(
+        f"a cell of {seeds} seeds: {ep_cell * 1e3:.2f} ms per epoch against {seeds} single runs' "
+        f"{seeds * ep_rb * 1e3:.2f} ms ({seeds * ep_rb / ep_cell:.1f}x); "
+        f"{ours[0]['cell_seconds']:.2f} s in all against {seeds * run_rb:.2f} s "
+        f"({seeds * run_rb / ours[0]['cell_seconds']:.1f}x)"
     )
     for metric in ("test_accuracy", "test_loss"):
         a, b = column(notebook, metric), column(ours, metric)
@@ -329,16 +370,17 @@ def compare(
         )
     return {
         "spec": name,
-        "run_ratio": run_nb / run_rb,
-        "warm_ratio": run_nb / warm_rb,
-        "epoch_ratio": ep_nb / ep_rb,
-        "projected_ratio": full_nb / full_rb,
+        "run_ratio": run_nb / run_cell,
+        "epoch_ratio": ep_nb * seeds / ep_cell,
+        "projected_ratio": full_nb / full_cell,
+        "cell_epoch_ratio": seeds * ep_rb / ep_cell,
+        "cell_run_ratio": seeds * run_rb / ours[0]["cell_seconds"],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10, help="seeds per spec (default 10)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per spec (default 5)")
     parser.add_argument("--specs", default=",".join(REFERENCES), help="comma-separated")
     parser.add_argument(
         "--epochs",
@@ -387,12 +429,13 @@ def main() -> int:
             compare(name, REFERENCES[name], epochs[name], records["notebook"], records["regbench"])
         )
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
-    print("\nmodel.fit / regbench:")
-    print("spec             per run   warm run   per epoch   per run at the notebook's epochs")
+    print("\nmodel.fit / regbench cell, per run; one cell of S seeds / S single runs:")
+    print("spec            per run  per epoch  at the notebook's epochs  cell epoch  cell run")
     for row in headline:
         print(
-            f"{row['spec']:16}{row['run_ratio']:7.1f}x{row['warm_ratio']:10.1f}x"
-            f"{row['epoch_ratio']:11.1f}x{row['projected_ratio']:12.1f}x"
+            f"{row['spec']:14}{row['run_ratio']:8.1f}x{row['epoch_ratio']:10.1f}x"
+            f"{row['projected_ratio']:18.1f}x{row['cell_epoch_ratio']:17.1f}x"
+            f"{row['cell_run_ratio']:9.1f}x"
         )
     return 0
 

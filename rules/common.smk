@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from regbench.config import ConfigError, RunKey, canonical_json, load_study
+from regbench.config import CellKey, ConfigError, RunKey, canonical_json, load_study
 from regbench.fingerprint import (
     PREPARATION_MODULES,
     TRAINING_MODULES,
@@ -15,7 +15,6 @@ from regbench.fingerprint import (
     git_commit,
 )
 from regbench import worker
-from regbench.worker import schedule_ranks
 from regbench.download import download_cache, download_path
 from regbench.inputs import FILE_NAME
 
@@ -77,11 +76,21 @@ def get_prepare_mem_mb(wildcards):
     return 4000 if spec["source"] == "url" and spec["format"] == "cifar" else 1000
 
 
-def get_run_spec(wildcards):
-    key = RunKey(
-        wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed)
-    )
-    return canonical_json(STUDY.run_spec(key))
+def get_cell_spec(wildcards):
+    """Everything the cell's runs share (their specs but the seed), canonically."""
+    cell = CellKey(wildcards.dataset, wildcards.model, wildcards.regularizer)
+    return canonical_json(STUDY.cell_spec(cell))
+
+
+def get_cell_outputs(name):
+    """One output file per seed of a cell, as patterns over the cell's wildcards."""
+    cell = CellKey("{dataset}", "{model}", "{regularizer}")
+    return [cell.run(seed).output(name) for seed in STUDY.seeds]
+
+
+# What a cell training in its own process peaks at is ~0.9 GB (five seeds of the
+# default study's largest model; benchmarks/README.md), most of it TensorFlow.
+CELL_MEM_MB = 1500
 
 
 # REGBENCH_ALLOW_MISSING=1 builds the tables and report from the runs that have
@@ -128,42 +137,32 @@ def get_report_study(wildcards=None):
     return canonical_json(STUDY.config)
 
 
-def _parallel_jobs():
-    try:
-        return int(workflow.cores)
-    except Exception:  # No --cores (a dry run): any order will do.
-        return 1
+# Training jobs hand their cells to warm workers that imported TensorFlow once
+# (regbench.worker), when the study trains on this machine's CPUs;
+# REGBENCH_POOL=0 opts out. The pool ends when Snakemake does, however it ends.
+POOL = []
 
 
-# Training jobs run in an order that lets a warm worker train a cell's seeds one
-# after another on the model it compiled for the first (regbench.worker.schedule_ranks).
-TRAIN_RANKS = schedule_ranks(STUDY.runs, _parallel_jobs())
-
-
-def get_train_priority(wildcards):
-    """Higher runs first: minus the run's place in the training order."""
-    key = RunKey(
-        wildcards.dataset, wildcards.model, wildcards.regularizer, int(wildcards.seed)
-    )
-    return -TRAIN_RANKS[key]
-
-
-# Training jobs hand their runs to warm workers that imported TensorFlow once
-# (regbench.worker), when the study runs on this machine; REGBENCH_POOL=0 opts out.
-STARTED_POOL = []
+def train_jobs_get_gpus():
+    """Whether training jobs hold GPUs (the study demands one, or a profile gives them one)."""
+    if STUDY.config["training"]["device"] == "gpu":
+        return True
+    gpu = rules.train_cell.rule.resources.get("gpu")
+    return getattr(gpu, "value", gpu) not in (None, 0)
 
 
 def start_pool():
     if (
         os.environ.get("REGBENCH_POOL", "1") != "0"
         and workflow.local_exec
-        and STUDY.config["training"]["device"] != "gpu"
+        and "SLURM_JOB_ID" not in os.environ
+        and not train_jobs_get_gpus()
     ):
         workers = worker.pool_size(int(workflow.cores or 1))
-        STARTED_POOL.append(worker.start_pool(workers, wait=None))
+        POOL.append(worker.start_pool(workers))
         print(f"regbench: {workers} warm training worker(s) starting", file=sys.stderr)
 
 
 def stop_pool():
-    if STARTED_POOL:
-        worker.stop_pool()
+    while POOL:
+        POOL.pop().stop()

@@ -98,9 +98,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.e2e
 def test_dry_run_schedules_one_training_job_per_combination(study: Path) -> None:
-    """A dry run plans one train_run per dataset x mlp x regularizer x seed, and no CNN run."""
+    """A dry run plans one train_cell per dataset x mlp x regularizer, and no CNN cell."""
     counts = job_counts((study / "dry-run.txt").read_text(encoding="utf-8"))
-    assert counts["train_run"] == 2 * 1 * 3 * 2
+    assert counts["train_cell"] == 2 * 1 * 3
     assert counts["prepare_dataset"] == 2
     assert counts["render_report"] == 1
 
@@ -137,8 +137,8 @@ def test_every_run_writes_metrics_history_and_log(study: Path) -> None:
         history = pd.read_csv(path.parent / "history.csv")
         assert list(history["epoch"]) == [1, 2, 3]
         dataset, model, regularizer, seed = path.parent.relative_to(study / "results/runs").parts
-        log = study / "logs/train_run" / dataset / model / regularizer / f"{seed}.log"
-        assert "status ok" in log.read_text(encoding="utf-8")
+        log = study / "logs/train_cell" / dataset / model / f"{regularizer}.log"
+        assert f"{seed.removeprefix('seed')}: 'ok'" in log.read_text(encoding="utf-8")
 
 
 @pytest.mark.e2e

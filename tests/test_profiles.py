@@ -25,13 +25,13 @@ from regbench.devices import (
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
 
-#: One dataset, two regularizers, one seed, one epoch: just enough jobs to plan.
+#: One dataset, two regularizers (two cells), two seeds, one epoch: just enough jobs to plan.
 PROFILE_STUDY = {
     "study": {"name": "profiles", "title": "Profile check", "description": "Two runs."},
     "datasets": {"iris": {"source": "sklearn", "loader": "iris"}},
     "models": {"mlp": {"type": "mlp", "units": [4]}},
     "regularizers": {"none": {}, "l2": {"kernel": {"l2": 1.0e-3}}},
-    "seeds": [0],
+    "seeds": [0, 1],
     "training": {"epochs": 1, "batch_size": 16},
     "baseline": "none",
 }
@@ -70,10 +70,10 @@ def run_profile(
     )
 
 
-def train_run_resources(output: str) -> list[dict[str, str]]:
-    """The ``resources:`` line of every train_run job in a dry run's output, parsed."""
+def train_cell_resources(output: str) -> list[dict[str, str]]:
+    """The ``resources:`` line of every train_cell job in a dry run's output, parsed."""
     found = []
-    for block in output.split("rule train_run:")[1:]:
+    for block in output.split("rule train_cell:")[1:]:
         match = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
         assert match, block
         found.append(dict(item.split("=", 1) for item in match[1].split(", ")))
@@ -93,36 +93,36 @@ def test_every_profile_is_a_yaml_mapping_with_its_executor() -> None:
     assert profiles["slurm"]["executor"] == "slurm"
     assert "executor" not in profiles["local"]
     assert "executor" not in profiles["gpu"]
-    assert profiles["gpu"]["set-resources"]["train_run"]["gpu"] == 1
+    assert profiles["gpu"]["set-resources"]["train_cell"]["gpu"] == 1
 
 
 def test_local_profile_dry_run_plans_the_study(tmp_path: Path) -> None:
-    """`snakemake --profile profiles/local -n` parses and plans one train_run per run."""
+    """`snakemake --profile profiles/local -n` parses and plans one train_cell per cell."""
     result = run_profile(tmp_path, "local", "--dry-run")
     assert result.returncode == 0, result.stderr + result.stdout
-    assert len(train_run_resources(result.stdout)) == 2
+    assert len(train_cell_resources(result.stdout)) == 2
     assert not (tmp_path / "results").exists()
 
 
 def test_gpu_profile_gives_each_training_job_one_gpu(tmp_path: Path) -> None:
-    """Under profiles/gpu every train_run asks for gpu=1, and `--resources gpu=N` is accepted."""
+    """Under profiles/gpu every train_cell asks for gpu=1, and `--resources gpu=N` is accepted."""
     result = run_profile(tmp_path, "gpu", "--dry-run", "--resources", "gpu=2")
     assert result.returncode == 0, result.stderr + result.stdout
-    resources = train_run_resources(result.stdout)
+    resources = train_cell_resources(result.stdout)
     assert len(resources) == 2
     assert all(item["gpu"] == "1" for item in resources)
     assert "gpu=" not in result.stdout.split("rule prepare_dataset:")[1].split("\n\n")[0]
 
 
 def test_slurm_profile_asks_for_runtime_memory_and_cpus(tmp_path: Path) -> None:
-    """profiles/slurm parses with the executor plugin and sets train_run's SLURM request."""
+    """profiles/slurm parses with the executor plugin and sets train_cell's SLURM request."""
     pytest.importorskip(
         "snakemake_executor_plugin_slurm",
         reason="the SLURM executor plugin is not installed (pip install -e '.[cluster]')",
     )
     result = run_profile(tmp_path, "slurm", "--dry-run")
     assert result.returncode == 0, result.stderr + result.stdout
-    resources = train_run_resources(result.stdout)
+    resources = train_cell_resources(result.stdout)
     assert len(resources) == 2
     for item in resources:
         assert item["runtime"] == "120"
@@ -155,13 +155,14 @@ def test_gpu_profile_runs_at_most_n_gpu_jobs_at_once(tmp_path: Path) -> None:
     """With `--resources gpu=1` and two cores, the two training jobs run one after the other."""
     result = run_profile(tmp_path, "gpu", "--cores", "2", "--resources", "gpu=1")
     assert result.returncode == 0, result.stderr[-5000:]
-    assert peak_concurrency(result.stdout + result.stderr, "train_run") == (2, 1)
+    assert peak_concurrency(result.stdout + result.stderr, "train_cell") == (2, 1)
     assert (tmp_path / "reports" / "report.pdf").exists()
 
 
 @pytest.mark.e2e
 def test_gpu_profile_gives_concurrent_jobs_different_cards(tmp_path: Path) -> None:
-    """Two training jobs running at once on a two-card pool each claim a different card."""
+    """Two cells training at once on a two-card pool each claim a different card, and each
+    cell's seeds train together on its card, with no warm worker started."""
     # No card is needed to prove the assignment: the pool comes from
     # CUDA_VISIBLE_DEVICES, and TensorFlow, finding no GPU, trains on the CPU.
     result = run_profile(
@@ -176,12 +177,12 @@ def test_gpu_profile_gives_concurrent_jobs_different_cards(tmp_path: Path) -> No
         },
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
-    assert peak_concurrency(result.stdout + result.stderr, "train_run") == (2, 2)
-    cards = [
-        re.findall(r"CUDA_VISIBLE_DEVICES=(\S+) \(claimed\)", log.read_text(encoding="utf-8"))
-        for log in sorted((tmp_path / "logs" / "train_run").rglob("*.log"))
-    ]
+    assert peak_concurrency(result.stdout + result.stderr, "train_cell") == (2, 2)
+    logs = [log.read_text("utf-8") for log in (tmp_path / "logs/train_cell").rglob("*.log")]
+    cards = [re.findall(r"CUDA_VISIBLE_DEVICES=(\S+) \(claimed\)", log) for log in logs]
     assert sorted(cards) == [["0"], ["1"]]
+    assert all("training seeds [0, 1]" in log and "in this process" in log for log in logs)
+    assert "warm training worker" not in result.stderr
 
 
 # --------------------------------------------------------------------------- devices

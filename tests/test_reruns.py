@@ -124,16 +124,16 @@ study: {title: Rerun study, name: reruns}
 
 @pytest.mark.e2e
 def test_changing_one_strength_reruns_exactly_that_regularizer(done: Path) -> None:
-    """A new L2 strength retrains l2's runs on every dataset and seed, then the report."""
+    """A new L2 strength retrains l2's cells (every dataset, all seeds), then the report."""
     jobs = planned(done, changed(lambda c: c["regularizers"]["l2"]["kernel"].update(l2=0.02)))
-    assert jobs == Counter({"train_run": 2 * 2, **REPORT})
+    assert jobs == Counter({"train_cell": 2, **REPORT})
 
 
 @pytest.mark.e2e
-def test_adding_a_seed_trains_only_the_new_seed(done: Path) -> None:
-    """Seed 2 adds one run per dataset x regularizer and nothing else but the report."""
+def test_adding_a_seed_retrains_the_cells_it_joins(done: Path) -> None:
+    """Seed 2 joins every cell, whose seeds train together: each cell's job runs again."""
     jobs = planned(done, changed(lambda c: c["seeds"].append(2)))
-    assert jobs == Counter({"train_run": 2 * 3, **REPORT})
+    assert jobs == Counter({"train_cell": 2 * 3, **REPORT})
 
 
 @pytest.mark.e2e
@@ -142,14 +142,14 @@ def test_adding_a_dataset_prepares_and_trains_only_it(done: Path) -> None:
     jobs = planned(
         done, changed(lambda c: c["datasets"].update(wine={"source": "sklearn", "loader": "wine"}))
     )
-    assert jobs == Counter({"prepare_dataset": 1, "train_run": 3 * 2, **REPORT})
+    assert jobs == Counter({"prepare_dataset": 1, "train_cell": 3, **REPORT})
 
 
 @pytest.mark.e2e
 def test_changing_epochs_reruns_every_run(done: Path) -> None:
-    """training.epochs is part of every run's spec."""
+    """training.epochs is part of every cell's spec."""
     jobs = planned(done, changed(lambda c: c["training"].update(epochs=3)))
-    assert jobs == Counter({"train_run": 2 * 3 * 2, **REPORT})
+    assert jobs == Counter({"train_cell": 2 * 3, **REPORT})
 
 
 @pytest.mark.e2e
@@ -193,12 +193,13 @@ def test_editing_the_training_code_reruns_every_run(done: Path, tmp_path: Path) 
     training = source / "regbench" / "training.py"
     training.write_text(training.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(source)}
-    assert planned(done, STUDY, env=env) == Counter({"train_run": 2 * 3 * 2, **REPORT})
+    assert planned(done, STUDY, env=env) == Counter({"train_cell": 2 * 3, **REPORT})
 
 
 @pytest.mark.e2e
 def test_regbench_why_names_the_changed_key(done: Path) -> None:
-    """`regbench why` names the config key behind each run that would retrain."""
+    """`regbench why` names the config key behind each run that would retrain, a cell's new
+    seed included."""
     config = changed(
         lambda c: (c["regularizers"]["l2"]["kernel"].update(l2=0.02), c["seeds"].append(2))
     )
@@ -221,9 +222,13 @@ def test_regbench_why_names_the_changed_key(done: Path) -> None:
         timeout=120,
     )
     lines = result.stdout.splitlines()
-    assert "iris/mlp/l2/seed0: regularizers.l2.kernel.l2 changed from 0.01 to 0.02" in lines
+    seeds = "its cell's seeds changed from [0, 1] to [0, 1, 2]"
+    assert (
+        f"iris/mlp/l2/seed0: regularizers.l2.kernel.l2 changed from 0.01 to 0.02; {seeds}" in lines
+    )
+    assert f"blobs/mlp/none/seed1: {seeds}" in lines
     assert "blobs/mlp/none/seed2: not trained yet" in lines
-    assert len(lines) == 2 * 2 + 2 * 3  # l2's four runs, and the new seed's six.
+    assert len(lines) == 2 * 3 * 3  # Every cell trains again, now with three seeds.
     unchanged = subprocess.run(
         [
             sys.executable,

@@ -28,7 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
 
-#: One dataset, two regularizers, two seeds, two epochs: four training jobs.
+#: One dataset, two regularizers, two seeds, two epochs: two training jobs (cells) of two runs.
 SLURM_STUDY = {
     "study": {"name": "slurm", "title": "Tiny SLURM study", "description": "One dataset."},
     "datasets": {"iris": {"source": "sklearn", "loader": "iris"}},
@@ -38,7 +38,8 @@ SLURM_STUDY = {
     "training": {"epochs": 2, "batch_size": 16},
     "baseline": "none",
 }
-TRAINING_RUNS = [(regularizer, seed) for regularizer in ("none", "l2") for seed in (0, 1)]
+CELLS = ["none", "l2"]
+TRAINING_RUNS = [(regularizer, seed) for regularizer in CELLS for seed in (0, 1)]
 
 #: Seconds before the plugin's first status check. The plugin only trusts
 #: squeue if MinJobAge >= 3 x this, and falls back to sacct otherwise, which
@@ -313,26 +314,27 @@ def runs(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return Runs(local_dir, slurm_dir, output, cluster)
 
 
-def test_every_training_job_ran_as_its_own_slurm_job(runs: Runs) -> None:
-    """Each train_run has a SLURM log named by its job id, ran with that SLURM_JOB_ID, exited 0."""
+def test_every_cell_ran_as_one_slurm_job(runs: Runs) -> None:
+    """Each train_cell (all of a cell's seeds) has a SLURM log named by its job id, ran with
+    that SLURM_JOB_ID, and exited 0."""
     controller_log = (runs.cluster.root / "log" / "slurmctld.log").read_text(errors="replace")
     job_ids = set()
-    for regularizer, seed in TRAINING_RUNS:
-        logs_dir = runs.slurm / ".snakemake/slurm_logs/rule_train_run"
-        folder = logs_dir / f"iris_mlp_{regularizer}_{seed}"
+    for regularizer in CELLS:
+        logs_dir = runs.slurm / ".snakemake/slurm_logs/rule_train_cell"
+        folder = logs_dir / f"iris_mlp_{regularizer}"
         logs = list(folder.glob("*.log"))
         assert len(logs) == 1, (folder, logs)
         job_id = logs[0].stem
         assert job_id.isdigit(), logs[0]
         assert JOB_ID_IN_ENVIRONMENT.findall(logs[0].read_text(errors="replace")) == [job_id]
         assert f"_job_complete: JobId={job_id} WEXITSTATUS 0" in controller_log
-        run_log = runs.slurm / f"logs/train_run/iris/mlp/{regularizer}/seed{seed}.log"
-        text = run_log.read_text(encoding="utf-8")
-        assert "status ok" in text
+        cell_log = runs.slurm / f"logs/train_cell/iris/mlp/{regularizer}.log"
+        text = cell_log.read_text(encoding="utf-8")
+        assert "seeds [0, 1] trained: {0: 'ok', 1: 'ok'}" in text
         recorded = re.search(r"SLURM_JOB_ID[=: ]+(\d+)", text)
         assert recorded is not None and recorded[1] == job_id
         job_ids.add(job_id)
-    assert len(job_ids) == len(TRAINING_RUNS)
+    assert len(job_ids) == len(CELLS)
 
 
 def test_no_job_ran_on_the_submitting_host_except_the_target(runs: Runs) -> None:
@@ -340,7 +342,7 @@ def test_no_job_ran_on_the_submitting_host_except_the_target(runs: Runs) -> None
     assert re.findall(r"^localrule (\w+):", runs.slurm_output, re.MULTILINE) == ["all"]
     remote = re.findall(r"^rule (\w+):", runs.slurm_output, re.MULTILINE)
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", runs.slurm_output)
-    assert remote.count("train_run") == len(TRAINING_RUNS)
+    assert remote.count("train_cell") == len(CELLS)
     assert len(set(submitted)) == len(submitted) == len(remote)
 
 

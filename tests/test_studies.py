@@ -16,14 +16,14 @@ from regbench.config import RunKey, Study, load_config_file, load_study
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
 
-# Per study: training runs (variants x seeds), downloads, and the Keras parameter
+# Per study: training jobs (one per variant, all its seeds), downloads, and the Keras parameter
 # count of the reference notebook's model (hidden layers plus the output layer).
 EXPECTED = {
-    "a_wine_l1l2_dropout": {"train_run": 11 * 5, "downloads": 1, "parameters": 681},
-    "b_ann_l1l2": {"train_run": 4 * 5, "downloads": 0, "parameters": 2817},
-    "c_iris_activity": {"train_run": 3 * 5, "downloads": 0, "parameters": 152515},
-    "d_breast_cancer_dropout": {"train_run": 4 * 5, "downloads": 0, "parameters": 40431},
-    "e_cifar10_cnn": {"train_run": 4 * 5, "downloads": 1, "parameters": 122570},
+    "a_wine_l1l2_dropout": {"train_cell": 11, "downloads": 1, "parameters": 681},
+    "b_ann_l1l2": {"train_cell": 4, "downloads": 0, "parameters": 2817},
+    "c_iris_activity": {"train_cell": 3, "downloads": 0, "parameters": 152515},
+    "d_breast_cancer_dropout": {"train_cell": 4, "downloads": 0, "parameters": 40431},
+    "e_cifar10_cnn": {"train_cell": 4, "downloads": 1, "parameters": 122570},
 }
 
 
@@ -55,14 +55,15 @@ def test_study_validates_with_several_seeds(name: str) -> None:
     loaded = study(name)
 
     assert len(loaded.config["seeds"]) >= 5
-    assert len(loaded.runs) == EXPECTED[name]["train_run"]
+    assert len(loaded.cells) == EXPECTED[name]["train_cell"]
+    assert len(loaded.runs) == EXPECTED[name]["train_cell"] * len(loaded.seeds)
     assert loaded.skipped == ()
     assert loaded.config["study"]["name"] == name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
-    """A dry run in a fresh folder plans one train_run per variant and seed, one
+    """A dry run in a fresh folder plans one train_cell per variant (all seeds), one
     preparation, and a download only for the studies that fetch data."""
     result = subprocess.run(
         [
@@ -85,7 +86,7 @@ def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr[-4000:]
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train_run"] == EXPECTED[name]["train_run"]
+    assert counts["train_cell"] == EXPECTED[name]["train_cell"]
     assert counts["prepare_dataset"] == 1
     assert counts["download_dataset"] == EXPECTED[name]["downloads"]
 

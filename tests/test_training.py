@@ -1,9 +1,10 @@
-"""The compiled training loop: faithful to model.fit, deterministic, failures visible."""
+"""Cells of seeds trained together: each seed faithful to model.fit and to training it alone."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +13,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from regbench import training
 from regbench.datasets import PreparedData
 from regbench.training import (
     TIMING_FIELDS,
     configure_tensorflow,
     select_device,
     train,
+    train_cell,
 )
+from regbench.worker import SOCKET_ENV
 
 GPU = "/physical_device:GPU:0"
 
@@ -95,23 +97,48 @@ def tensorflow_on_cpu() -> str:
     return configure_tensorflow(1, "cpu")
 
 
+def cell_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The cell spec of a run spec: everything but the seed."""
+    return {key: value for key, value in spec.items() if key != "seed"}
+
+
 def fit_like_a_notebook(spec: dict[str, Any], data: PreparedData, callbacks: list[Any]) -> Any:
-    """The same model trained by model.fit on the same seed, batches in order."""
+    """The same model trained by model.fit on the same seed, batches in order.
+
+    Besides fit's own "loss" (the objective), the history holds "ce": the data
+    loss alone, as a Keras metric computes it.
+    """
     import keras
 
-    from regbench.models import build_model, compile_model
+    from regbench.models import build_model, loss_function, make_optimizer
 
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(spec["seed"])
     model = build_model(spec["model"], spec["regularizer"], data.x_train.shape[1:], data.n_classes)
-    compile_model(model, spec["training"], data.n_classes)
-    labels = "float32" if data.n_classes == 2 else "int64"
+    binary = data.n_classes == 2
+    model.compile(
+        optimizer=make_optimizer(spec["training"]),
+        loss=loss_function(data.n_classes),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy")
+            if binary
+            else keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.BinaryCrossentropy(name="ce")
+            if binary
+            else keras.metrics.SparseCategoricalCrossentropy(name="ce"),
+        ],
+    )
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        # Binary labels as a column, the shape Keras's cross-entropy metric wants.
+        return y.astype("float32").reshape(-1, 1) if binary else y.astype("int64")
+
     history = model.fit(
         data.x_train,
-        data.y_train.astype(labels),
+        labels(data.y_train),
         batch_size=spec["training"]["batch_size"],
         epochs=spec["training"]["epochs"],
-        validation_data=(data.x_val, data.y_val.astype(labels)),
+        validation_data=(data.x_val, labels(data.y_val)),
         shuffle=False,
         callbacks=callbacks,
         verbose=0,
@@ -119,30 +146,71 @@ def fit_like_a_notebook(spec: dict[str, Any], data: PreparedData, callbacks: lis
     return model, history.history
 
 
-def in_order(epoch: int, n_rows: int) -> np.ndarray:
+def in_order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
     """The batch order of fit(shuffle=False): rows as they come."""
     return np.arange(n_rows)
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_per_epoch_history_matches_model_fit(n_classes: int) -> None:
-    """With every regularizer piece and fit's batch order, every epoch's metrics equal fit's."""
+#: Our history columns and what model.fit calls the same numbers.
+FIT_NAMES = {
+    "objective": "loss",
+    "loss": "ce",
+    "accuracy": "accuracy",
+    "val_objective": "val_loss",
+    "val_loss": "val_ce",
+    "val_accuracy": "val_accuracy",
+}
+
+
+#: Every piece but batch norm, for Adam (see the comparison with fit below).
+ALL_BUT_BATCH_NORM = {k: v for k, v in ALL_PIECES.items() if k != "batch_norm"}
+
+
+@pytest.mark.parametrize(
+    ("n_classes", "regularizer", "optimizer", "learning_rate"),
+    [
+        (2, ALL_PIECES, "sgd", 0.1),
+        (3, ALL_PIECES, "rmsprop", 0.01),
+        (2, ALL_BUT_BATCH_NORM, "adam", 0.01),
+        (3, ALL_BUT_BATCH_NORM, "adam", 0.01),
+    ],
+    ids=["binary-sgd", "3-classes-rmsprop", "binary-adam", "3-classes-adam"],
+)
+def test_every_seed_of_a_cell_trains_as_model_fit_does(
+    n_classes: int, regularizer: dict[str, Any], optimizer: str, learning_rate: float
+) -> None:
+    """With the regularizer pieces and fit's batch order, each seed of a cell matches fit's
+    history epoch by epoch (data loss, objective, accuracies) and its final kernels.
+
+    Adam is compared without batch norm: the gradient of the bias of a layer followed by a
+    batch norm is zero in exact arithmetic, so what a step computes is rounding noise, and
+    Adam, which divides a gradient by its own magnitude, turns any noise into full-size steps.
+    Two correct implementations then drift apart in that bias and the batch norm's moving
+    mean (about 1e-5 relative on validation losses after a few epochs); SGD and RMSprop keep
+    them within 2e-7.
+    """
     data = make_data(n_classes)
-    spec = make_spec(ALL_PIECES, epochs=4)
-    ours = train(spec, data, device="CPU", log=lambda line: None, batch_order=in_order)
-    model, reference = fit_like_a_notebook(spec, data, callbacks=[])
-    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(
-            ours.history[column].to_numpy(), reference[column], rtol=1e-5, atol=1e-6, err_msg=column
-        )
-    for name, kernel in ours.kernels.items():
-        np.testing.assert_allclose(
-            kernel, model.get_layer(name).kernel.numpy(), rtol=1e-4, atol=1e-6
-        )
+    spec = make_spec(regularizer, epochs=4, optimizer=optimizer, learning_rate=learning_rate)
+    cell = train_cell(cell_of(spec), [3, 8], data, log=lambda line: None, batch_order=in_order)
+    for seed, ours in cell.items():
+        model, reference = fit_like_a_notebook({**spec, "seed": seed}, data, callbacks=[])
+        for column, name in FIT_NAMES.items():
+            np.testing.assert_allclose(
+                ours.history[column].to_numpy(),
+                reference[name],
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"seed {seed}: {column}",
+            )
+        for layer, kernel in ours.kernels.items():
+            np.testing.assert_allclose(
+                kernel, model.get_layer(layer).kernel.numpy(), rtol=1e-4, atol=1e-6
+            )
 
 
-def test_early_stopping_stops_and_restores_like_model_fit() -> None:
-    """Early stopping ends on the same epoch as fit's and restores the same best weights."""
+def test_early_stopping_acts_per_seed_like_model_fit() -> None:
+    """Seeds of one cell stop at their own epochs, each where fit stops that seed, and restore
+    the same best weights."""
     import keras
 
     stopping = {
@@ -153,16 +221,132 @@ def test_early_stopping_stops_and_restores_like_model_fit() -> None:
     }
     data = make_data(rows=120, features=12, seed=1)
     spec = make_spec({"name": "early", "early_stopping": stopping}, epochs=60, learning_rate=0.05)
-    ours = train(spec, data, device="CPU", log=lambda line: None, batch_order=in_order)
-    callback = keras.callbacks.EarlyStopping(**stopping)
-    model, reference = fit_like_a_notebook(spec, data, callbacks=[callback])
-    assert ours.metrics["epochs_run"] < 60, "the test needs a run that stops early"
-    assert ours.metrics["epochs_run"] == len(reference["loss"])
-    assert ours.metrics["best_epoch"] == callback.best_epoch + 1
-    for name, kernel in ours.kernels.items():
-        np.testing.assert_allclose(
-            kernel, model.get_layer(name).kernel.numpy(), rtol=1e-4, atol=1e-6
+    seeds = [1, 2, 5, 7]
+    cell = train_cell(cell_of(spec), seeds, data, log=lambda line: None, batch_order=in_order)
+    stopped = {seed: cell[seed].metrics["epochs_run"] for seed in seeds}
+    assert max(stopped.values()) < 60, "the test needs seeds that stop early"
+    assert len(set(stopped.values())) > 1, "the test needs seeds that stop at different epochs"
+    for seed in seeds:
+        callback = keras.callbacks.EarlyStopping(**stopping)
+        model, reference = fit_like_a_notebook({**spec, "seed": seed}, data, [callback])
+        assert stopped[seed] == len(reference["loss"])
+        assert cell[seed].metrics["best_epoch"] == callback.best_epoch + 1
+        for layer, kernel in cell[seed].kernels.items():
+            np.testing.assert_allclose(
+                kernel, model.get_layer(layer).kernel.numpy(), rtol=1e-4, atol=1e-6
+            )
+
+
+#: A small CNN on 6x6 images: convolutions (run per seed), pooling and flattening (folded).
+CNN_MODEL = {
+    "name": "cnn",
+    "type": "cnn",
+    "filters": [3, 4],
+    "kernel_size": 3,
+    "pool_size": 2,
+    "padding": "same",
+    "pool": [True, False],
+    "units": [5],
+    "activation": "relu",
+}
+
+
+def image_data() -> PreparedData:
+    """A 3-class problem on 6x6 one-channel images."""
+    data = make_data(n_classes=3, rows=150, features=36, seed=2)
+    return PreparedData(
+        *(
+            array.reshape(-1, 6, 6, 1) if axis == "x" else array
+            for axis, array in (
+                ("x", data.x_train),
+                ("y", data.y_train),
+                ("x", data.x_val),
+                ("y", data.y_val),
+                ("x", data.x_test),
+                ("y", data.y_test),
+            )
         )
+    )
+
+
+@pytest.mark.parametrize(
+    ("regularizer", "model", "images"),
+    [
+        (ALL_PIECES, None, False),
+        ({"name": "early", "early_stopping": EARLY_STOPPING}, None, False),
+        ({"name": "bn_drop", **{k: ALL_PIECES[k] for k in ("batch_norm", "dropout")}}, None, False),
+        ({"name": "everything_cnn", **ALL_PIECES, "batch_norm": {"layers": [0]}}, CNN_MODEL, True),
+    ],
+    ids=["all-pieces", "early-stopping", "batch-norm-dropout", "cnn"],
+)
+def test_each_seed_of_a_cell_is_bit_identical_to_training_it_alone(
+    regularizer: dict[str, Any], model: dict[str, Any] | None, images: bool
+) -> None:
+    """Metrics, history and kernels of every seed of a cell equal, bit for bit, those of a
+    cell of that seed alone, whatever seeds share the cell."""
+    data = image_data() if images else make_data(n_classes=3)
+    spec = make_spec(regularizer, epochs=8, learning_rate=0.05)
+    if model is not None:
+        spec["model"] = model
+    together = train_cell(cell_of(spec), [4, 0, 9], data, log=lambda line: None)
+    for seed, ours in together.items():
+        alone = train({**spec, "seed": seed}, data, log=lambda line: None)
+        assert without_timings(ours.metrics) == without_timings(alone.metrics), seed
+        assert ours.history.equals(alone.history), seed
+        assert ours.kernels.keys() == alone.kernels.keys()
+        for layer, kernel in alone.kernels.items():
+            assert np.array_equal(ours.kernels[layer], kernel), (seed, layer)
+
+
+def test_a_diverging_seed_leaves_the_other_seeds_untouched() -> None:
+    """A seed whose loss becomes NaN stops as diverged while the cell's other seed trains on,
+    exactly as it does alone."""
+    data = make_data()
+    data.x_train[5] = np.nan  # A row that makes every loss NaN once a seed trains on it.
+
+    def order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
+        rows = np.arange(n_rows)
+        # Seed 1 meets the poisoned row in its third epoch; seed 2 never does.
+        return rows if seed == 1 and epoch >= 3 else np.where(rows == 5, 0, rows)
+
+    spec = make_spec({"name": "none"}, epochs=6)
+    cell = train_cell(cell_of(spec), [1, 2], data, log=lambda line: None, batch_order=order)
+    assert cell[1].metrics["status"] == "diverged" and cell[1].metrics["diverged_epoch"] == 3
+    assert cell[2].metrics["status"] == "ok" and cell[2].metrics["epochs_run"] == 6
+    for seed in (1, 2):
+        alone = train({**spec, "seed": seed}, data, log=lambda line: None, batch_order=order)
+        assert without_timings(cell[seed].metrics) == without_timings(alone.metrics), seed
+        assert cell[seed].history.equals(alone.history), seed
+
+
+def test_test_loss_is_the_data_loss_and_the_objective_adds_the_penalty() -> None:
+    """Without a penalty test_objective equals test_loss; kernel L1 or L2 makes it larger, in
+    the history too."""
+    data = make_data()
+    losses = {}
+    for name, kernel in (
+        ("none", None),
+        ("l1", {"l1": 0.01, "l2": 0.0}),
+        ("l2", {"l1": 0.0, "l2": 0.01}),
+    ):
+        regularizer = (
+            {"name": name}
+            if kernel is None
+            else {"name": name, "kernel": {**kernel, "layers": "all"}}
+        )
+        result = train(make_spec(regularizer, epochs=3), data, log=lambda line: None)
+        losses[name] = result.metrics
+        history = result.history
+        if kernel is None:
+            assert result.metrics["test_objective"] == result.metrics["test_loss"]
+            assert history["objective"].equals(history["loss"])
+        else:
+            assert result.metrics["test_objective"] > result.metrics["test_loss"]
+            assert (history["val_objective"] > history["val_loss"]).all()
+        assert result.metrics["gap_loss"] == pytest.approx(
+            result.metrics["test_loss"] - result.metrics["train_eval_loss"]
+        )
+    assert losses["l1"]["test_loss"] != losses["none"]["test_loss"]
 
 
 @pytest.mark.parametrize(
@@ -186,8 +370,8 @@ def test_divergence_is_recorded_not_raised(
     json.dumps(result.metrics, allow_nan=False)  # NaN never reaches metrics.json.
 
 
-def test_a_run_does_not_depend_on_earlier_runs_in_the_process() -> None:
-    """Training A, then B, then A again gives A's metrics twice: no state leaks between runs."""
+def test_a_cell_does_not_depend_on_earlier_cells_in_the_process() -> None:
+    """Training A, then B, then A again gives A's metrics twice: no state leaks between cells."""
     data = make_data()
     first = train(make_spec(ALL_PIECES, seed=5), data, log=lambda line: None).metrics
     train(
@@ -199,35 +383,19 @@ def test_a_run_does_not_depend_on_earlier_runs_in_the_process() -> None:
     assert without_timings(first) == without_timings(again)
 
 
-@pytest.mark.parametrize(
-    ("first", "second"),
-    [
-        (ALL_PIECES, ALL_PIECES),
-        ({"name": "none"}, {"name": "early", "early_stopping": EARLY_STOPPING}),
-    ],
-    ids=["same-pieces-other-seed", "early-stopping-shares-the-graph"],
-)
-def test_a_reused_compiled_model_trains_like_a_fresh_one(
-    first: dict[str, Any], second: dict[str, Any]
-) -> None:
-    """A run on a compiled model kept from an earlier run gives exactly a fresh build's result."""
-    data = make_data()
-    training._compiled.clear()
-    train(make_spec(first, seed=5, epochs=6), data, log=lambda line: None, reuse_compiled=True)
-    reused = train(
-        make_spec(second, seed=6, epochs=6), data, log=lambda line: None, reuse_compiled=True
-    )
-    assert len(training._compiled) == 1, "the second run should have reused the first's model"
-    fresh = train(make_spec(second, seed=6, epochs=6), data, log=lambda line: None)
-    assert without_timings(reused.metrics) == without_timings(fresh.metrics)
-    assert reused.history.equals(fresh.history)
-    for name, kernel in fresh.kernels.items():
-        assert np.array_equal(reused.kernels[name], kernel), name
+def test_a_cell_needs_distinct_seeds() -> None:
+    """A cell given no seed, or one seed twice, is refused with the seeds named."""
+    with pytest.raises(ValueError, match=r"a cell needs distinct seeds, not \[1, 1\]"):
+        train_cell(cell_of(make_spec({"name": "none"})), [1, 1], make_data())
 
 
 def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metrics with the wall-clock fields removed."""
-    return {key: value for key, value in metrics.items() if key not in TIMING_FIELDS}
+    """Metrics with the wall-clock fields, and the list of seeds trained alongside, removed."""
+    return {
+        key: value
+        for key, value in metrics.items()
+        if key not in TIMING_FIELDS and key != "cell_seeds"
+    }
 
 
 def test_metrics_are_bit_identical_across_processes(tmp_path: Path) -> None:
@@ -241,11 +409,12 @@ def test_metrics_are_bit_identical_across_processes(tmp_path: Path) -> None:
             for axis in "xy"
         },
     )
-    spec = json.dumps(make_spec(ALL_PIECES, epochs=3, seed=11), sort_keys=True)
-    # Fresh interpreters in folders without a worker pool: jobs.train_run trains in-process.
+    cell = json.dumps(cell_of(make_spec(ALL_PIECES, epochs=3)), sort_keys=True)
+    # Fresh interpreters without a worker pool: jobs.train_cell trains in its own process.
     script = (
-        "import sys; from regbench.jobs import train_run; "
-        "train_run(sys.argv[1], sys.argv[2], 'metrics.json', 'history.csv', 'weights.npz', 1)"
+        "import sys; from regbench.jobs import train_cell; "
+        "train_cell(sys.argv[1], '[11, 12]', sys.argv[2], ['m11.json', 'm12.json'], "
+        "['h11.csv', 'h12.csv'], ['w11.npz', 'w12.npz'], 1, 'any')"
     )
     outputs = [tmp_path / "a", tmp_path / "b"]
     processes = []
@@ -253,24 +422,28 @@ def test_metrics_are_bit_identical_across_processes(tmp_path: Path) -> None:
         run_dir.mkdir()
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", script, spec, str(tmp_path / "data.npz")],
+                [sys.executable, "-c", script, cell, str(tmp_path / "data.npz")],
                 cwd=run_dir,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                env={k: v for k, v in os.environ.items() if k != SOCKET_ENV},
             )
         )
     for process in processes:
         output, _ = process.communicate(timeout=180)
         assert process.returncode == 0, output[-3000:]
-    first, second = (json.loads((d / "metrics.json").read_text("utf-8")) for d in outputs)
-    assert set(TIMING_FIELDS) <= set(first)
-    for timing in TIMING_FIELDS:
-        first.pop(timing), second.pop(timing)
-    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
-    assert (outputs[0] / "history.csv").read_bytes() == (outputs[1] / "history.csv").read_bytes()
-    with np.load(outputs[0] / "weights.npz") as a, np.load(outputs[1] / "weights.npz") as b:
-        assert all(np.array_equal(a[name], b[name]) for name in a.files)
+    for seed in (11, 12):
+        first, second = (json.loads((d / f"m{seed}.json").read_text("utf-8")) for d in outputs)
+        assert set(TIMING_FIELDS) <= set(first)
+        for timing in TIMING_FIELDS:
+            first.pop(timing), second.pop(timing)
+        assert first["spec"]["seed"] == seed
+        assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+        a, b = (d / f"h{seed}.csv" for d in outputs)
+        assert a.read_bytes() == b.read_bytes()
+        with np.load(outputs[0] / f"w{seed}.npz") as x, np.load(outputs[1] / f"w{seed}.npz") as y:
+            assert all(np.array_equal(x[name], y[name]) for name in x.files)
 
 
 @pytest.mark.parametrize(

@@ -1,30 +1,34 @@
-"""Warm workers: same results as a fresh process, failures visible, no hangs."""
+"""Warm workers: a fresh process's results, current code only, no process outliving its pool."""
 
 from __future__ import annotations
 
 import json
 import os
 import runpy
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
 
 from regbench import jobs, worker
-from regbench.training import TIMING_FIELDS
+from regbench.training import CODE_DIGEST, TIMING_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_spec(regularizer: dict[str, Any], *, seed: int, epochs: int = 3) -> str:
-    """A run spec, as canonical JSON, for a small MLP on the toy data."""
-    spec = {
+def make_cell(regularizer: dict[str, Any], *, epochs: int = 3) -> str:
+    """A cell spec, as canonical JSON, for a small MLP on the toy data."""
+    cell = {
         "dataset": {"name": "toy"},
         "model": {"name": "mlp", "type": "mlp", "units": [12, 6], "activation": "relu"},
         "regularizer": regularizer,
@@ -36,22 +40,19 @@ def make_spec(regularizer: dict[str, Any], *, seed: int, epochs: int = 3) -> str
             "validation_fraction": 0.2,
             "device": "cpu",
         },
-        "seed": seed,
     }
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return json.dumps(cell, sort_keys=True, separators=(",", ":"))
 
 
-SPEC_A = make_spec(
+CELL_A = make_cell(
     {
         "name": "mixed",
         "kernel": {"l1": 1.0e-3, "l2": 1.0e-3, "layers": "all"},
         "dropout": {"rate": 0.3, "layers": "all"},
         "batch_norm": {"layers": [0]},
-    },
-    seed=4,
+    }
 )
-SPEC_A_OTHER_SEED = SPEC_A.replace('"seed":4', '"seed":6')
-SPEC_B = make_spec({"name": "dropout", "dropout": {"rate": 0.5, "layers": "all"}}, seed=8)
+CELL_B = make_cell({"name": "dropout", "dropout": {"rate": 0.5, "layers": "all"}})
 
 
 @pytest.fixture(scope="module")
@@ -74,93 +75,81 @@ def data_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A real two-worker pool; yields the folder it runs in (its sockets are in .regbench/)."""
-    folder = tmp_path_factory.mktemp("pool")
-    info = worker.start_pool(2, device="cpu", directory=folder / ".regbench", idle_timeout=300)
-    assert len(info.pids) == 2
-    yield folder
-    worker.stop_pool(folder / ".regbench")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[worker.Pool]:
+    """A real two-worker pool, which this test process's jobs find through the environment."""
+    started = worker.start_pool(2, logs=tmp_path_factory.mktemp("pool"))
+    yield started
+    started.stop()
 
 
-def comparable(reply: dict[str, Any]) -> dict[str, Any]:
-    """A reply's metrics without wall-clock fields, and its history."""
-    metrics = json.loads(reply["files"]["metrics"])
-    return {
-        "metrics": {k: v for k, v in metrics.items() if k not in TIMING_FIELDS},
-        "history": reply["files"]["history"],
-    }
-
-
-def test_warm_worker_gives_the_results_of_a_fresh_process(pool: Path, data_npz: Path) -> None:
-    """Runs through one worker (B, A, then A's model with another seed) equal in-process runs."""
-    sock = worker.socket_path(pool / ".regbench")
-    specs = {"B": SPEC_B, "A": SPEC_A, "A2": SPEC_A_OTHER_SEED}
-    assert SPEC_A_OTHER_SEED != SPEC_A
-    warm = {}
-    for name, spec in specs.items():
-        log = pool / f"{name}.log"
-        warm[name] = worker.submit(worker.TrainRequest.create(spec, data_npz, 1, str(log)), sock)
-        assert warm[name] is not None
-        text = log.read_text(encoding="utf-8")
-        assert "in warm worker" in text and "epoch 1/3" in text
-    for name, spec in specs.items():
-        fresh = worker.train_in_process(worker.TrainRequest.create(spec, data_npz, 1))
-        assert comparable(warm[name]) == comparable(fresh), name  # type: ignore[arg-type]
-
-
-def test_seeds_of_a_cell_go_to_the_worker_that_compiled_it(pool: Path, data_npz: Path) -> None:
-    """With both workers idle, further seeds of a cell go to the worker holding its model."""
-    sock = worker.socket_path(pool / ".regbench")
-    spec = make_spec({"name": "l1", "kernel": {"l1": 1.0e-2, "l2": 0.0, "layers": "all"}}, seed=0)
-    takers = []
-    for seed in range(3):
-        log = pool / f"affinity{seed}.log"
-        request = worker.TrainRequest.create(
-            spec.replace('"seed":0', f'"seed":{seed}'), data_npz, 1, str(log)
-        )
-        assert worker.submit(request, sock, on_accept=takers.append) is not None
-        assert ("reusing the model compiled" in log.read_text(encoding="utf-8")) == (seed > 0)
-    assert len(set(takers)) == 1
-
-
-def test_job_hands_its_run_to_the_pool(
-    pool: Path, data_npz: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """jobs.train_run run in the pool's folder writes the three outputs through the worker."""
-    monkeypatch.chdir(pool)
-    out = pool / "job"
-    out.mkdir()
-    jobs.train_run(
-        SPEC_B,
-        str(data_npz),
-        str(out / "metrics.json"),
-        str(out / "history.csv"),
-        str(out / "weights.npz"),
-        threads=1,
-        log=str(out / "job.log"),
+def request(cell: str, data: Path, log: Path | None = None, **changes: Any) -> worker.CellRequest:
+    """A request for seeds 4 and 6 of ``cell``, with the code this process imported."""
+    fields = {"threads": 1, "code": CODE_DIGEST, **changes}
+    return worker.CellRequest.create(
+        cell, [4, 6], data, fields["threads"], fields["code"], None if log is None else str(log)
     )
-    assert json.loads((out / "metrics.json").read_text("utf-8"))["status"] == "ok"
-    assert (out / "history.csv").stat().st_size > 0
-    with np.load(out / "weights.npz") as weights:
-        assert len(weights.files) == 3
-    assert "in warm worker" in (out / "job.log").read_text("utf-8")
-    assert "status ok" in capsys.readouterr().out
 
 
-def test_a_failing_job_fails_with_the_error_in_its_log(
+def comparable(reply: dict[str, Any]) -> dict[int, Any]:
+    """Each seed's metrics without wall-clock fields, and its history."""
+    runs = {}
+    for seed, run in reply["runs"].items():
+        metrics = json.loads(run["files"]["metrics"])
+        runs[seed] = (
+            {k: v for k, v in metrics.items() if k not in TIMING_FIELDS},
+            run["files"]["history"],
+        )
+    return runs
+
+
+def test_a_warm_worker_gives_the_results_of_a_fresh_process(
+    pool: worker.Pool, data_npz: Path, tmp_path: Path
+) -> None:
+    """Cells trained by warm workers, one after another, equal cells trained in-process."""
+    for cell in (CELL_B, CELL_A):
+        log = tmp_path / "job.log"
+        warm = worker.submit(request(cell, data_npz, log))
+        assert warm is not None
+        text = log.read_text(encoding="utf-8")
+        assert "in warm worker" in text and "seed 6, epoch 1" in text
+        assert "peak RSS of the training process" in text
+        assert comparable(warm) == comparable(worker.train_in_process(request(cell, data_npz)))
+
+
+def test_a_job_hands_its_cell_to_the_pool(
+    pool: worker.Pool, data_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """jobs.train_cell writes every seed's three outputs through a worker."""
+    names = {kind: [str(tmp_path / f"{kind}{seed}") for seed in (4, 6)] for kind in "mhw"}
+    jobs.train_cell(
+        CELL_B, "[4, 6]", str(data_npz), names["m"], names["h"], names["w"], 1, CODE_DIGEST,
+        log=str(tmp_path / "job.log"),
+    )  # fmt: skip
+    for seed, metrics in zip((4, 6), names["m"], strict=True):
+        assert json.loads(Path(metrics).read_text("utf-8"))["spec"]["seed"] == seed
+    for path in names["h"] + names["w"]:
+        assert Path(path).stat().st_size > 0
+    assert "in warm worker" in (tmp_path / "job.log").read_text("utf-8")
+    assert "seeds [4, 6] trained: {4: 'ok', 6: 'ok'}" in capsys.readouterr().out
+
+
+def test_a_failing_job_fails_with_the_error_in_its_log_and_beside_each_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The rule's script, given a run that raises, writes the traceback to the job log and fails."""
-    monkeypatch.chdir(tmp_path)  # No pool here: the job trains in its own process.
+    """The rule's script, given a cell that raises, logs the traceback, leaves every seed an
+    error file and fails."""
+    monkeypatch.delenv(worker.SOCKET_ENV, raising=False)  # No pool: it trains in its process.
     log = tmp_path / "job.log"
+    seeds = [tmp_path / f"seed{seed}" for seed in (0, 1)]
+    for folder in seeds:
+        folder.mkdir()
     job = SimpleNamespace(
-        params=SimpleNamespace(spec=SPEC_A),
+        params=SimpleNamespace(cell=CELL_A, seeds="[0, 1]", code=CODE_DIGEST),
         input=SimpleNamespace(data=str(tmp_path / "missing.npz")),
         output=SimpleNamespace(
-            metrics=str(tmp_path / "metrics.json"),
-            history=str(tmp_path / "history.csv"),
-            weights=str(tmp_path / "weights.npz"),
+            metrics=[str(folder / "metrics.json") for folder in seeds],
+            history=[str(folder / "history.csv") for folder in seeds],
+            weights=[str(folder / "weights.npz") for folder in seeds],
         ),
         log=[str(log)],
         threads=1,
@@ -168,89 +157,161 @@ def test_a_failing_job_fails_with_the_error_in_its_log(
     )
     # As in a job's process, stderr must be file descriptor 2, which the script redirects.
     with capsys.disabled(), pytest.raises(FileNotFoundError):
-        runpy.run_path(str(REPO / "scripts" / "train_run.py"), init_globals={"snakemake": job})
+        runpy.run_path(str(REPO / "scripts" / "train_cell.py"), init_globals={"snakemake": job})
     text = log.read_text(encoding="utf-8")
     assert "Traceback" in text and "missing.npz" in text
-    assert not (tmp_path / "metrics.json").exists()
+    for folder in seeds:
+        assert "missing.npz" in (folder / jobs.ERROR_FILE).read_text(encoding="utf-8")
+        assert not (folder / "metrics.json").exists()
 
 
-def test_a_failing_run_raises_with_the_workers_traceback(pool: Path, data_npz: Path) -> None:
-    """A run that raises in the worker fails the job with the traceback, and the worker lives on."""
-    sock = worker.socket_path(pool / ".regbench")
-    missing = worker.TrainRequest.create(SPEC_A, pool / "no-such-data.npz", 1)
-    with pytest.raises(worker.RunFailed, match="No such file or directory"):
-        worker.submit(missing, sock)
-    assert worker.submit(worker.TrainRequest.create(SPEC_B, data_npz, 1), sock) is not None
+def test_a_failing_cell_raises_with_the_workers_traceback(
+    pool: worker.Pool, data_npz: Path
+) -> None:
+    """A cell that raises in a worker fails the job with the traceback; the worker lives on."""
+    with pytest.raises(worker.CellFailed, match="No such file or directory"):
+        worker.submit(request(CELL_A, data_npz.with_name("no-such-data.npz")))
+    assert worker.submit(request(CELL_B, data_npz)) is not None
 
 
-def test_worker_refuses_a_run_it_would_train_differently(pool: Path, data_npz: Path) -> None:
-    """A run asking for another thread count is refused, so the job trains it itself."""
-    sock = worker.socket_path(pool / ".regbench")
-    assert worker.submit(worker.TrainRequest.create(SPEC_A, data_npz, threads=2), sock) is None
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"code": "0123456789abcdef"}, "training code differs: the job expects 0123456789abcdef"),
+        ({"threads": 2}, r"the job asks for 2 thread\(s\); the worker runs 1"),
+    ],
+    ids=["other-code", "other-threads"],
+)
+def test_a_worker_refuses_a_cell_it_would_train_differently(
+    pool: worker.Pool,
+    data_npz: Path,
+    changes: dict[str, Any],
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cell expecting other training code or another thread count is refused, with why."""
+    assert worker.submit(request(CELL_A, data_npz, **changes)) is None
+    assert reason.replace("\\", "") in capsys.readouterr().out.replace("\\", "")
 
 
-def test_no_pool_or_a_stale_socket_means_train_in_process(tmp_path: Path, data_npz: Path) -> None:
-    """Without a listening worker submit returns None at once; stop_pool removes a stale socket."""
-    request = worker.TrainRequest.create(SPEC_A, data_npz, 1)
-    folder = tmp_path / ".regbench"
-    assert worker.submit(request, worker.socket_path(folder)) is None
-    folder.mkdir()
+def test_a_worker_refuses_once_the_code_on_disk_changed(
+    data_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an edit to the training code, a worker started before it refuses every cell."""
+    shutil.copytree(REPO / "src" / "regbench", tmp_path / "src" / "regbench")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "src"))
+    pool = worker.start_pool(1, logs=tmp_path)
+    try:
+        assert worker.submit(request(CELL_B, data_npz)) is not None
+        training = tmp_path / "src" / "regbench" / "training.py"
+        training.write_text(training.read_text("utf-8") + "\n# edited\n", encoding="utf-8")
+        assert worker.submit(request(CELL_B, data_npz)) is None
+    finally:
+        pool.stop()
+
+
+def test_without_a_pool_a_job_trains_itself(
+    data_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pool in the environment, or a socket nobody listens on: submit returns None at once."""
+    monkeypatch.delenv(worker.SOCKET_ENV, raising=False)
+    assert worker.submit(request(CELL_A, data_npz)) is None
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(str(worker.socket_path(folder)))
+    stale.bind(str(tmp_path / "pool.sock"))
     stale.close()  # The file stays; nobody listens on it.
-    assert worker.submit(request, worker.socket_path(folder)) is None
-    assert not worker.pool_status(folder)["listening"]
-    worker.stop_pool(folder)
-    assert not worker.socket_path(folder).exists()
+    monkeypatch.setenv(worker.SOCKET_ENV, str(tmp_path / "pool.sock"))
+    assert worker.submit(request(CELL_A, data_npz)) is None
 
 
-def test_a_worker_that_dies_mid_run_fails_the_job(tmp_path: Path, data_npz: Path) -> None:
-    """Killing the worker during a run makes submit raise WorkerCrashed instead of hanging."""
-    folder = tmp_path / ".regbench"
-    worker.start_pool(1, device="cpu", directory=folder, idle_timeout=120)
-    long_run = worker.TrainRequest.create(
-        make_spec({"name": "none"}, seed=1, epochs=100_000), data_npz, 1
-    )
-    accepted = threading.Event()
+def test_a_worker_that_dies_mid_cell_fails_the_job(data_npz: Path, tmp_path: Path) -> None:
+    """Killing the worker during a cell makes submit raise WorkerCrashed instead of hanging."""
+    pool = worker.start_pool(1, logs=tmp_path)
     outcome: dict[str, BaseException] = {}
-
-    def on_accept(pid: int) -> None:
-        outcome["pid"] = pid  # type: ignore[assignment]
-        accepted.set()
 
     def job() -> None:
         try:
-            worker.submit(long_run, worker.socket_path(folder), on_accept=on_accept)
+            worker.submit(request(make_cell({"name": "none"}, epochs=100_000), data_npz))
         except BaseException as error:
             outcome["error"] = error
 
     thread = threading.Thread(target=job, daemon=True)
     thread.start()
     try:
-        assert accepted.wait(60)
-        os.kill(int(outcome["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        wait_for(lambda: "seed 4, epoch 1" in (tmp_path / "worker-0.log").read_text("utf-8"))
+        os.kill(pool.processes[0].pid, signal.SIGKILL)
         thread.join(30)
         assert not thread.is_alive(), "the job hung after its worker died"
         assert isinstance(outcome.get("error"), worker.WorkerCrashed)
     finally:
-        worker.stop_pool(folder)
+        pool.stop()
 
 
-def test_a_worker_above_its_memory_limit_replaces_itself(tmp_path: Path, data_npz: Path) -> None:
-    """Past max_rss_mb a worker re-executes itself after a run; the next run is served as usual."""
-    folder = tmp_path / ".regbench"
-    info = worker.start_pool(1, device="cpu", directory=folder, idle_timeout=120, max_rss_mb=1)
+def wait_for(condition: Any, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_worker_above_its_memory_limit_replaces_itself(data_npz: Path, tmp_path: Path) -> None:
+    """Past max_rss_mb a worker re-executes itself after a cell; the next cell is served."""
+    pool = worker.start_pool(1, logs=tmp_path, max_rss_mb=1)
     try:
-        takers: list[int] = []
-        for spec in (SPEC_A, SPEC_B):
-            request = worker.TrainRequest.create(spec, data_npz, 1)
-            reply = worker.submit(request, worker.socket_path(folder), on_accept=takers.append)
-            assert reply is not None and reply["status"] == "ok"
-        assert takers == info.pids * 2  # The same process, replaced in place.
-        log = (folder / "worker-0.log").read_text(encoding="utf-8")
-        assert log.count("replacing itself") >= 1
+        for cell in (CELL_A, CELL_B):
+            reply = worker.submit(request(cell, data_npz))
+            assert reply is not None and reply["runs"][4]["status"] == "ok"
+        assert pool.processes[0].poll() is None  # The same process, replaced in place.
+        assert "replacing itself" in (tmp_path / "worker-0.log").read_text(encoding="utf-8")
     finally:
-        worker.stop_pool(folder)
+        pool.stop()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live, not zombie, process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return state[0] != "Z"
+
+
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of the pool's parent (which runs no hook) ends its workers within seconds."""
+    script = (
+        "import sys, time; from regbench import worker; "
+        "pool = worker.start_pool(2, logs=sys.argv[1]); "
+        "print(*(p.pid for p in pool.processes), flush=True); time.sleep(600)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    wait_for(lambda: "ready" in (tmp_path / "worker-1.log").read_text("utf-8"))
+    assert all(alive(pid) for pid in pids)
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
+
+
+def test_stopping_a_pool_ends_only_its_own_workers(tmp_path: Path) -> None:
+    """Two pools side by side: stopping one leaves the other's workers running."""
+    first = worker.start_pool(1, logs=tmp_path / "first")
+    second = worker.start_pool(1, logs=tmp_path / "second")
+    try:
+        first.stop()
+        assert first.processes[0].poll() is not None
+        assert second.processes[0].poll() is None
+        assert os.environ[worker.SOCKET_ENV] == str(second.socket)
+    finally:
+        second.stop()
+    assert worker.SOCKET_ENV not in os.environ
 
 
 def test_messages_survive_the_wire() -> None:
@@ -266,37 +327,9 @@ def test_messages_survive_the_wire() -> None:
     right.close()
 
 
-class _Key(NamedTuple):
-    dataset: str
-    model: str
-    regularizer: str
-    seed: int
-
-
-def test_schedule_interleaves_cells_seed_by_seed() -> None:
-    """Two jobs at a time: cells in pairs, each pair seed by seed (A0 B0 A1 B1, then C0 ...)."""
-    runs = [_Key("d", "m", r, seed) for r in "ABC" for seed in (0, 1)]
-    ranks = worker.schedule_ranks(runs, parallel=2)
-    order = [f"{run.regularizer}{run.seed}" for run in sorted(runs, key=ranks.__getitem__)]
-    assert order == ["A0", "B0", "A1", "B1", "C0", "C1"]
-    assert sorted(worker.schedule_ranks(runs, parallel=1).values()) == list(range(6))
-
-
-def test_cell_key_ignores_what_does_not_shape_the_compiled_model() -> None:
-    """Seeds, names, epochs and early stopping share a cell; penalties and datasets do not."""
-    base = json.loads(SPEC_A)
-    variants = {
-        "seed": {**base, "seed": 99},
-        "name": {**base, "regularizer": {**base["regularizer"], "name": "other"}},
-        "epochs": {**base, "training": {**base["training"], "epochs": 500}},
-        "early": {
-            **base,
-            "regularizer": {**base["regularizer"], "early_stopping": {"patience": 3}},
-        },
-    }
-    for name, variant in variants.items():
-        assert worker.cell_key(json.dumps(variant)) == worker.cell_key(SPEC_A), name
-    stronger = {**base["regularizer"], "kernel": {"l1": 0.5, "l2": 0.0, "layers": "all"}}
-    assert worker.cell_key(json.dumps({**base, "regularizer": stronger})) != worker.cell_key(SPEC_A)
-    other_data = {**base, "dataset": {"name": "other"}}
-    assert worker.cell_key(json.dumps(other_data)) != worker.cell_key(SPEC_A)
+def test_pool_size_never_exceeds_the_cores_or_the_cpus() -> None:
+    """However many cores Snakemake is given, at most one worker per CPU, and at least one."""
+    cpus = os.cpu_count() or 1
+    assert 1 <= worker.pool_size(64) <= cpus
+    assert worker.pool_size(1) == 1
+    assert worker.pool_size(64, per_worker_mb=10**9) == 1

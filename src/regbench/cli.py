@@ -1,8 +1,10 @@
 """``regbench why``: which runs a config change would retrain, and which config key changed.
 
 Snakemake's dry run says *that* a job's params changed; this names the key.
-Each finished run keeps the spec it was trained with in its ``metrics.json``,
-so comparing that spec with the one the config gives now is exact.
+Each finished run keeps the spec it was trained with, and the seeds its cell
+trained together, in its ``metrics.json``, so comparing them with what the
+config gives now is exact. A cell's seeds train in one job, so a run also
+retrains when its cell gains or loses a seed.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def explain(study_root: Path, raw_config: Mapping[str, Any]) -> list[str]:
         ]
         if stored.get("code") not in (None, code):
             changes.append(f"training code changed ({', '.join(TRAINING_MODULES)})")
+        if stored.get("cell_seeds", study.seeds) != study.seeds:
+            changes.append(
+                f"its cell's seeds changed from {json.dumps(stored['cell_seeds'])} "
+                f"to {json.dumps(study.seeds)}"
+            )
         if changes:
             lines.append(f"{key.path}: " + "; ".join(changes))
     return lines

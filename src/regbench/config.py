@@ -37,6 +37,7 @@ from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_ME
 from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
 
 __all__ = [
+    "CellKey",
     "ConfigError",
     "RunKey",
     "Skipped",
@@ -71,8 +72,36 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, order=True)
+class CellKey:
+    """One cell of the grid, trained by one job: a dataset, a model and a regularizer."""
+
+    dataset: str
+    model: str
+    regularizer: str
+
+    @property
+    def path(self) -> str:
+        """The cell's folder below ``results/runs`` (and its log's name below ``logs``)."""
+        return f"{self.dataset}/{self.model}/{self.regularizer}"
+
+    @property
+    def benchmark(self) -> str:
+        """Snakemake's benchmark file of the cell's training job."""
+        return f"results/benchmarks/train_cell/{self.path}.tsv"
+
+    @property
+    def log(self) -> str:
+        """The log of the cell's training job."""
+        return f"logs/train_cell/{self.path}.log"
+
+    def run(self, seed: int) -> RunKey:
+        """The cell's run for ``seed``."""
+        return RunKey(self.dataset, self.model, self.regularizer, seed)
+
+
+@dataclass(frozen=True, order=True)
 class RunKey:
-    """One cell of the grid: which dataset, model, regularizer and seed."""
+    """One run of the grid: which dataset, model, regularizer and seed."""
 
     dataset: str
     model: str
@@ -80,9 +109,14 @@ class RunKey:
     seed: int
 
     @property
+    def cell(self) -> CellKey:
+        """The cell the run belongs to; its job trains all of the cell's seeds."""
+        return CellKey(self.dataset, self.model, self.regularizer)
+
+    @property
     def path(self) -> str:
         """The run's folder below ``results/runs``."""
-        return f"{self.dataset}/{self.model}/{self.regularizer}/seed{self.seed}"
+        return f"{self.cell.path}/seed{self.seed}"
 
     @classmethod
     def from_path(cls, path: str) -> RunKey:
@@ -96,8 +130,8 @@ class RunKey:
 
     @property
     def benchmark(self) -> str:
-        """Snakemake's benchmark file of the run's training job."""
-        return f"results/benchmarks/train_run/{self.path}.tsv"
+        """Snakemake's benchmark file of the job that trained the run: its cell's."""
+        return self.cell.benchmark
 
 
 @dataclass(frozen=True)
@@ -132,16 +166,29 @@ class Study:
         # A description is prose for the report: rewording it must rerun nothing.
         return {"name": dataset, **{k: v for k, v in body.items() if k != "description"}}
 
-    def run_spec(self, key: RunKey) -> dict[str, Any]:
-        """The fully resolved spec of one run: everything that determines its result."""
+    @property
+    def cells(self) -> tuple[CellKey, ...]:
+        """The grid's cells, in the order of its runs."""
+        return tuple(dict.fromkeys(run.cell for run in self.runs))
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every cell trains."""
+        return list(self.config["seeds"])
+
+    def cell_spec(self, cell: CellKey) -> dict[str, Any]:
+        """What a cell's runs share: every part of their specs but the seed."""
         cfg = self.config
         return {
-            "dataset": self.dataset_spec(key.dataset),
-            "model": {"name": key.model, **cfg["models"][key.model]},
-            "regularizer": {"name": key.regularizer, **cfg["regularizers"][key.regularizer]},
+            "dataset": self.dataset_spec(cell.dataset),
+            "model": {"name": cell.model, **cfg["models"][cell.model]},
+            "regularizer": {"name": cell.regularizer, **cfg["regularizers"][cell.regularizer]},
             "training": cfg["training"],
-            "seed": key.seed,
         }
+
+    def run_spec(self, key: RunKey) -> dict[str, Any]:
+        """The fully resolved spec of one run: everything that determines its result."""
+        return {**self.cell_spec(key.cell), "seed": key.seed}
 
     @property
     def families(self) -> dict[str, dict[str, Any]]:

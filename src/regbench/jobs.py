@@ -28,7 +28,7 @@ __all__ = [
     "prepare_dataset",
     "redirect_output",
     "render_report",
-    "train_run",
+    "train_cell",
 ]
 
 
@@ -55,58 +55,57 @@ def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
     print(f"prepared {spec['name']}: {sizes}", flush=True)
 
 
-def train_run(
-    spec_json: str,
+def train_cell(
+    cell_json: str,
+    seeds_json: str,
     data_npz: str,
-    metrics: str,
-    history: str,
-    weights: str,
+    metrics: Sequence[str],
+    histories: Sequence[str],
+    weights: Sequence[str],
     threads: int,
+    code: str,
     log: str | None = None,
     gpus: int = 0,
 ) -> None:
-    """Train one run and write its metrics, history and weights.
+    """Train a cell's seeds together and write each seed's metrics, history and weights.
 
-    The run goes to a warm worker when a pool runs in this folder
-    (``python -m regbench.worker start``) and is trained in this process
-    otherwise; both give the same files. ``log`` is the job's log, which a
-    worker writes the run's output to.
+    The cell goes to a warm worker when this study's pool runs
+    (:mod:`regbench.worker`) and is trained in this process otherwise; both
+    give the same files. ``metrics``, ``histories`` and ``weights`` list the
+    seeds' files in the order of ``seeds_json``; ``log`` is the job's log,
+    which a worker writes the cell's output to.
     """
     from regbench import worker
+    from regbench.devices import gpu_slots
 
     print(
         f"host {socket.gethostname()}, SLURM_JOB_ID={os.environ.get('SLURM_JOB_ID', '-')}",
         flush=True,
     )
-    # A failed run leaves its error beside where its metrics would be, for the report.
-    error_file = Path(metrics).with_name(ERROR_FILE)
-    error_file.unlink(missing_ok=True)
+    seeds = [int(seed) for seed in json.loads(seeds_json)]
+    # A failed cell leaves its error beside where each seed's metrics would be, for the report.
+    errors = [Path(path).with_name(ERROR_FILE) for path in metrics]
+    for error_file in errors:
+        error_file.unlink(missing_ok=True)
+    request = worker.CellRequest.create(cell_json, seeds, data_npz, threads, code, log)
     try:
-        reply = _train(spec_json, data_npz, threads, log, gpus)
+        # A job with cards of its own, or one a scheduler placed, trains in its own process:
+        # a warm worker trains on this host, with the device it started with.
+        reply = None if gpus or "SLURM_JOB_ID" in os.environ else worker.submit(request)
+        if reply is None:
+            with gpu_slots(gpus):
+                reply = worker.train_in_process(request)
     except Exception as error:
-        error_file.write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
+        for error_file in errors:
+            error_file.write_text(f"{type(error).__name__}: {error}\n", encoding="utf-8")
         raise
-    worker.write_outputs(reply, metrics, history, weights)
-    where = (
-        f"; warm worker peak RSS {reply['worker_peak_rss_mb']} MB"
-        if reply.get("worker_peak_rss_mb") is not None
-        else ""
-    )
-    print(f"status {reply['status']} in {reply['train_seconds']} s{where}", flush=True)
-
-
-def _train(spec_json: str, data_npz: str, threads: int, log: str | None, gpus: int) -> Any:
-    from regbench import worker
-    from regbench.devices import gpu_slots
-
-    request = worker.TrainRequest.create(spec_json, data_npz, threads, log)
-    # A job with cards of its own, or one a scheduler placed, trains in its own process:
-    # a warm worker trains on the host and with the cards it started with.
-    reply = None if gpus or "SLURM_JOB_ID" in os.environ else worker.submit(request)
-    if reply is None:
-        with gpu_slots(gpus):
-            reply = worker.train_in_process(request)
-    return reply
+    for seed, *paths in zip(seeds, weights, histories, metrics, strict=True):
+        files = reply["runs"][seed]["files"]
+        # Metrics last: its presence marks a complete run.
+        for path, name in zip(paths, ("weights", "history", "metrics"), strict=True):
+            Path(path).write_bytes(files[name])
+    statuses = {seed: reply["runs"][seed]["status"] for seed in seeds}
+    print(f"seeds {seeds} trained: {statuses}", flush=True)
 
 
 #: The files rule aggregate_runs writes, by its output names.

@@ -10,7 +10,14 @@ from keras import layers
 
 from regbench.topology import hidden_activations, hidden_layer_kinds, select_layers
 
-__all__ = ["build_model", "compile_model", "penalty"]
+__all__ = [
+    "accuracy_function",
+    "build_model",
+    "compile_model",
+    "loss_function",
+    "make_optimizer",
+    "penalty",
+]
 
 
 def penalty(spec: Mapping[str, Any] | None) -> keras.regularizers.Regularizer | None:
@@ -84,18 +91,37 @@ def build_model(
     return keras.Model(inputs, outputs, name=f"{model['name']}__{regularizer['name']}")
 
 
-def compile_model(model: keras.Model, training: Mapping[str, Any], n_classes: int) -> None:
-    """Attach optimizer, loss and accuracy as the training spec says."""
+def make_optimizer(training: Mapping[str, Any]) -> keras.optimizers.Optimizer:
+    """The optimizer the training spec names, at its learning rate."""
     optimizers = {
         "adam": keras.optimizers.Adam,
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
     }
-    optimizer = optimizers[training["optimizer"]](learning_rate=training["learning_rate"])
+    return optimizers[training["optimizer"]](learning_rate=training["learning_rate"])
+
+
+def loss_function(n_classes: int) -> keras.losses.Loss:
+    """The data loss: binary cross-entropy for two classes, sparse categorical otherwise."""
     if n_classes == 2:
-        loss: keras.losses.Loss = keras.losses.BinaryCrossentropy()
-        accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy")
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+        return keras.losses.BinaryCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def accuracy_function(n_classes: int) -> Any:
+    """Keras's per-example accuracy for the output layer :func:`build_model` gives."""
+    if n_classes == 2:
+        return keras.metrics.binary_accuracy
+    return keras.metrics.sparse_categorical_accuracy
+
+
+def compile_model(model: keras.Model, training: Mapping[str, Any], n_classes: int) -> None:
+    """Attach optimizer, loss and accuracy as the training spec says (as a notebook would)."""
+    accuracy: keras.metrics.Metric = (
+        keras.metrics.BinaryAccuracy(name="accuracy")
+        if n_classes == 2
+        else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    )
+    model.compile(
+        optimizer=make_optimizer(training), loss=loss_function(n_classes), metrics=[accuracy]
+    )

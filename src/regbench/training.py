@@ -1,18 +1,25 @@
-"""Train one run: a compiled per-epoch loop that keeps Keras's semantics.
+"""Train a cell: all seeds of one dataset x model x regularizer together, each as if alone.
 
-``model.fit`` spends most of a small model's epoch in per-epoch framework
-overhead (data adapters, iterators, callbacks, a fresh validation pass
-set-up), not in arithmetic. Here each epoch, all of its training batches and
-the validation pass, is one call of one ``tf.function`` that calls the
-model's own ``train_step`` and ``test_step``: losses, regularization
-penalties, dropout and batch-norm updates, and the per-epoch metrics are
-exactly Keras's. Early stopping is Keras's own callback, called as ``fit``
-calls it. Every compiled function has a fixed input signature, so a run
-traces each of them once whatever the sizes of its splits.
+A study is many small runs, and a small model's run is dominated by fixed
+costs (building and tracing the model, per-batch framework overhead), not by
+arithmetic. Here the seeds of a cell train as one
+:class:`regbench.seedstack.SeedStack`: one compiled function per epoch runs
+every training batch of every seed, then the validation pass, so tracing and
+per-batch overhead are paid once per cell instead of once per seed.
 
-This is the only module (with :mod:`regbench.models`) that imports
-TensorFlow, and it does so inside functions: the worker client imports this
-package without paying for TensorFlow.
+Each seed trains exactly as it would alone (a cell of one seed): its own
+initial weights (its model is built by the same builder after seeding), its
+own batch order (a NumPy generator seeded with the seed), its own dropout
+masks (its own Keras seed generators) and its own optimizer state. Losses,
+penalties and metrics follow Keras's ``train_step``/``test_step``
+arithmetic, compared with ``model.fit`` epoch by epoch in
+``tests/test_training.py``. Keras's own ``EarlyStopping`` watches each seed
+through a :class:`~regbench.seedstack.SeedView`; a seed that stops or
+diverges keeps its final (or restored best) weights while the others go on.
+
+This is the only module (with :mod:`regbench.models` and
+:mod:`regbench.seedstack`) that imports TensorFlow, and it does so inside
+functions, so that the job side of :mod:`regbench.worker` does not pay for it.
 """
 
 from __future__ import annotations
@@ -21,9 +28,7 @@ import io
 import json
 import math
 import os
-import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,7 @@ import pandas as pd
 from regbench.fingerprint import TRAINING_MODULES, code_digest
 
 __all__ = [
+    "CODE_DIGEST",
     "DEVICE_SETTINGS",
     "HISTORY_COLUMNS",
     "TIMING_FIELDS",
@@ -45,21 +51,37 @@ __all__ = [
     "select_device",
     "serialize_result",
     "train",
+    "train_cell",
     "write_result",
 ]
 
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+#: The training code this process runs: the digest of its source when it was imported.
+CODE_DIGEST = code_digest(TRAINING_MODULES)
+
+#: Per-epoch history. ``loss`` and ``val_loss`` are the data loss (cross-entropy) alone;
+#: ``objective`` and ``val_objective`` add every penalty, as Keras's ``fit`` reports "loss".
+HISTORY_COLUMNS = (
+    "epoch",
+    "loss",
+    "objective",
+    "accuracy",
+    "val_loss",
+    "val_objective",
+    "val_accuracy",
+)
 
 #: The settings of ``training.device``.
 DEVICE_SETTINGS = ("auto", "cpu", "gpu")
 
 #: Fields of ``metrics.json`` that measure wall-clock time. They are the only
-#: ones that may differ between two runs of the same spec and seed; everything
-#: else is bit-identical on the same machine (see ``tests/test_training.py``).
+#: ones that may differ between two runs of the same spec and seed in cells of
+#: the same seeds; everything else is bit-identical on the same machine (see
+#: ``tests/test_training.py``). A cell of other seeds also records other
+#: ``cell_seeds``, the seeds its job trained together.
 TIMING_FIELDS = frozenset({"train_seconds"})
 
-#: ``order(epoch, n_rows)`` gives the row order of one epoch's batches.
-BatchOrder = Callable[[int, int], np.ndarray]
+#: ``order(seed, epoch, n_rows)`` gives the rows of one seed's batches in one epoch.
+BatchOrder = Callable[[int, int, int], np.ndarray]
 
 # How this process's TensorFlow was set up, once it is.
 _configured: _Setup | None = None
@@ -114,6 +136,9 @@ def configure_tensorflow(threads: int, device: str) -> str:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.config.experimental.enable_op_determinism()
+    # A cell's compiled functions are small and run a few dozen times each; optimizing
+    # their graphs (Grappler) takes longer, about 0.3 s per cell, than it saves.
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     if kind == "cpu":
         tf.config.set_visible_devices([], "GPU")
         label = "CPU"
@@ -143,305 +168,384 @@ def train(
     device: str = "CPU",
     log: Callable[[str], None] = print,
     batch_order: BatchOrder | None = None,
-    reuse_compiled: bool = False,
 ) -> RunResult:
-    """Train the run ``spec`` describes on prepared ``data`` and measure it.
+    """Train the one run ``spec`` describes: a cell of its seed alone."""
+    seed = int(spec["seed"])
+    cell = {key: value for key, value in spec.items() if key != "seed"}
+    results = train_cell(cell, [seed], data, device=device, log=log, batch_order=batch_order)
+    return results[seed]
 
-    The result depends only on the spec, the data and the seed, not on what
-    ran before in this process: Keras's global state is cleared, every random
-    generator reseeded and the model built afresh first. ``batch_order`` replaces the seeded
-    per-epoch shuffle (the faithfulness test uses it to replay ``fit``'s
-    unshuffled order).
 
-    ``reuse_compiled`` is for long-lived processes (the warm workers): a run
-    whose architecture, regularizer pieces, optimizer, batch size and data
-    shapes match an earlier one trains that run's model and compiled
-    functions, after loading into them the complete state of a freshly built
-    model (weights, batch-norm statistics, dropout seeds, zeroed optimizer
-    slots). The result is identical; only the tracing, about half a second
-    per run, is saved. Such runs seed only Python's and NumPy's generators and
-    leave Keras's global state alone (see the comment below).
+def train_cell(
+    cell: Mapping[str, Any],
+    seeds: Sequence[int],
+    data: Any,
+    *,
+    device: str = "CPU",
+    log: Callable[[str], None] = print,
+    batch_order: BatchOrder | None = None,
+) -> dict[int, RunResult]:
+    """Train every seed of a cell together on prepared ``data``; each seed's result by seed.
+
+    ``cell`` is a run spec without its seed (dataset, model, regularizer,
+    training). Each seed's result equals training that seed alone with the
+    same spec, whatever other seeds share the cell, and depends on nothing
+    that ran before in this process: Keras's global state is cleared and each
+    seed's model built after seeding every generator with the seed.
+    ``batch_order`` replaces the seeded per-epoch shuffles (the faithfulness
+    tests use it to replay ``fit``'s unshuffled order).
     """
     import keras
-    import tensorflow as tf
 
-    from regbench.metrics import classification_metrics, weight_statistics
-    from regbench.models import build_model, compile_model
+    from regbench.models import build_model, make_optimizer
+    from regbench.seedstack import SeedStack
 
-    training = spec["training"]
-    seed = int(spec["seed"])
-    if reuse_compiled:
-        # Seed what regbench's models draw from: initializers and dropout layers
-        # seed themselves from Python's generator. keras.backend.clear_session and
-        # keras.utils.set_random_seed (through tf.random.set_seed) would also
-        # empty TensorFlow's kernel caches, costing every kept compiled model
-        # ~0.2 s to rebuild; what else they reset (names, TensorFlow's global
-        # seed, Keras's global generator) no regbench op uses. The tests compare
-        # such runs bit for bit with fresh processes.
-        random.seed(seed)
-        np.random.seed(seed)
-    else:
-        # Garbage collection is left to the caller: a full one costs 0.2 s.
-        keras.backend.clear_session(free_memory=False)
-        keras.utils.set_random_seed(seed)
-    n_classes = data.n_classes
-    label_dtype = "float32" if n_classes == 2 else "int64"
-    batch_size = int(training["batch_size"])
+    seeds = [int(seed) for seed in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"a cell needs distinct seeds, not {seeds}")
+    training = cell["training"]
+    # Garbage collection is left to the caller: a full one costs 0.2 s.
+    keras.backend.clear_session(free_memory=False)
     feature_shape = tuple(int(d) for d in data.x_train.shape[1:])
-    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train.astype(label_dtype))
-    x_val, y_val = tf.constant(data.x_val), tf.constant(data.y_val.astype(label_dtype))
-
-    model = build_model(spec["model"], spec["regularizer"], feature_shape, n_classes)
-    compile_model(model, training, n_classes)
-    model.optimizer.build(model.trainable_variables)
-    key = _compiled_key(spec, feature_shape, n_classes) if reuse_compiled else None
-    if key is not None and key in _compiled:
-        _compiled.move_to_end(key)
-        fresh, (model, loop) = model, _compiled[key]
-        _load_state(fresh, model)
-        log("reusing the model compiled for an earlier run of the same architecture")
-    else:
-        loop = _EpochLoop(model, batch_size, feature_shape, label_dtype)
-        loop.build_metrics(x_train[:1], y_train[:1])
-        if key is not None:
-            _compiled[key] = (model, loop)
-            while len(_compiled) > COMPILED_CACHE_SIZE:
-                _compiled.popitem(last=False)
-    early = _early_stopping(keras, model, spec["regularizer"])
-    if batch_order is None:
-        shuffle = np.random.default_rng(seed)
-
-        def batch_order(epoch: int, n_rows: int) -> np.ndarray:
-            return shuffle.permutation(n_rows)
-
-    rows: list[dict[str, float]] = []
-    status, diverged_epoch = "ok", None
+    models = []
+    for seed in seeds:
+        # As a notebook does before building its model: every generator seeded.
+        keras.utils.set_random_seed(seed)
+        models.append(
+            build_model(cell["model"], cell["regularizer"], feature_shape, data.n_classes)
+        )
+    stack = SeedStack(models)
+    loop = _CellLoop(stack, make_optimizer(training), data, int(training["batch_size"]))
+    runs = [
+        _SeedRun(seed, stack.view(index), cell["regularizer"]) for index, seed in enumerate(seeds)
+    ]
+    orders = _batch_orders(seeds, batch_order)
     started = time.perf_counter()
     for epoch in range(1, int(training["epochs"]) + 1):
-        order = np.asarray(batch_order(epoch, len(data.y_train)), dtype=np.int32)
-        train_logs, val_logs = loop.epoch(x_train, y_train, order, x_val, y_val)
-        row = {
-            "epoch": epoch,
-            "loss": train_logs["loss"],
-            "accuracy": train_logs["accuracy"],
-            "val_loss": val_logs["loss"],
-            "val_accuracy": val_logs["accuracy"],
-        }
-        rows.append(row)
+        if not any(run.active for run in runs):
+            break
+        logs = loop.epoch(orders(epoch, len(data.y_train)))
+        for index, run in enumerate(runs):
+            if run.active:
+                run.end_epoch(
+                    epoch, {name: float(values[index]) for name, values in logs.items()}, log
+                )
+    for run in runs:
+        run.finish()
+    seconds = (time.perf_counter() - started) / len(seeds)
+    scores = loop.final_scores(data)
+    return {
+        run.seed: _result(run, index, stack, scores, data.y_test, cell, seeds, device, seconds)
+        for index, run in enumerate(runs)
+    }
+
+
+def _batch_orders(
+    seeds: Sequence[int], batch_order: BatchOrder | None
+) -> Callable[[int, int], np.ndarray]:
+    """Each epoch's row order for every seed, ``[seeds, rows]``."""
+    shuffles = [np.random.default_rng(seed) for seed in seeds]
+
+    def orders(epoch: int, n_rows: int) -> np.ndarray:
+        if batch_order is not None:
+            rows = [batch_order(seed, epoch, n_rows) for seed in seeds]
+        else:
+            rows = [shuffle.permutation(n_rows) for shuffle in shuffles]
+        return np.stack(rows).astype(np.int32)
+
+    return orders
+
+
+#: The direction Keras's ``mode="auto"`` picks for each monitor a study may name. It is
+#: given explicitly because a seed's view has no compiled metrics for Keras to look it up in.
+_MONITOR_MODES = {"val_loss": "min", "val_accuracy": "max"}
+
+#: What ``fit`` calls each history column when it passes the epoch's logs to its callbacks.
+_KERAS_LOGS = {
+    "objective": "loss",
+    "accuracy": "accuracy",
+    "val_objective": "val_loss",
+    "val_accuracy": "val_accuracy",
+}
+
+
+@dataclass
+class _SeedRun:
+    """One seed's history, early stopping and end state while its cell trains."""
+
+    seed: int
+    view: Any
+    regularizer: Mapping[str, Any]
+    rows: list[dict[str, float]] = field(default_factory=list)
+    status: str = "ok"
+    diverged_epoch: int | None = None
+    # Its weights from the epoch it stopped at, while the cell's other seeds go on.
+    final_weights: list[np.ndarray] | None = None
+    early: Any = None
+
+    def __post_init__(self) -> None:
+        settings = self.regularizer.get("early_stopping")
+        if settings is not None:
+            import keras
+
+            self.early = keras.callbacks.EarlyStopping(
+                monitor=settings["monitor"],
+                patience=settings["patience"],
+                min_delta=settings["min_delta"],
+                restore_best_weights=settings["restore_best_weights"],
+                mode=_MONITOR_MODES[settings["monitor"]],
+            )
+            self.early.set_model(self.view)
+            self.early.on_train_begin()
+
+    @property
+    def active(self) -> bool:
+        """Whether the seed still trains."""
+        return self.final_weights is None
+
+    def end_epoch(self, epoch: int, logs: dict[str, float], log: Callable[[str], None]) -> None:
+        """Record the epoch; stop the seed if it diverged or early stopping says so."""
+        self.rows.append({"epoch": epoch, **logs})
         if epoch == 1 or epoch % 50 == 0:
             log(
-                f"epoch {epoch}/{training['epochs']}: loss {row['loss']:.4f} "
-                f"val_loss {row['val_loss']:.4f} val_accuracy {row['val_accuracy']:.4f}"
+                f"seed {self.seed}, epoch {epoch}: loss {logs['loss']:.4f} "
+                f"(objective {logs['objective']:.4f}) val_loss {logs['val_loss']:.4f} "
+                f"val_accuracy {logs['val_accuracy']:.4f}"
             )
-        if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")):
-            status, diverged_epoch = "diverged", epoch
-            log(f"epoch {epoch}: loss is not finite; the run diverged")
-            break
-        if early is not None:
-            early.on_epoch_end(epoch - 1, {k: v for k, v in row.items() if k != "epoch"})
-            if model.stop_training:
-                log(f"epoch {epoch}: early stopping ({early.monitor} did not improve)")
-                break
-    if early is not None:
-        early.on_train_end()  # Restores the best weights when asked to.
-    train_seconds = time.perf_counter() - started
+        losses = ("loss", "objective", "val_loss", "val_objective")
+        if not all(math.isfinite(logs[name]) for name in losses):
+            self.status, self.diverged_epoch = "diverged", epoch
+            log(f"seed {self.seed}, epoch {epoch}: loss is not finite; the run diverged")
+            self._stop()
+        elif self.early is not None:
+            self.early.on_epoch_end(epoch - 1, {_KERAS_LOGS[k]: logs[k] for k in _KERAS_LOGS})
+            if self.view.stop_training:
+                log(f"seed {self.seed}, epoch {epoch}: early stopping ({self.early.monitor})")
+                self._stop()
 
-    history = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-    if early is not None and early.best_epoch is not None:
-        best = int(early.best_epoch)
-    else:
-        best = int(history["val_loss"].fillna(np.inf).to_numpy().argmin())
+    def _stop(self) -> None:
+        if self.early is not None:
+            self.early.on_train_end()  # Restores the best weights when asked to.
+        self.final_weights = self.view.get_weights()
+
+    def finish(self) -> None:
+        """Leave the seed's final weights in the stack: its own, not the cell's last epoch's."""
+        if self.final_weights is None:
+            if self.early is not None:
+                self.early.on_train_end()
+        else:
+            self.view.set_weights(self.final_weights)
+
+    def best_epoch(self) -> int:
+        """The best epoch (from 0): early stopping's, else the lowest validation data loss."""
+        if self.early is not None:
+            return int(self.early.best_epoch)
+        val_loss = np.array([row["val_loss"] for row in self.rows], dtype=np.float64)
+        return int(np.where(np.isfinite(val_loss), val_loss, np.inf).argmin())
+
+
+def _result(
+    run: _SeedRun,
+    index: int,
+    stack: Any,
+    scores: Mapping[str, Any],
+    y_test: np.ndarray,
+    cell: Mapping[str, Any],
+    seeds: list[int],
+    device: str,
+    seconds: float,
+) -> RunResult:
+    """One seed's metrics, history and kernels."""
+    from regbench.metrics import classification_metrics, weight_statistics
+
+    history = pd.DataFrame(run.rows, columns=list(HISTORY_COLUMNS))
+    last, best = history.iloc[-1], history.iloc[run.best_epoch()]
     metrics: dict[str, Any] = {
-        "status": status,
-        "diverged_epoch": diverged_epoch,
+        "status": run.status,
+        "diverged_epoch": run.diverged_epoch,
         "device": device,
         "epochs_run": len(history),
-        "best_epoch": best + 1,
-        "train_loss": _finite(history["loss"].iloc[-1]),
-        "train_accuracy": _finite(history["accuracy"].iloc[-1]),
-        "val_loss": _finite(history["val_loss"].iloc[-1]),
-        "val_accuracy": _finite(history["val_accuracy"].iloc[-1]),
-        "best_val_loss": _finite(history["val_loss"].iloc[best]),
-        "best_val_accuracy": _finite(history["val_accuracy"].iloc[best]),
-        "train_seconds": round(train_seconds, 3),
-        "n_params": int(model.count_params()),
+        "best_epoch": run.best_epoch() + 1,
+        **{f"train_{name}": _finite(last[name]) for name in ("loss", "objective", "accuracy")},
+        **{name: _finite(last[name]) for name in ("val_loss", "val_objective", "val_accuracy")},
+        "best_val_loss": _finite(best["val_loss"]),
+        "best_val_accuracy": _finite(best["val_accuracy"]),
+        # The cell's seeds train together: each is charged an equal share of the loop.
+        "train_seconds": round(seconds, 3),
+        "n_params": int(stack.template.count_params()),
     }
-    kernels = {
-        layer.name: np.asarray(layer.kernel.numpy())
-        for layer in model.layers
-        if hasattr(layer, "kernel") and layer.kernel is not None
-    }
-    if status == "ok":
-        test_logs = loop.evaluate(data.x_test, data.y_test.astype(label_dtype))
-        fit_logs = loop.evaluate(x_train, y_train)
-        scores = classification_metrics(data.y_test, loop.predict(data.x_test))
+    kernels = stack.kernels(index)
+    if run.status == "ok":
+        test, fit = scores["test"], scores["train"]
+        found = classification_metrics(y_test, scores["probabilities"][index])
+        fit_accuracy = float(fit["accuracy"][index])
         metrics.update(
-            test_loss=test_logs["loss"],
-            test_accuracy=scores["accuracy"],
-            test_f1_macro=scores["f1_macro"],
-            test_roc_auc=scores["roc_auc"],
-            train_eval_loss=fit_logs["loss"],
-            train_eval_accuracy=fit_logs["accuracy"],
-            gap_accuracy=fit_logs["accuracy"] - float(scores["accuracy"] or 0.0),
-            gap_loss=test_logs["loss"] - fit_logs["loss"],
+            test_loss=_finite(test["loss"][index]),
+            test_objective=_finite(test["objective"][index]),
+            test_accuracy=found["accuracy"],
+            test_f1_macro=found["f1_macro"],
+            test_roc_auc=found["roc_auc"],
+            train_eval_loss=_finite(fit["loss"][index]),
+            train_eval_objective=_finite(fit["objective"][index]),
+            train_eval_accuracy=fit_accuracy,
+            gap_accuracy=fit_accuracy - float(found["accuracy"] or 0.0),
+            gap_loss=_finite(test["loss"][index] - fit["loss"][index]),
         )
         metrics.update(weight_statistics(list(kernels.values())))
-    metrics["architecture"] = describe_architecture(model)
+    metrics["architecture"] = describe_architecture(stack.template)
     # What the run was trained from, so `regbench why` can name what changed since.
-    metrics["spec"] = dict(spec)
-    metrics["code"] = code_digest(TRAINING_MODULES)
+    metrics["spec"] = {**cell, "seed": run.seed}
+    metrics["cell_seeds"] = seeds
+    metrics["code"] = CODE_DIGEST
     return RunResult(metrics=metrics, history=history, kernels=kernels)
 
 
-#: How many compiled models a long-lived process keeps for ``reuse_compiled``,
-#: about 7 MB each for the default study's MLPs. Jobs run cell by cell
-#: (``regbench.worker.schedule_ranks``), so a worker needs only its last few.
-COMPILED_CACHE_SIZE = 8
+class _CellLoop:
+    """A cell's epoch, evaluation and prediction, each one call of a compiled function."""
 
-# Compiled models and their loops by what determines their graphs, least recently used first.
-_compiled: OrderedDict[str, tuple[Any, _EpochLoop]] = OrderedDict()
-
-
-def _compiled_key(spec: Mapping[str, Any], feature_shape: tuple[int, ...], n_classes: int) -> str:
-    """Everything the model's graph and the compiled loop depend on, and nothing else.
-
-    Names do not change the arithmetic; early stopping and the epoch count act
-    between the compiled calls, and the seed only sets the state that
-    :func:`_load_state` copies in.
-    """
-    regularizer = {
-        piece: settings
-        for piece, settings in spec["regularizer"].items()
-        if piece not in ("name", "early_stopping")
-    }
-    training = {k: v for k, v in spec["training"].items() if k not in ("epochs", "device")}
-    model = {k: v for k, v in spec["model"].items() if k != "name"}
-    return json.dumps(
-        [model, regularizer, training, list(feature_shape), n_classes], sort_keys=True
-    )
-
-
-def _load_state(source: Any, target: Any) -> None:
-    """Give ``target`` the complete state of the freshly built ``source``.
-
-    A model's ``variables`` are its weights, batch-norm statistics and dropout
-    seed-generator states; the optimizer's are its step count, learning rate
-    and slots. Metrics are reset at the start of every epoch.
-    """
-    pairs = [
-        *zip(source.variables, target.variables, strict=True),
-        *zip(source.optimizer.variables, target.optimizer.variables, strict=True),
-    ]
-    for origin, destination in pairs:
-        if tuple(origin.shape) != tuple(destination.shape):
-            raise RuntimeError(
-                f"cannot reuse a compiled model: {origin.path} has shape {origin.shape}, "
-                f"the cached {destination.path} {destination.shape}"
-            )
-        destination.assign(origin)
-    target.stop_training = False
-
-
-class _EpochLoop:
-    """Runs a whole epoch, or an evaluation, as one call of a compiled function."""
-
-    def __init__(
-        self, model: Any, batch_size: int, feature_shape: tuple[int, ...], label_dtype: str
-    ) -> None:
+    def __init__(self, stack: Any, optimizer: Any, data: Any, batch_size: int) -> None:
         import tensorflow as tf
 
-        self.model = model
-        x_spec = tf.TensorSpec([None, *feature_shape], tf.float32)
-        y_spec = tf.TensorSpec([None], tf.as_dtype(label_dtype))
-        order_spec = tf.TensorSpec([None], tf.int32)
+        from regbench.models import accuracy_function, loss_function
 
-        def reset() -> None:
-            for metric in model.metrics:
-                metric.reset_state()
+        self.stack, self.size, self.batch_size = stack, stack.size, batch_size
+        self.optimizer = optimizer
+        self.loss, self.accuracy = loss_function(data.n_classes), accuracy_function(data.n_classes)
+        if self.loss.reduction != "sum_over_batch_size":
+            raise ValueError(
+                f"the data loss must average over the batch, not {self.loss.reduction!r}"
+            )
+        self.labels = "float32" if data.n_classes == 2 else "int64"
+        optimizer.build(stack.trainable)
+        self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
+        self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
+        x_spec = tf.TensorSpec([None, *data.x_train.shape[1:]], tf.float32)
+        y_spec = tf.TensorSpec([None], tf.as_dtype(self.labels))
+        order_spec = tf.TensorSpec([self.size, None], tf.int32)
+        self._evaluate = tf.function(self._evaluate_graph, input_signature=[x_spec, y_spec])
+        self._epoch = tf.function(self._epoch_graph, input_signature=[order_spec])
+        self._predict = tf.function(self._predict_graph, input_signature=[x_spec])
 
-        def results() -> dict[str, Any]:
-            return dict(model.get_metrics_result())
+    def _scores(self, y: Any, y_pred: Any, penalties: Any) -> tuple[Any, Any, Any]:
+        """Each seed's data loss, objective and correct predictions on one batch.
 
-        def evaluate(x: Any, y: Any) -> dict[str, Any]:
-            # What model.evaluate does: reset the metrics, then test_step per batch in order.
-            reset()
-            n = tf.shape(x)[0]
-            for start in tf.range(0, n, batch_size):
-                model.test_step((x[start : start + batch_size], y[start : start + batch_size]))
-            return results()
-
-        compiled_evaluate = tf.function(evaluate, input_signature=[x_spec, y_spec])
-
-        def epoch(x: Any, y: Any, order: Any, x_val: Any, y_val: Any) -> Any:
-            # What one epoch of model.fit does: reset, train_step per batch, read the
-            # metrics, then the validation pass.
-            reset()
-            n = tf.shape(order)[0]
-            for start in tf.range(0, n, batch_size):
-                index = order[start : start + batch_size]
-                model.train_step((tf.gather(x, index), tf.gather(y, index)))
-            return results(), compiled_evaluate(x_val, y_val)
-
-        def predict(x: Any) -> Any:
-            return model(x, training=False)
-
-        spec = [x_spec, y_spec, order_spec, x_spec, y_spec]
-        self._epoch = tf.function(epoch, input_signature=spec)
-        self._evaluate = compiled_evaluate
-        self._predict = tf.function(predict, input_signature=[x_spec])
-
-    def build_metrics(self, x: Any, y: Any) -> None:
-        """Build the compiled metrics on one example, then reset every metric.
-
-        Keras builds compiled metrics on their first update; a reset traced
-        into the epoch function before that would compile to nothing, and the
-        metrics would then accumulate across epochs. The example goes through
-        the model in inference mode, which draws no dropout mask and leaves
-        batch-norm statistics alone.
+        As Keras's ``compute_loss`` and metrics do it: the mean over the batch of
+        per-example cross-entropies, the sum of that and every penalty, and the
+        count of correct predictions. Cross-entropy takes logarithms and its mean
+        sums over the batch, so it is taken seed by seed.
         """
-        self.model.compute_metrics(x, y, self.model(x, training=False))
-        for metric in self.model.metrics:
-            metric.reset_state()
-            if not getattr(metric, "built", True):
-                raise RuntimeError(f"metric {metric.name} is not built; its reset would be lost")
+        import tensorflow as tf
 
-    def epoch(
-        self, x: Any, y: Any, order: np.ndarray, x_val: Any, y_val: Any
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """Train one epoch over ``order``'s batches, then validate; both metric dicts."""
-        train_logs, val_logs = self._epoch(x, y, order, x_val, y_val)
-        return _floats(train_logs), _floats(val_logs)
+        from regbench.seedstack import per_seed
 
-    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
-        """Loss and metrics over ``x`` in batches, as ``model.evaluate`` reports them."""
-        return _floats(self._evaluate(x, y))
+        def batch_loss(y: Any, y_pred: Any) -> Any:
+            values = self.loss.call(tf.cast(y, y_pred.dtype), y_pred)
+            count = tf.cast(tf.size(values), values.dtype)
+            return tf.math.divide_no_nan(tf.reduce_sum(values), count)
+
+        data_loss = per_seed(batch_loss, y, y_pred)
+        terms = penalties.terms()
+        objective = (
+            tf.reduce_sum(tf.stack([data_loss, *terms], axis=1), axis=1) if terms else data_loss
+        )
+        correct = tf.reduce_sum(tf.reshape(self.accuracy(y, y_pred), [self.size, -1]), axis=1)
+        return data_loss, objective, correct
+
+    def _evaluate_graph(self, x: Any, y: Any) -> dict[str, Any]:
+        # What model.evaluate does, for every seed: batches in order, means weighted by size.
+        import tensorflow as tf
+
+        size, batch_size = self.size, self.batch_size
+        loss_sum = objective_sum = correct_sum = tf.zeros([size])
+        count = tf.constant(0.0)
+        for start in tf.range(0, tf.shape(x)[0], batch_size):
+            xb = _repeat(x[start : start + batch_size], size)
+            yb = _repeat(y[start : start + batch_size], size)
+            data_loss, objective, correct = self._scores(yb, *self.stack.forward(xb, False))
+            weight = tf.cast(tf.shape(xb)[1], tf.float32)
+            loss_sum += data_loss * weight
+            objective_sum += objective * weight
+            correct_sum += correct
+            count += weight
+        return _means(loss_sum, objective_sum, correct_sum, count)
+
+    def _epoch_graph(self, order: Any) -> Any:
+        # What one epoch of model.fit does, for every seed: train_step per batch in the
+        # seed's own order, the epoch's means, then the validation pass.
+        import tensorflow as tf
+
+        stack, optimizer = self.stack, self.optimizer
+        loss_sum = objective_sum = correct_sum = tf.zeros([self.size])
+        count = tf.constant(0.0)
+        for start in tf.range(0, tf.shape(order)[1], self.batch_size):
+            rows = order[:, start : start + self.batch_size]
+            with tf.GradientTape() as tape:
+                y_pred, penalties = stack.forward(tf.gather(self.x_train, rows), True)
+                yb = tf.gather(self.y_train, rows)
+                data_loss, objective, correct = self._scores(yb, y_pred, penalties)
+                # Seeds share no weight, so each seed's gradient is its own objective's.
+                total = tf.reduce_sum(objective)
+            optimizer.apply(tape.gradient(total, stack.trainable), stack.trainable)
+            weight = tf.cast(tf.shape(rows)[1], tf.float32)
+            loss_sum += data_loss * weight
+            objective_sum += objective * weight
+            correct_sum += correct
+            count += weight
+        means = _means(loss_sum, objective_sum, correct_sum, count)
+        return means, self._evaluate(self.x_val, self.y_val)
+
+    def _predict_graph(self, x: Any) -> Any:
+        return self.stack.forward(_repeat(x, self.size), False)[0]
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        import tensorflow as tf
+
+        return tf.constant(x), tf.constant(y.astype(self.labels))
+
+    def epoch(self, order: np.ndarray) -> dict[str, np.ndarray]:
+        """Train one epoch (``order``: each seed's rows), then validate; history columns."""
+        train_logs, val_logs = self._epoch(order)
+        return {
+            **{name: np.asarray(value) for name, value in train_logs.items()},
+            **{f"val_{name}": np.asarray(value) for name, value in val_logs.items()},
+        }
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Each seed's data loss, objective and accuracy over ``x``, as ``evaluate`` does."""
+        logs = self._evaluate(*self._tensors(x, y))
+        return {name: np.asarray(value) for name, value in logs.items()}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Inference-mode outputs, in chunks so large test sets fit in memory."""
+        """Each seed's inference-mode outputs, ``[seeds, rows, ...]``, in chunks."""
         chunk = 4096
         return np.concatenate(
-            [np.asarray(self._predict(x[i : i + chunk])) for i in range(0, len(x), chunk)]
+            [np.asarray(self._predict(x[i : i + chunk])) for i in range(0, len(x), chunk)], axis=1
         )
 
+    def final_scores(self, data: Any) -> dict[str, Any]:
+        """Test and training-set evaluations and test predictions of the final weights."""
+        return {
+            "test": self.evaluate(data.x_test, data.y_test),
+            "train": self.evaluate(data.x_train, data.y_train),
+            "probabilities": self.predict(data.x_test),
+        }
 
-def _floats(logs: Mapping[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in logs.items()}
+
+def _repeat(tensor: Any, size: int) -> Any:
+    """``tensor`` once per seed along a new leading axis."""
+    import tensorflow as tf
+
+    return tf.broadcast_to(tensor[None], tf.concat([[size], tf.shape(tensor)], 0))
 
 
-def _early_stopping(keras: Any, model: Any, regularizer: Mapping[str, Any]) -> Any:
-    if "early_stopping" not in regularizer:
-        return None
-    settings = regularizer["early_stopping"]
-    callback = keras.callbacks.EarlyStopping(
-        monitor=settings["monitor"],
-        patience=settings["patience"],
-        min_delta=settings["min_delta"],
-        restore_best_weights=settings["restore_best_weights"],
-    )
-    callback.set_model(model)
-    model.stop_training = False
-    callback.on_train_begin()
-    return callback
+def _means(loss_sum: Any, objective_sum: Any, correct_sum: Any, count: Any) -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "loss": tf.math.divide_no_nan(loss_sum, count),
+        "objective": tf.math.divide_no_nan(objective_sum, count),
+        "accuracy": tf.math.divide_no_nan(correct_sum, count),
+    }
 
 
 def describe_architecture(model: Any) -> list[dict[str, Any]]:
