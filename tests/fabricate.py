@@ -59,7 +59,7 @@ def fabricate_study(
     study = load_study(raw)
     rng = np.random.default_rng(0)
     epochs = raw["training"]["epochs"]
-    regularizers = list(raw["regularizers"])
+    regularizers = list(study.config["regularizers"])
     for name in study.datasets:
         card_dir = root / "results" / "data" / name
         card_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +187,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
         figure_settings(study.config),
         str(root / "results" / "figures"),
         root=str(root),
+        dose_response_csv=str(tables / "dose_response.csv"),
     )
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
