@@ -270,7 +270,7 @@ def _timed_order(epoch_starts: list[float]) -> Any:
     def order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
         epoch_starts.append(time.perf_counter())
         shuffle = shuffles.setdefault(seed, np.random.default_rng(seed))
-        return shuffle.permutation(n_rows)  # type: ignore[no-any-return]
+        return shuffle.permutation(n_rows)  # type: ignore[no-any-return]  # numpy stubs: Any
 
     return order
 

@@ -285,7 +285,7 @@ def add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
 def test_safe_extract_unpacks_and_marks_complete(mode: str, suffix: str, tmp_path: Path) -> None:
     """Every supported compression unpacks into dest, which then holds the .complete marker."""
     archive = tmp_path / f"archive{suffix}"
-    with tarfile.open(archive, mode) as tar:  # type: ignore[call-overload]
+    with tarfile.open(archive, mode) as tar:  # type: ignore[call-overload]  # mode: str, not a Literal
         add_file(tar, "top/inner/a.txt", b"alpha\n")
         add_symlink(tar, "top/link.txt", "inner/a.txt")
     dest = tmp_path / "out" / "dest"

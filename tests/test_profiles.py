@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -307,7 +308,7 @@ def test_gpu_slots_refuses_more_cards_than_are_visible(tmp_path: Path) -> None:
         pass
 
 
-def _job(lock_dir: str, hold_s: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _job(lock_dir: str, hold_s: float, queue: multiprocessing.Queue[Any]) -> None:
     environ: dict[str, str] = {}
     with gpu_slots(1, environ, Path(lock_dir), detected=2, log=lambda _: None) as devices:
         start = time.monotonic()

@@ -154,11 +154,11 @@ class Study:
 
     @property
     def datasets(self) -> dict[str, Any]:
-        return self.config["datasets"]  # type: ignore[no-any-return]
+        return self.config["datasets"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     @property
     def baseline(self) -> str:
-        return self.config["baseline"]  # type: ignore[no-any-return]
+        return self.config["baseline"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     def dataset_spec(self, dataset: str) -> dict[str, Any]:
         """The resolved spec of one dataset, as its preparation sees it."""
@@ -199,7 +199,7 @@ class Study:
         strength (a list, so that the order survives canonical JSON); ``values``
         maps each to its swept values (``{"kernel.l2": 0.001}``).
         """
-        return self.config["families"]  # type: ignore[no-any-return]
+        return self.config["families"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     @property
     def references(self) -> list[dict[str, Any]]:
@@ -749,7 +749,7 @@ def _check_url_source(name: str, body: Mapping[str, Any]) -> None:
 @cache
 def _schema() -> dict[str, Any]:
     text = resources.files("regbench").joinpath("config.schema.yaml").read_text("utf-8")
-    return yaml.safe_load(text)  # type: ignore[no-any-return]
+    return yaml.safe_load(text)  # type: ignore[no-any-return]  # the schema file is a mapping
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
