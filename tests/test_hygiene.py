@@ -11,6 +11,8 @@ import tokenize
 from pathlib import Path
 
 import pytest
+import yaml
+from fabricate import study_config
 
 REPO = Path(__file__).resolve().parents[1]
 #: The longest function the package allows (issue 16): split longer ones by their steps.
@@ -136,3 +138,26 @@ def test_snakefile_and_rules_are_formatted() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_tables_job_lists_one_file_per_cell_not_per_run(tmp_path: Path) -> None:
+    """A dry run lists each cell's benchmark and each dataset's card as aggregate_runs' input:
+    2 datasets x 3 regularizers of 4 seeds give 8 paths, not the 24 runs' 72 files."""
+    config = study_config(datasets=2, regularizers=3, seeds=4)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "snakemake", "--dry-run"),
+            *("--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)),
+            *("--configfile", str(tmp_path / "config.yaml")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    job = result.stdout.split("rule aggregate_runs:", 1)[1]
+    inputs = job.split("input:", 1)[1].splitlines()[0].strip().split(", ")
+    cells = [path for path in inputs if path.startswith("results/benchmarks/train_cell/")]
+    cards = [path for path in inputs if path.endswith("/card.json")]
+    assert len(cells) == 2 * 3 and len(cards) == 2 and len(inputs) == 8
