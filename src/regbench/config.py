@@ -37,6 +37,7 @@ from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_ME
 from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
 
 __all__ = [
+    "ERROR_FILE",
     "CellKey",
     "ConfigError",
     "RunKey",
@@ -65,6 +66,10 @@ MAX_SWEEP_VARIANTS = 1000
 
 # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+#: Where a failed run leaves its error, beside where its metrics.json would be.
+ERROR_FILE = "error.txt"
 
 
 class ConfigError(ValueError):
