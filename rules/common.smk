@@ -94,24 +94,27 @@ def get_cell_outputs(name):
 CELL_MEM_MB = 1500
 
 
-# REGBENCH_ALLOW_MISSING=1 builds the tables and report from the cells that have
-# finished, marking the others' runs missing, instead of (re)training them.
+# REGBENCH_ALLOW_MISSING=1 builds the tables and report from the runs that have
+# finished, marking the others missing, instead of (re)training them.
 ALLOW_MISSING = os.environ.get("REGBENCH_ALLOW_MISSING") == "1"
 
 
-def get_cell_benchmarks(wildcards):
-    """One file per cell the report waits for: all cells, or those that finished.
+def finished_runs():
+    """The runs whose outputs the report waits for: all of them, or the finished ones."""
+    if not ALLOW_MISSING:
+        return STUDY.runs
+    return [key for key in STUDY.runs if os.path.exists(key.output("metrics.json"))]
 
-    Snakemake writes a cell's benchmark when its training job succeeds, so this
-    one file per cell orders the tables after training; the tables read each
-    run's files where RunKey puts them. One file per cell rather than three per
-    run keeps the job's input list short (Snakemake prints it whole).
+
+def get_run_files(name):
+    """An input function: one output file of each run the report waits for.
+
+    Snakemake retrains a cell when a file the tables ask for is missing, so every
+    run's file is asked for, not one per cell; the cells' benchmarks are read
+    where CellKey puts them, without being asked for (each cell's job writes its
+    benchmark when its runs' files are complete).
     """
-    return [
-        cell.benchmark
-        for cell in STUDY.cells
-        if not ALLOW_MISSING or os.path.exists(cell.benchmark)
-    ]
+    return lambda wildcards: [key.output(name) for key in finished_runs()]
 
 
 def get_dataset_cards(wildcards=None):

@@ -3,7 +3,8 @@ from regbench.jobs import figure_settings
 
 rule aggregate_runs:
     input:
-        cells=get_cell_benchmarks,
+        metrics=get_run_files("metrics.json"),
+        histories=get_run_files("history.csv"),
         cards=get_dataset_cards,
     output:
         runs=report(

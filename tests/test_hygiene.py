@@ -140,9 +140,9 @@ def test_snakefile_and_rules_are_formatted() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_tables_job_lists_one_file_per_cell_not_per_run(tmp_path: Path) -> None:
-    """A dry run lists each cell's benchmark and each dataset's card as aggregate_runs' input:
-    2 datasets x 3 regularizers of 4 seeds give 8 paths, not the 24 runs' 72 files."""
+def test_the_tables_job_lists_each_file_once(tmp_path: Path) -> None:
+    """A dry run lists each run's metrics and history and each dataset's card as
+    aggregate_runs' input, once each: 2 datasets x 3 regularizers x 4 seeds give 50 paths."""
     config = study_config(datasets=2, regularizers=3, seeds=4)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     result = subprocess.run(
@@ -158,6 +158,8 @@ def test_the_tables_job_lists_one_file_per_cell_not_per_run(tmp_path: Path) -> N
     )
     job = result.stdout.split("rule aggregate_runs:", 1)[1]
     inputs = job.split("input:", 1)[1].splitlines()[0].strip().split(", ")
-    cells = [path for path in inputs if path.startswith("results/benchmarks/train_cell/")]
-    cards = [path for path in inputs if path.endswith("/card.json")]
-    assert len(cells) == 2 * 3 and len(cards) == 2 and len(inputs) == 8
+    runs = 2 * 3 * 4
+    assert sum(path.endswith("/metrics.json") for path in inputs) == runs
+    assert sum(path.endswith("/history.csv") for path in inputs) == runs
+    assert sum(path.endswith("/card.json") for path in inputs) == 2
+    assert len(inputs) == len(set(inputs)) == 2 * runs + 2
