@@ -73,12 +73,13 @@ HISTORY_COLUMNS = (
 #: The settings of ``training.device``.
 DEVICE_SETTINGS = ("auto", "cpu", "gpu")
 
-#: Fields of ``metrics.json`` that measure wall-clock time. They are the only
-#: ones that may differ between two runs of the same spec and seed in cells of
-#: the same seeds; everything else is bit-identical on the same machine (see
-#: ``tests/test_training.py``). A cell of other seeds also records other
-#: ``cell_seeds``, the seeds its job trained together.
-TIMING_FIELDS = frozenset({"train_seconds"})
+#: Fields of ``metrics.json`` that measure the machine, not the model: wall-clock
+#: time, and the peak memory of the process that trained (added by the job or
+#: worker, :mod:`regbench.worker`). They are the only ones that may differ between
+#: two runs of the same spec and seed in cells of the same seeds; everything else
+#: is bit-identical on the same machine (see ``tests/test_training.py``). A cell of
+#: other seeds also records other ``cell_seeds``, the seeds its job trained together.
+TIMING_FIELDS = frozenset({"train_seconds", "peak_rss_mb"})
 
 #: ``order(seed, epoch, n_rows)`` gives the rows of one seed's batches in one epoch.
 BatchOrder = Callable[[int, int, int], np.ndarray]
