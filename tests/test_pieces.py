@@ -40,6 +40,10 @@ def example_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     custom.use_study_path([EXAMPLE])
 
 
+def quiet(line: str) -> None:
+    """A training log that keeps nothing."""
+
+
 def example_digest(module: str) -> str:
     """The digest a study's spec records for one of the example package's modules."""
     return hashlib.sha256((EXAMPLE / "ortho" / f"{module}.py").read_bytes()).hexdigest()[:16]
@@ -164,6 +168,25 @@ def test_weight_decay_is_keras_optimizers_decoupled_decay() -> None:
     assert cell[3].history["objective"].equals(cell[3].history["loss"])
     decayed, undecayed = cell[3].kernels["hidden0_dense"], plain[3].kernels["hidden0_dense"]
     assert np.linalg.norm(decayed) < np.linalg.norm(undecayed)
+
+
+@pytest.mark.parametrize(("optimizer", "same"), [("sgd", True), ("adam", False)])
+def test_weight_decay_equals_half_its_rate_of_l2_only_under_plain_sgd(
+    optimizer: str, same: bool
+) -> None:
+    """As the Method section says: with plain SGD a weight decay rate r trains the kernels an L2
+    penalty of r/2 does, while Adam rescales the L2 gradient and not the decay."""
+    data = make_data(n_classes=3)
+    decay = {"name": "decay", "weight_decay": {"rate": 0.2, "layers": "all"}}
+    l2 = {"name": "l2", "kernel": {"l1": 0.0, "l2": 0.1, "layers": "all"}}
+    runs = [
+        train(make_spec(one, epochs=3, optimizer=optimizer, learning_rate=0.05), data, log=quiet)
+        for one in (decay, l2)
+    ]
+    kernels = [run.kernels["hidden0_dense"] for run in runs]
+    assert np.allclose(*kernels, rtol=1e-4, atol=1e-6) == same
+    assert runs[0].history["objective"].equals(runs[0].history["loss"])
+    assert (runs[1].history["objective"] > runs[1].history["loss"]).all()
 
 
 def test_max_norm_is_keras_constraint_and_bounds_every_unit() -> None:
