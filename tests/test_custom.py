@@ -138,6 +138,25 @@ def test_bad_piece_settings_are_refused(piece: dict[str, Any], message: str) -> 
         load_study(edited(lambda c: c["regularizers"].update(bad=piece)))
 
 
+def test_the_new_pieces_strengths_can_be_swept() -> None:
+    """A list of weight decay rates, max-norm values, noise deviations, spatial dropout rates or
+    smoothing amounts declares a sweep family: one variant per value, in order."""
+    swept = {
+        "decay": {"weight_decay": {"rate": [1.0e-3, 1.0e-2]}},
+        "max_norm": {"max_norm": {"value": [1, 3]}},
+        "noise": {"gaussian_noise": {"stddev": [0.1, 0.2], "layers": "inputs"}},
+        "spatial": {"spatial_dropout": {"rate": [0.1, 0.2]}},
+        "smooth": {"label_smoothing": {"amount": [0.05, 0.1]}},
+    }
+    study = load_study(edited(lambda c: c["regularizers"].update(swept)))
+    assert {name: len(family["variants"]) for name, family in study.config["families"].items()} == {
+        name: 2 for name in swept
+    }
+    regularizers = study.config["regularizers"]
+    assert regularizers["decay_0.01"]["weight_decay"] == {"rate": 1.0e-2, "layers": "all"}
+    assert regularizers["smooth_0.05"]["label_smoothing"] == {"amount": 0.05}
+
+
 def test_a_custom_function_is_imported_checked_and_fingerprinted(study_dir: Path) -> None:
     """The study's functions load from its folder; each cell's spec carries the digest of the
     module its function lives in, and "1e-3" reaches the function as a number."""
