@@ -41,6 +41,7 @@ from regbench.findings import (
 )
 from regbench.measures import HIGHER_IS_BETTER
 from regbench.wording import (
+    PIECE_METHODS,
     VERDICT_STYLES,
     breakable,
     format_diff,
@@ -768,6 +769,11 @@ def _method(
         "adequacy_majority": f"{stats.ADEQUACY_MAJORITY:.0%}",
         "near_zero": f"{metrics.NEAR_ZERO:g}",
         "loss_note": _loss_note(tables.runs),
+        "pieces": [
+            text
+            for piece, text in PIECE_METHODS.items()
+            if any(piece in body for body in config["regularizers"].values())
+        ],
         "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
         "judged": join_names([metric_style(m).label for m in judged]),
     }
