@@ -136,8 +136,9 @@ def aggregate_runs(
     left no metrics is kept as a row with status ``missing``.
     ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
     the baseline, what the report judges, the references, the number of
-    epochs, the sweep families and the tuning criterion. ``card_paths`` are the datasets' cards, which give the test-set
-    sizes. ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
+    epochs, the sweep families and the tuning criterion. ``card_paths`` are
+    the datasets' cards, which give the test-set sizes. ``outputs`` maps each
+    of :data:`AGGREGATE_OUTPUTS` to its path.
     """
     from regbench import aggregate
     from regbench.config import RunKey
