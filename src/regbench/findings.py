@@ -447,7 +447,7 @@ def _more_seeds(rows: list[Row], metric: str) -> str:
     return (
         f"More seeds would likely resolve {join_names(named)}"
         + (f" and {more} more" if more else "")
-        + (f"; the other {rest} show {reason}" if rest else "")
+        + (f"; the other {'one shows' if rest == 1 else f'{rest} show'} {reason}" if rest else "")
         + "."
     )
 
