@@ -200,9 +200,14 @@ class Study:
         """One prepared file (``data.npz`` or ``card.json``) per split of a dataset."""
         return [f"{prepared_folder(dataset, s)}/{name}" for s in self.split_seeds(dataset)]
 
+    def run_data(self, key: RunKey) -> str:
+        """The prepared data one run trains on: its dataset's, or its seed's split of it."""
+        split_seed = key.seed if varies_split(self.datasets[key.dataset]) else None
+        return f"{prepared_folder(key.dataset, split_seed)}/data.npz"
+
     def cell_data(self, cell: CellKey) -> list[str]:
         """The data a cell trains on: one file all its seeds share, or one per seed, in order."""
-        return self.prepared_files(cell.dataset, "data.npz")
+        return list(dict.fromkeys(self.run_data(cell.run(seed)) for seed in self.seeds))
 
     def split_twins(self) -> dict[str, str]:
         """Datasets run both ways: each dataset that varies its split, with a fixed-split

@@ -52,13 +52,14 @@ def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
 
     spec = json.loads(spec_json)
     sizes = prepare_files(spec, Path(npz), Path(card))["split_sizes"]
-    print(f"prepared {spec['name']}: {sizes}", flush=True)
+    which = f", the split of seed {spec['split']['seed']}" if "seed" in spec["split"] else ""
+    print(f"prepared {spec['name']}{which}: {sizes}", flush=True)
 
 
 def train_cell(
     cell_json: str,
     seeds_json: str,
-    data_npz: str,
+    data_npz: str | Sequence[str],
     metrics: Sequence[str],
     histories: Sequence[str],
     weights: Sequence[str],
@@ -71,9 +72,10 @@ def train_cell(
 
     The cell goes to a warm worker when this study's pool runs
     (:mod:`regbench.worker`) and is trained in this process otherwise; both
-    give the same files. ``metrics``, ``histories`` and ``weights`` list the
-    seeds' files in the order of ``seeds_json``; ``log`` is the job's log,
-    which a worker writes the cell's output to.
+    give the same files. ``data_npz`` is the prepared data every seed shares,
+    or one file per seed (split.vary: seed); it, ``metrics``, ``histories``
+    and ``weights`` list the seeds' files in the order of ``seeds_json``;
+    ``log`` is the job's log, which a worker writes the cell's output to.
     """
     from regbench import worker
     from regbench.devices import gpu_slots
@@ -139,6 +141,7 @@ def aggregate_runs(
     """
     from regbench import aggregate
     from regbench.config import RunKey
+    from regbench.datasets import combine_cards
 
     missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
     if missing:
@@ -162,9 +165,9 @@ def aggregate_runs(
     referenced = [reference["metric"] for reference in settings["references"]]
     summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
     summary.to_csv(outputs["summary"], index=False)
-    cards = [json.loads(Path(path).read_text(encoding="utf-8")) for path in card_paths]
+    cards = combine_cards(json.loads(Path(path).read_text("utf-8")) for path in card_paths)
     comparisons = aggregate.compare(
-        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards)
+        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards.values())
     )
     comparisons.to_csv(outputs["comparisons"], index=False)
     rankings, ranking_tests = aggregate.rank(runs, compared)
@@ -249,6 +252,7 @@ def render_report(
 
     ``tables`` maps each of :data:`regbench.report.REPORT_TABLES` to its path.
     """
+    from regbench.datasets import combine_cards
     from regbench.report import (
         ReportTables,
         build_context,
@@ -262,7 +266,7 @@ def render_report(
     context = build_context(
         config=json.loads(study_json),
         tables=ReportTables.read(tables),
-        cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
+        cards=combine_cards(json.loads(Path(c).read_text("utf-8")) for c in cards),
         figures=manifest,
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),
