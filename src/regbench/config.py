@@ -46,6 +46,7 @@ __all__ = [
     "load_study",
     "prepared_folder",
     "resolve_references",
+    "split_twins",
     "varies_split",
 ]
 
@@ -137,7 +138,31 @@ def varies_split(dataset: Mapping[str, Any]) -> bool:
     and is left out of the resolved config, so that specs written before the
     key existed are unchanged.
     """
-    return bool(dataset["split"].get("vary") == "seed")
+    return bool(dataset.get("split", {}).get("vary") == "seed")
+
+
+def split_twins(config: Mapping[str, Any]) -> dict[str, str]:
+    """Datasets run both ways: each dataset whose seeds draw their own splits, with a
+    fixed-split dataset of the same data and settings, if the resolved ``config`` has one.
+
+    Two datasets are the same data both ways when their entries are equal but for
+    their description and ``split.vary``.
+    """
+
+    def data_of(body: Mapping[str, Any]) -> dict[str, Any]:
+        entry = {k: v for k, v in body.items() if k != "description"}
+        entry["split"] = {k: v for k, v in body["split"].items() if k != "vary"}
+        return entry
+
+    datasets = config["datasets"]
+    fixed = [name for name, body in datasets.items() if not varies_split(body)]
+    twins = {}
+    for name, body in datasets.items():
+        if varies_split(body):
+            match = next((f for f in fixed if data_of(datasets[f]) == data_of(body)), None)
+            if match is not None:
+                twins[name] = match
+    return twins
 
 
 def prepared_folder(dataset: str, split_seed: int | str | None = None) -> str:
@@ -210,22 +235,8 @@ class Study:
         return list(dict.fromkeys(self.run_data(cell.run(seed)) for seed in self.seeds))
 
     def split_twins(self) -> dict[str, str]:
-        """Datasets run both ways: each dataset that varies its split, with a fixed-split
-        dataset of the same data and settings (spec equal but for ``split.vary``), if any."""
-
-        def data_of(name: str) -> dict[str, Any]:
-            spec = {k: v for k, v in self.dataset_spec(name).items() if k != "name"}
-            spec["split"] = {k: v for k, v in spec["split"].items() if k != "vary"}
-            return spec
-
-        fixed = [name for name in self.datasets if not varies_split(self.datasets[name])]
-        twins = {}
-        for name in self.datasets:
-            if varies_split(self.datasets[name]):
-                match = next((f for f in fixed if data_of(f) == data_of(name)), None)
-                if match is not None:
-                    twins[name] = match
-        return twins
+        """Datasets run both ways (see :func:`split_twins`)."""
+        return split_twins(self.config)
 
     @property
     def cells(self) -> tuple[CellKey, ...]:
@@ -261,12 +272,17 @@ class Study:
 
         None of it reaches a run's spec, so changing it reruns the tables onwards only.
         """
-        return {
+        settings = {
             "baseline": self.baseline,
             "report": self.config["report"],
             "references": self.references,
             "epochs": self.config["training"]["epochs"],
         }
+        twins = self.split_twins()
+        if twins:
+            # Said only where there are any, so that other studies' tables keep their params.
+            settings["split_twins"] = twins
+        return settings
 
 
 def canonical_json(value: Any) -> str:

@@ -135,8 +135,9 @@ def aggregate_runs(
     ``run_paths`` names every run of the grid (``RunKey.path``); a run that
     left no metrics is kept as a row with status ``missing``.
     ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
-    the baseline, what the report judges, the references and the number of
-    epochs. ``card_paths`` are the datasets' cards, which give the test-set
+    the baseline, what the report judges, the references, the number of
+    epochs and the datasets run both ways, if any. ``card_paths`` are the
+    data cards (one per dataset, or per seed's split), which give the test-set
     sizes. ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
     """
     from regbench import aggregate
@@ -170,7 +171,9 @@ def aggregate_runs(
         runs, settings["baseline"], compared, aggregate.test_set_sizes(cards.values())
     )
     comparisons.to_csv(outputs["comparisons"], index=False)
-    rankings, ranking_tests = aggregate.rank(runs, compared)
+    # A dataset run both ways is one dataset to a ranking: its fixed-split twin stands for it.
+    twins = settings.get("split_twins", {})
+    rankings, ranking_tests = aggregate.rank(runs[~runs["dataset"].isin(twins)], compared)
     rankings.to_csv(outputs["rankings"], index=False)
     ranking_tests.to_csv(outputs["ranking_tests"], index=False)
     histories = aggregate.collect_histories(files)
