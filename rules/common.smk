@@ -105,8 +105,9 @@ def get_cell_outputs(name):
     return [cell.run(seed).output(name) for seed in STUDY.seeds]
 
 
-# What a cell training in its own process peaks at is ~0.9 GB (five seeds of the
-# default study's largest model; benchmarks/README.md), most of it TensorFlow.
+# A cell training in its own process peaked at 763 MB (median) and 846 MB (max)
+# over the default study's 66 cells of five seeds (benchmarks/README.md), most
+# of it TensorFlow itself; a cell with larger data or models needs more.
 CELL_MEM_MB = 1500
 
 

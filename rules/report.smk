@@ -43,6 +43,21 @@ rule aggregate_runs:
             caption="../templates/captions/references.rst",
             category="Tables",
         ),
+        dose_response=report(
+            "results/tables/dose_response.csv",
+            caption="../templates/captions/dose_response.rst",
+            category="Tables",
+        ),
+        tuned=report(
+            "results/tables/tuned.csv",
+            caption="../templates/captions/tuned.rst",
+            category="Tables",
+        ),
+        tuned_comparisons=report(
+            "results/tables/tuned_comparisons.csv",
+            caption="../templates/captions/tuned_comparisons.rst",
+            category="Tables",
+        ),
         architectures="results/tables/architectures.json",
     log:
         "logs/aggregate_runs/aggregate_runs.log",
@@ -52,8 +67,9 @@ rule aggregate_runs:
         mem_mb=1000,
         runtime=10,
     params:
-        # Baseline, report metrics, references and epochs: none of it reaches a run's
-        # spec, so changing it reruns the tables onwards and never training.
+        # Baseline, report metrics, references, epochs, sweep families and the
+        # tuning criterion: none of it reaches a run's spec, so changing it
+        # reruns the tables onwards and never training.
         settings=canonical_json(STUDY.aggregation_settings()),
         runs=[key.path for key in STUDY.runs],
     script:
@@ -65,6 +81,7 @@ rule plot_figures:
         runs="results/tables/runs.csv",
         comparisons="results/tables/comparisons.csv",
         rankings="results/tables/rankings.csv",
+        dose_response="results/tables/dose_response.csv",
     # The runs' histories and weights are read from results/runs by the runs the
     # tables name; the tables are rewritten whenever any run changes.
     output:
@@ -91,6 +108,9 @@ rule render_report:
         ranking_tests="results/tables/ranking_tests.csv",
         adequacy="results/tables/adequacy.csv",
         references="results/tables/references.csv",
+        dose_response="results/tables/dose_response.csv",
+        tuned="results/tables/tuned.csv",
+        tuned_comparisons="results/tables/tuned_comparisons.csv",
         architectures="results/tables/architectures.json",
         cards=get_dataset_cards,
         figures="results/figures",

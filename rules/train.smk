@@ -22,8 +22,9 @@ rule train_cell:
         # bounds how many cells share the cards; `auto` and `cpu` studies (and
         # SLURM profiles, where gpu becomes --gpus) are unaffected.
         **({"gpu": 1} if STUDY.config["training"]["device"] == "gpu" else {}),
-        # What a cell that trains in its own process needs: its peak resident
-        # memory, measured (benchmarks/README.md), with room to spare.
+        # What a cell that trains in its own process (SLURM, GPU, REGBENCH_POOL=0)
+        # needs: its measured peak resident memory, with room to spare. With warm
+        # workers the job's own process needs ~30 MB; the workers are outside it.
         mem_mb=CELL_MEM_MB,
     params:
         cell=get_cell_spec,

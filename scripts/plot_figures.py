@@ -10,4 +10,5 @@ with redirect_output(sm.log[0]):
         sm.input.rankings,
         sm.params.settings,
         sm.output[0],
+        dose_response_csv=sm.input.dose_response,
     )

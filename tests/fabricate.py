@@ -59,7 +59,7 @@ def fabricate_study(
     study = load_study(raw)
     rng = np.random.default_rng(0)
     epochs = raw["training"]["epochs"]
-    regularizers = list(raw["regularizers"])
+    regularizers = list(study.config["regularizers"])
     for name in study.datasets:
         card_dir = root / "results" / "data" / name
         card_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def fabricate_study(
                 weight_sparsity=0.01,
             )
         (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-        bench = root / "results" / "benchmarks" / "train_run" / f"{key.path}.tsv"
+        bench = root / key.benchmark
         bench.parent.mkdir(parents=True, exist_ok=True)
         bench.write_text("s\th:m:s\tmax_rss\n4.2\t0:00:04\t512.0\n", encoding="utf-8")
     return study
@@ -187,6 +187,7 @@ def render_fabricated(root: Path, study: Study, template_dir: Path) -> tuple[Pat
         figure_settings(study.config),
         str(root / "results" / "figures"),
         root=str(root),
+        dose_response_csv=str(tables / "dose_response.csv"),
     )
     reports = root / "reports"
     reports.mkdir(exist_ok=True)

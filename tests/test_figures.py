@@ -48,6 +48,7 @@ def render(root: Path, study: Any) -> list[dict[str, Any]]:
         figure_settings(study.config),
         str(out),
         root=str(root),
+        dose_response_csv=str(tables / "dose_response.csv"),
     )
     manifest: list[dict[str, Any]] = json.loads((out / "figures.json").read_text("utf-8"))
     return manifest
@@ -107,7 +108,9 @@ def test_every_cell_gets_each_kind_once_and_no_ranking_without_a_critical_differ
     manifest = render(tmp_path, study)
     rankings = pd.read_csv(tmp_path / "results/tables/rankings.csv")
     assert rankings["critical_difference"].isna().all()
-    assert [e["kind"] for e in manifest] == [k for k in FIGURE_KINDS if k != "critical_difference"]
+    # No ranking with one dataset, and no response to strength without a sweep.
+    cell_kinds = [k for k in FIGURE_KINDS if k not in ("critical_difference", "dose_response")]
+    assert [e["kind"] for e in manifest] == cell_kinds
     assert all(e["file"].startswith("cells/data0/mlp/") for e in manifest)
 
 
@@ -310,7 +313,9 @@ def test_critical_difference_text_is_8_pt_and_the_figure_is_as_tall_as_its_conte
 
 def test_every_figure_is_the_report_width_with_text_of_at_least_8_pt(tmp_path: Path) -> None:
     """All figures of a study share one width, and none of their text is smaller than 8 pt."""
-    study = fabricate_study(tmp_path, study_config(datasets=2, regularizers=5, seeds=3))
+    config = study_config(datasets=2, regularizers=5, seeds=3)
+    config["regularizers"]["drop"] = {"dropout": {"rate": [0.1, 0.5]}}  # A sweep, for its figure.
+    study = fabricate_study(tmp_path, config)
     manifest = render(tmp_path, study)
     assert {e["kind"] for e in manifest} == set(FIGURE_KINDS)
     for entry in manifest:
@@ -322,7 +327,7 @@ def test_every_figure_is_the_report_width_with_text_of_at_least_8_pt(tmp_path: P
 
 
 def test_plot_figures_rule_depends_on_the_tables_not_on_every_run(tmp_path: Path) -> None:
-    """A dry run lists only the three tables as the figure job's input, whatever the grid."""
+    """A dry run lists only the four tables as the figure job's input, whatever the grid."""
     config = study_config(datasets=2, regularizers=3, seeds=4)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     result = subprocess.run(
@@ -346,7 +351,8 @@ def test_plot_figures_rule_depends_on_the_tables_not_on_every_run(tmp_path: Path
     job = result.stdout.split("rule plot_figures:", 1)[1]
     inputs = job.split("input:", 1)[1].splitlines()[0].strip()
     assert inputs == (
-        "results/tables/runs.csv, results/tables/comparisons.csv, results/tables/rankings.csv"
+        "results/tables/runs.csv, results/tables/comparisons.csv, results/tables/rankings.csv, "
+        "results/tables/dose_response.csv"
     )
 
 
@@ -393,6 +399,7 @@ def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> Non
         "baseline": "none",
         "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
         "primary": "test_accuracy",
+        "swept": {},
     }
     retitled = {**raw, "study": {**raw["study"], "title": "Another", "description": "Other."}}
     reordered = {**raw, "regularizers": dict(reversed(raw["regularizers"].items()))}
@@ -400,3 +407,5 @@ def test_figure_settings_change_with_what_figures_show_and_nothing_else() -> Non
     assert settings_of({**raw, "baseline": "l2_0"}) != settings
     judged = {**raw, "report": {"primary": "test_loss", "metrics": ["test_loss"]}}
     assert FigureSettings.from_json(settings_of(judged)).judged == ("test_loss",)
+    swept = {**raw, "regularizers": {"none": {}, "l2": {"kernel": {"l2": [0.1, 0.2]}}}}
+    assert json.loads(settings_of(swept))["swept"] == {"l2": ["kernel.l2"]}

@@ -435,8 +435,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("module", "reruns"),
     [
-        *[(name, {"prepare_dataset": 1, "train_run": 1}) for name in PREPARATION_MODULES],
-        *[(name, {"train_run": 1}) for name in TRAINING_MODULES],
+        *[(name, {"prepare_dataset": 1, "train_cell": 1}) for name in PREPARATION_MODULES],
+        *[(name, {"train_cell": 1}) for name in TRAINING_MODULES],
         ("stats.py", {}),
         ("download.py", {}),
     ],

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from regbench import sweeps
 from regbench.config import RunKey
 from regbench.stats import (
     compare_to_baseline,
@@ -26,6 +27,7 @@ __all__ = [
     "RANKING_TEST_COLUMNS",
     "RUN_COLUMNS",
     "SUMMARY_METRICS",
+    "TUNED_METRICS",
     "RunFiles",
     "adequacy",
     "check_references",
@@ -35,6 +37,7 @@ __all__ = [
     "compared_metrics",
     "rank",
     "summarize",
+    "sweep_tables",
     "test_set_sizes",
 ]
 
@@ -92,6 +95,17 @@ SUMMARY_METRICS = [
 #: The metrics always compared with the baseline and ranked across datasets; a study's
 #: ``report.metrics`` adds to them (:func:`compared_metrics`). Losses are the data loss.
 COMPARED_METRICS = ["test_accuracy", "test_loss", "test_f1_macro", "gap_accuracy"]
+
+#: The test results ``tuned.csv`` carries for each chosen variant, before the compared metrics.
+TUNED_METRICS = [
+    "test_accuracy",
+    "test_loss",
+    "test_objective",
+    "test_f1_macro",
+    "test_roc_auc",
+    "gap_accuracy",
+    "gap_loss",
+]
 
 #: The columns of a run's ``history.csv`` that training adequacy reads: the data losses.
 HISTORY_COLUMNS = ["loss", "val_loss"]
@@ -223,6 +237,29 @@ def compare(
 ) -> pd.DataFrame:
     """Paired comparisons of every regularizer with the baseline (``comparisons.csv``)."""
     return compare_to_baseline(runs, baseline, metrics, test_sizes=test_sizes)
+
+
+def sweep_tables(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    settings: Mapping[str, Any],
+    metrics: Sequence[str],
+    test_sizes: Mapping[str, int],
+) -> dict[str, pd.DataFrame]:
+    """The sweep families' tables: ``dose_response``, ``tuned`` and ``tuned_comparisons``.
+
+    ``settings`` is ``Study.aggregation_settings()``: its families, baseline
+    and tuning criterion; ``metrics`` are the compared metrics. Each table
+    has its columns and no rows in a study without sweeps.
+    """
+    families, baseline = settings["families"], settings["baseline"]
+    selections = sweeps.select_variants(runs, families, settings["tuning"]["criterion"])
+    tuned = sweeps.tuned_runs(runs, selections, list(dict.fromkeys([*TUNED_METRICS, *metrics])))
+    return {
+        "dose_response": sweeps.dose_response(runs, summary, families, baseline, metrics),
+        "tuned": tuned,
+        "tuned_comparisons": sweeps.compare_tuned(runs, tuned, baseline, metrics, test_sizes),
+    }
 
 
 def rank(

@@ -136,6 +136,8 @@ def config_text(config: Mapping[str, Any]) -> str:
         "datasets": datasets,
         "models": models,
     }
+    # Derived from the sweeps, whose variants are each listed under regularizers.
+    shown.pop("families", None)
     # The order a reader looks things up in, whatever order the serialized config has.
     first = ("study", "datasets", "models", "regularizers", "baseline", "seeds", "training")
     ordered = [k for k in first if k in shown] + [k for k in shown if k not in first]

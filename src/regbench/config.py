@@ -11,11 +11,12 @@ runs whose spec changed, and rewording the YAML (key order, ``0.010`` for
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -32,7 +33,7 @@ from regbench.inputs import (
     parse_target_transform,
     quote,
 )
-from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS
+from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_METRICS
 from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "prepared_folder",
     "resolve_references",
     "split_twins",
+    "variant_name",
     "varies_split",
 ]
 
@@ -59,6 +61,10 @@ _FORMAT_BLOCKS = {"csv": "csv", "npz": "npz"}
 # every later step would expand: such a config is refused before anything reads it.
 MAX_CONFIG_VALUES = 100_000
 MAX_CONFIG_DEPTH = 32
+
+# A sweep's variants are as many runs per cell and seed; a typo such as a list of a
+# thousand values in each of three keys would plan a billion. Refused before expanding.
+MAX_SWEEP_VARIANTS = 1000
 
 # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -263,6 +269,17 @@ class Study:
         return {**self.cell_spec(key.cell), "seed": key.seed}
 
     @property
+    def families(self) -> dict[str, dict[str, Any]]:
+        """The sweep families: each declared sweep's ``swept`` keys, ``variants`` and ``values``.
+
+        ``swept`` lists the keys (``piece.key``) whose values differ between the
+        variants; ``variants`` the variants' regularizer names in order of
+        strength (a list, so that the order survives canonical JSON); ``values``
+        maps each to its swept values (``{"kernel.l2": 0.001}``).
+        """
+        return self.config["families"]  # type: ignore[no-any-return]
+
+    @property
     def references(self) -> list[dict[str, Any]]:
         """The study's published values, one per metric, with dataset and model filled in."""
         return resolve_references(self.config)
@@ -277,6 +294,8 @@ class Study:
             "report": self.config["report"],
             "references": self.references,
             "epochs": self.config["training"]["epochs"],
+            "families": self.families,
+            "tuning": self.config["tuning"],
         }
         twins = self.split_twins()
         if twins:
@@ -313,10 +332,12 @@ def load_study(raw: Mapping[str, Any]) -> Study:
     if errors:
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
+    config["families"] = _expand_sweeps(config)
     config = _apply_schema(config, schema, schema, fill=True)
     _fill_validation_fraction(config)
     _check_semantics(config)
     _check_report(config)
+    _check_tuning(config)
     runs, skipped = _grid(config)
     if not runs:
         raise ConfigError(
@@ -362,6 +383,209 @@ def _check_size(raw: Any) -> None:
         return total
 
     size(raw, 0)
+
+
+def _sweepable_keys() -> dict[str, tuple[str, ...]]:
+    """Per regularizer piece, the keys that take a number and so may take a list (a sweep).
+
+    Read from the schema: a key is sweepable where it takes a number or a list
+    of them (``layers`` takes a list of indices, but never one index alone).
+    """
+    schema = _schema()
+    entry = schema["properties"]["regularizers"]["additionalProperties"]
+    keys: dict[str, tuple[str, ...]] = {}
+    for piece, piece_schema in entry["properties"].items():
+        properties = _resolve(piece_schema, schema).get("properties", {})
+        keys[piece] = tuple(
+            key
+            for key, sub in properties.items()
+            if {"array", "number"}
+            <= {_number_or(b, schema) for b in _resolve(sub, schema).get("oneOf", [])}
+        )
+    return {piece: found for piece, found in keys.items() if found}
+
+
+def _number_or(branch: Mapping[str, Any], root: dict[str, Any]) -> str | None:
+    """A schema branch's type, with ``integer`` counted as ``number``."""
+    kind = _resolve(dict(branch), root).get("type")
+    return "number" if kind == "integer" else kind
+
+
+def variant_name(family: str, values: Mapping[str, float]) -> str:
+    """The name of one variant of a sweep: the family, then its swept values.
+
+    One swept key gives ``l2_0.001``; several give each key and value,
+    ``l1l2_l1-0.01_l2-0.001``, the key as ``piece.key`` where two pieces
+    sweep the same key. A value is written as Python writes the number
+    (``0.0001``, ``1e-05``), without a trailing ``.0``: exactly, and only
+    with digits, ``.``, ``e`` and ``-``, so names are path-safe and stable.
+    """
+    if len(values) == 1:
+        return f"{family}_{_name_number(next(iter(values.values())))}"
+    keys = [path.split(".", 1)[1] for path in values]
+    parts = [
+        f"{key if keys.count(key) == 1 else path}-{_name_number(value)}"
+        for path, key, value in zip(values, keys, values.values(), strict=True)
+    ]
+    return "_".join([family, *parts])
+
+
+def _name_number(value: float) -> str:
+    text = repr(value).replace("e+", "e")
+    return text.removesuffix(".0")
+
+
+def _expand_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Replace each sweep in ``regularizers`` by its variants, in place; return the families.
+
+    A regularizer entry is a sweep when a key that takes a number holds a list,
+    or when it has a ``sweep`` list of settings. Each setting (the entry alone
+    without one) is merged onto the rest of the entry, and each gives one
+    variant per combination of its lists' values. Variants are named by
+    :func:`variant_name` and listed in order of strength; each one's body is
+    exactly what a hand-written entry with the same settings resolves to.
+    """
+    sweepable = _sweepable_keys()
+    declared = set(config["regularizers"])
+    expanded: dict[str, Any] = {}
+    families: dict[str, dict[str, Any]] = {}
+    for name, body in config["regularizers"].items():
+        settings = _sweep_settings(name, body, sweepable)
+        if settings is None:
+            expanded[name] = body
+            continue
+        entry = _schema()["properties"]["regularizers"]["additionalProperties"]
+        variants = [_apply_schema(setting, entry, _schema(), fill=True) for setting in settings]
+        family, ordered = _family(name, variants, sweepable)
+        families[name] = family
+        for variant, resolved in zip(family["variants"], ordered, strict=True):
+            clash = variant in declared or variant in expanded
+            if clash:
+                what = (
+                    "a declared regularizer" if variant in declared else "another sweep's variant"
+                )
+                raise ConfigError(
+                    f"regularizers.{name}: its variant {variant!r} has the name of {what}; "
+                    "rename the sweep or that regularizer"
+                )
+            expanded[variant] = resolved
+    config["regularizers"] = expanded
+    return families
+
+
+def _sweep_settings(
+    name: str, body: Mapping[str, Any], sweepable: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]] | None:
+    """Every setting a sweep entry declares, lists expanded; None for an entry that is no sweep."""
+    base = {piece: value for piece, value in body.items() if piece != "sweep"}
+    points = body.get("sweep", [{}])
+
+    def lists(setting: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [
+            (piece, key)
+            for piece, keys in sweepable.items()
+            for key in keys
+            if isinstance(setting.get(piece, {}).get(key), list)
+        ]
+
+    if "sweep" not in body and not lists(base):
+        return None
+    merged = [
+        {piece: {**base.get(piece, {}), **point.get(piece, {})} for piece in {**base, **point}}
+        for point in points
+    ]
+    count = sum(math.prod(len(m[p][k]) for p, k in lists(m)) for m in merged)
+    if count > MAX_SWEEP_VARIANTS:
+        raise ConfigError(
+            f"regularizers.{name}: the sweep declares {count:,} variants; at most "
+            f"{MAX_SWEEP_VARIANTS:,} are allowed (each one trains on every cell and seed)"
+        )
+    settings = []
+    for setting in merged:
+        swept = lists(setting)
+        for values in itertools.product(*(setting[p][k] for p, k in swept)):
+            variant = copy.deepcopy(setting)
+            for (piece, key), value in zip(swept, values, strict=True):
+                variant[piece][key] = value
+            settings.append(variant)
+    return settings
+
+
+def _family(
+    name: str, variants: Sequence[Mapping[str, Any]], sweepable: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, Any], list[Mapping[str, Any]]]:
+    """The family of a sweep's resolved variants, and the variants, both in order of strength.
+
+    The family holds the swept keys and each variant's name and swept values.
+
+    Variants may differ in numbers only: a sweep is one technique at several
+    strengths, which its dose-response curve and tuned comparison assume.
+    """
+
+    def shape(variant: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            piece: {k: v for k, v in body.items() if k not in sweepable.get(piece, ())}
+            for piece, body in variant.items()
+        }
+
+    for index, variant in enumerate(variants[1:], start=2):
+        if shape(variant) != shape(variants[0]):
+            difference = _difference(shape(variants[0]), shape(variant))
+            raise ConfigError(
+                f"regularizers.{name}: the settings of a sweep may differ only in numbers "
+                f"({', '.join(f'{p}.{k}' for p, keys in sweepable.items() for k in keys)}); "
+                f"its setting {index} differs from its first in {difference}"
+            )
+    # In the schema's order, so that a name does not depend on the order keys are written in.
+    paths = [
+        (piece, key)
+        for piece, keys in sweepable.items()
+        for key in keys
+        if key in variants[0].get(piece, {})
+    ]
+    swept = [(p, k) for p, k in paths if len({v[p][k] for v in variants}) > 1]
+    if len(variants) < 2 or not swept:
+        raise ConfigError(
+            f"regularizers.{name}: the sweep gives a single setting; a sweep needs two or more "
+            "(write one number without brackets for a regularizer that is not swept)"
+        )
+    values = [{f"{p}.{k}": v[p][k] for p, k in swept} for v in variants]
+    names = [variant_name(name, v) for v in values]
+    for index, derived in enumerate(names):
+        if derived in names[:index]:
+            raise ConfigError(
+                f"regularizers.{name}: settings {names.index(derived) + 1} and {index + 1} of the "
+                f"sweep are the same variant, {derived}; list each setting once"
+            )
+        _check_derived_name(name, derived)
+    order = sorted(range(len(values)), key=lambda i: tuple(values[i].values()))
+    family = {
+        "swept": [f"{p}.{k}" for p, k in swept],
+        "variants": [names[i] for i in order],
+        "values": {names[i]: values[i] for i in order},
+    }
+    return family, [variants[i] for i in order]
+
+
+def _difference(first: Mapping[str, Any], other: Mapping[str, Any]) -> str:
+    """What differs between two sweep settings (numbers aside): a piece, or a piece's key."""
+    for piece in dict.fromkeys([*first, *other]):
+        if piece not in first or piece not in other:
+            return f"{piece}, which only one of them has"
+        for key in dict.fromkeys([*first[piece], *other[piece]]):
+            if first[piece].get(key) != other[piece].get(key):
+                return f"{piece}.{key}"
+    return "its settings"
+
+
+def _check_derived_name(family: str, name: str) -> None:
+    """A derived name obeys the name rule, which only its length can break."""
+    rule = _resolve(_schema()["$defs"]["name"], _schema())
+    if len(name) > rule["maxLength"] or not re.fullmatch(rule["pattern"], name):
+        raise ConfigError(
+            f"regularizers.{family}: its variant name {quote(name)} is not a usable name; "
+            f"names are {rule['description']}: shorten the sweep's name"
+        )
 
 
 def skip_reason(
@@ -413,6 +637,12 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     "case-insensitive filesystem (macOS, Windows) their results would share "
                     "one folder: rename one"
                 )
+    if config["baseline"] in config["families"]:
+        variants = ", ".join(config["families"][config["baseline"]]["variants"])
+        raise ConfigError(
+            f"baseline {config['baseline']!r} is a sweep; name one of its variants ({variants}) "
+            "or a regularizer that is not swept"
+        )
     if config["baseline"] not in config["regularizers"]:
         declared = ", ".join(sorted(config["regularizers"]))
         raise ConfigError(
@@ -471,6 +701,16 @@ def _check_report(config: dict[str, Any]) -> None:
             )
     if report["primary"] not in report["metrics"]:
         report["metrics"] = [report["primary"], *report["metrics"]]
+
+
+def _check_tuning(config: dict[str, Any]) -> None:
+    """Check that the tuned comparison chooses variants by a validation metric."""
+    criterion = config["tuning"]["criterion"]
+    if criterion not in VALIDATION_METRICS:
+        raise ConfigError(
+            f"tuning.criterion: {criterion!r} is not a validation metric; expected one of: "
+            f"{', '.join(VALIDATION_METRICS)} (no test-set number may choose a variant)"
+        )
 
 
 def _only_declared(config: Mapping[str, Any], kind: str, where: str, name: str | None) -> str:
@@ -750,10 +990,31 @@ def _describe(error: jsonschema.ValidationError) -> str:
             return f"{where}: {value} is not a finite number; expected {_bounds(error.schema)}"
         return f"{where}: expected {error.validator_value}, got {value}"
     if validator == "oneOf":
-        return f"{where}: {value} is not valid here ({hint})"
+        branch = _matching_branch_error(error)
+        return _describe(branch) if branch else f"{where}: {value} is not valid here ({hint})"
     if validator == "uniqueItems":
         return f"{where}: has repeated entries {value}"
     return f"{where}: {quote(error.message)[1:-1]}"
+
+
+def _matching_branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """The first error of the ``oneOf`` branch meant for the value: its list branch for a list.
+
+    A value that fails both branches of "a number or a list of numbers" is
+    best told what is wrong with it as the kind of value it is: ``1.5`` out of
+    range, not "not valid here". None where no single branch is meant.
+    """
+    branches = error.schema.get("oneOf", []) if isinstance(error.schema, dict) else []
+    is_list = isinstance(error.instance, list)
+    meant = [
+        index
+        for index, branch in enumerate(branches)
+        if (_resolve(branch, _schema()).get("type") == "array") == is_list
+    ]
+    if len(meant) != 1:
+        return None
+    found = [e for e in error.context or () if e.relative_schema_path[0] == meant[0]]
+    return min(found, key=lambda e: [str(p) for p in e.absolute_path], default=None)
 
 
 def _bounds(schema: Mapping[str, Any]) -> str:

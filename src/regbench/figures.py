@@ -15,8 +15,8 @@ the constants the code uses.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,7 +33,7 @@ import pandas as pd
 
 from regbench.config import RunKey
 from regbench.metrics import NEAR_ZERO
-from regbench.wording import VERDICT_STYLES, VerdictStyle, metric_style
+from regbench.wording import VERDICT_STYLES, VerdictStyle, join_names, metric_style
 
 __all__ = [
     "CURVE_LABELS",
@@ -44,6 +44,7 @@ __all__ = [
     "FigureSettings",
     "StudyTables",
     "critical_difference",
+    "dose_response",
     "figure_file",
     "learning_curves",
     "load_history",
@@ -77,6 +78,7 @@ MANIFEST = "figures.json"
 #: Each kind of figure, in the order a cell's figures are listed.
 FIGURE_KINDS = (
     "paired_differences",
+    "dose_response",
     "learning_curves",
     "weights",
     "critical_difference",
@@ -85,11 +87,13 @@ FIGURE_KINDS = (
 
 @dataclass(frozen=True)
 class FigureSettings:
-    """What the study's report judges: its baseline, primary metric and metrics."""
+    """What the study's report judges (baseline, primary metric, metrics); its sweeps' keys."""
 
     baseline: str
     primary: str
     metrics: tuple[str, ...]
+    #: Each sweep family's swept keys (``piece.key``), by family name.
+    swept: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> FigureSettings:
@@ -99,6 +103,7 @@ class FigureSettings:
             settings["baseline"],
             settings["primary"],
             tuple(settings["metrics"]),
+            settings.get("swept", {}),
         )
 
     @property
@@ -109,11 +114,17 @@ class FigureSettings:
 
 @dataclass(frozen=True)
 class StudyTables:
-    """The tables figures are drawn from (``runs.csv``, ``comparisons.csv``, ``rankings.csv``)."""
+    """The tables figures are drawn from (``runs.csv``, ``comparisons.csv``, ``rankings.csv``).
+
+    ``dose_response`` is ``dose_response.csv``, empty in a study without sweeps.
+    """
 
     runs: pd.DataFrame
     comparisons: pd.DataFrame
     rankings: pd.DataFrame
+    dose_response: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["dataset", "model"])
+    )
 
 
 #: One run's file, read by key, or None where the run left none.
@@ -183,6 +194,10 @@ def _every_figure(
         if len(cell):
             figure = paired_differences(cell, regularizers, settings)
             yield dataset, model, "paired_differences", figure
+        doses = tables.dose_response
+        sweeps = doses[(doses["dataset"] == dataset) & (doses["model"] == model)]
+        if len(sweeps):
+            yield dataset, model, "dose_response", dose_response(sweeps, settings)
         keys = {r: _keys(ok[ok["regularizer"] == r]) for r in regularizers}
         histories = {r: [h for h in map(history_of, k) if h is not None] for r, k in keys.items()}
         yield dataset, model, "learning_curves", learning_curves(histories, name)
@@ -336,6 +351,123 @@ def _marker_kwargs(style: VerdictStyle) -> dict[str, Any]:
 def _verdict_handle(verdict: str) -> matplotlib.lines.Line2D:
     style = VERDICT_STYLES[verdict]
     return matplotlib.lines.Line2D([], [], linestyle="none", label=verdict, **_marker_kwargs(style))
+
+
+#: The metrics a dose-response figure shows after the primary one: data loss and the gap.
+DOSE_METRICS = ("test_loss", "gap_accuracy")
+
+#: A sweep's strength axis is logarithmic when its largest strength is at least this many
+#: times its smallest (two decades), where equal steps on a linear axis would crowd the small.
+LOG_AXIS_RATIO = 100.0
+
+
+def dose_response(rows: pd.DataFrame, settings: FigureSettings) -> Drawn:
+    """Per sweep family (rows of panels) and metric (columns): mean and CI against strength.
+
+    ``rows`` is one cell's part of ``dose_response.csv``. Each panel draws the
+    baseline's interval as a band and its mean as a dashed line; the
+    family's best strength by the mean is filled, the others open.
+    """
+    metrics = [
+        m for m in dict.fromkeys((settings.primary, *DOSE_METRICS)) if (rows["metric"] == m).any()
+    ]
+    families = list(dict.fromkeys(rows["family"]))
+    height = 0.45 + 1.45 * len(families)
+    figure = matplotlib.figure.Figure(figsize=(FULL_WIDTH, height))
+    axes = figure.subplots(len(families), len(metrics), squeeze=False)
+    for axes_row, family in zip(axes, families, strict=True):
+        swept = list(settings.swept.get(family, ()))
+        for axis, metric in zip(axes_row, metrics, strict=True):
+            panel = rows[(rows["family"] == family) & (rows["metric"] == metric)]
+            _dose_panel(axis, panel.sort_values("position"), metric, swept)
+        axes_row[0].set_ylabel(family, fontweight="bold")
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        axis.set_title(metric_style(metric).label.removeprefix("the "))
+    figure.subplots_adjust(
+        left=0.1, right=0.98, bottom=0.45 / height, top=1 - 0.3 / height, hspace=0.75, wspace=0.35
+    )
+    first = rows.iloc[0]
+    caption = (
+        f"Response to strength, {first['dataset']} · {first['model']}: for each sweep family "
+        f"(a row), {join_names([metric_style(m).label for m in metrics])} (columns) at each "
+        "strength, the mean over seeds with its confidence interval (proportions in percent). "
+        f"The grey band is the {settings.baseline} baseline's interval and the dashed line its "
+        "mean. The filled marker is the family's best strength by its mean (chosen on test "
+        "data, so optimistic; the tuned comparison chooses on validation data). Strengths are "
+        f"on a logarithmic axis where the largest is at least {LOG_AXIS_RATIO:g} times the "
+        "smallest; a family that sweeps several keys lists its settings in order."
+    )
+    return figure, caption
+
+
+def _dose_panel(
+    axis: matplotlib.axes.Axes, panel: pd.DataFrame, metric: str, swept: list[str]
+) -> None:
+    """One family's means and intervals on one metric, against strength, the baseline a band."""
+    scale = 100.0 if metric_style(metric).proportion else 1.0
+    x, labels = _strength_axis(axis, panel, swept)
+    mean = panel["mean"].to_numpy(dtype=float) * scale
+    low = panel["ci_low"].to_numpy(dtype=float) * scale
+    high = panel["ci_high"].to_numpy(dtype=float) * scale
+    base = panel.iloc[0]
+    if np.isfinite(base["baseline_ci_low"]):
+        axis.axhspan(
+            base["baseline_ci_low"] * scale,
+            base["baseline_ci_high"] * scale,
+            color="0.85",
+            linewidth=0,
+        )
+    axis.axhline(base["baseline_mean"] * scale, color="0.35", linestyle="--", linewidth=0.9)
+    axis.plot(x, mean, color="black", linewidth=0.9)
+    errors = np.vstack([mean - low, high - mean])
+    axis.errorbar(
+        x,
+        mean,
+        yerr=np.where(np.isfinite(errors), errors, 0.0),
+        fmt="none",
+        ecolor="black",
+        elinewidth=0.9,
+        capsize=2,
+    )
+    best = panel["best"].astype(bool).to_numpy()
+    axis.plot(
+        x[~best],
+        mean[~best],
+        linestyle="none",
+        marker="o",
+        markersize=4.5,
+        markerfacecolor="white",
+        markeredgecolor="black",
+    )
+    axis.plot(x[best], mean[best], linestyle="none", marker="o", markersize=5, color="black")
+    if labels is not None:
+        axis.set_xticks(x, labels, rotation=20, ha="right")
+    axis.grid(axis="y", linewidth=0.3)
+
+
+def _strength_axis(
+    axis: matplotlib.axes.Axes, panel: pd.DataFrame, swept: list[str]
+) -> tuple[np.ndarray, list[str] | None]:
+    """Where each variant goes: its strength (log where it spans decades), or its rank.
+
+    Returns the x positions and, for a family that sweeps several keys, the
+    tick labels (the variants' names less the family's).
+    """
+    strengths = panel["strength"].to_numpy(dtype=float)
+    if len(swept) == 1 and np.isfinite(strengths).all():
+        axis.set_xlabel(swept[0])
+        positive = strengths[strengths > 0]
+        if len(positive) and positive.max() >= LOG_AXIS_RATIO * positive.min():
+            if len(positive) < len(strengths):
+                # A zero strength: logarithmic beyond the smallest nonzero one, linear below.
+                axis.set_xscale("symlog", linthresh=float(positive.min()))
+            else:
+                axis.set_xscale("log")
+        return strengths, None
+    prefix = f"{panel['family'].iloc[0]}_"
+    return np.arange(len(panel), dtype=float), [
+        str(v).removeprefix(prefix) for v in panel["variant"]
+    ]
 
 
 def mean_curve(histories: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:

@@ -44,6 +44,11 @@ __all__ = [
     "reference_rows",
     "reference_sentence",
     "rests_on_undertrained",
+    "selection_rows",
+    "strength_label",
+    "strength_sentences",
+    "tuned_rows",
+    "tuned_sentence",
     "verdict_matrix",
 ]
 
@@ -582,3 +587,197 @@ def _shortlist(names: Sequence[str]) -> str:
 def _records(table: pd.DataFrame) -> Iterable[Row]:
     for record in table.to_dict("records"):
         yield {str(k): v for k, v in record.items()}
+
+
+# --------------------------------------------------------------------------- sweeps
+
+#: How a variant's verdict against its family's best reads, singular and plural.
+_AGAINST_BEST = {
+    "indistinguishable": ("cannot be told apart from it", "cannot be told apart from it"),
+    "worse": ("is worse", "are worse"),
+    "better": ("is better on the seeds both ran", "are better on the seeds both ran"),
+    NOT_COMPARABLE: (
+        "could not be compared with it (fewer than two seed pairs)",
+        "could not be compared with it (fewer than two seed pairs)",
+    ),
+}
+
+
+def strength_label(family: Mapping[str, Any], variant: str) -> str:
+    """A variant's strength as the report names it: ``0.001``, or ``l1 0.01, l2 0.001``."""
+    values: Mapping[str, float] = family["values"][variant]
+    if len(values) == 1:
+        return f"{next(iter(values.values())):g}"
+    keys = [path.split(".", 1)[1] for path in values]
+    return ", ".join(
+        f"{key if keys.count(key) == 1 else path} {value:g}"
+        for path, key, value in zip(values, keys, values.values(), strict=True)
+    )
+
+
+def strength_sentences(
+    dose: pd.DataFrame, metric: str, families: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """Per family and dataset · model: its best strength on ``metric``, and what ties with it.
+
+    ``dose`` is ``dose_response.csv``. The best strength is named with its
+    mean and confidence interval; the other strengths are grouped by their
+    paired verdict against it, a one-key family's neighbours first, so the
+    reader sees which strengths these seeds cannot tell apart from the best.
+    """
+    chosen = dose[dose["metric"] == metric]
+    found = []
+    for (name, dataset, model), rows in chosen.groupby(["family", "dataset", "model"], sort=False):
+        family = families[str(name)]
+        found.append(
+            {
+                "family": str(name),
+                "cell": f"{dataset} · {model}",
+                "sentence": _strength_sentence(rows.sort_values("position"), family, metric),
+            }
+        )
+    return found
+
+
+def _strength_sentence(rows: pd.DataFrame, family: Mapping[str, Any], metric: str) -> str:
+    """The best strength with its interval, then the others by verdict against it."""
+    best = rows[rows["best"].astype(bool)]
+    style = metric_style(metric)
+    if best.empty:
+        return f"No strength has a successful run with a value for {style.label}."
+    top = best.iloc[0]
+    swept = family["swept"]
+    what = swept[0] if len(swept) == 1 else "setting"
+    interval = _value_interval(top["ci_low"], top["ci_high"], metric)
+    lead = (
+        f"Best {what} by {style.label}: {strength_label(family, str(top['variant']))} "
+        f"({format_value(top['mean'], metric)}{'%' if style.proportion else ''}"
+        f"{f', {interval}' if interval else ''})."
+    )
+    others = rows[~rows["best"].astype(bool)]
+    if others.empty:
+        return lead
+    near = others[others["neighbour"].astype(bool)]
+    rest = others[~others["neighbour"].astype(bool)]
+    clauses = []
+    if len(near):
+        clauses.append(
+            _against_best_clauses(near, family, "Its neighbour" + ("s" if len(near) > 1 else ""))
+        )
+    if len(rest):
+        clauses.append(_against_best_clauses(rest, family, "Of the others," if len(near) else ""))
+    return " ".join([lead, *(f"{c}." for c in clauses)])
+
+
+def _against_best_clauses(rows: pd.DataFrame, family: Mapping[str, Any], prefix: str) -> str:
+    """``0.005 and 0.2 cannot be told apart from it; 0.9 is worse``, led by ``prefix``."""
+    clauses = []
+    for verdict, (one, many) in _AGAINST_BEST.items():
+        chosen = [str(v) for v in rows.loc[rows["vs_best"] == verdict, "variant"]]
+        if not chosen:
+            continue
+        labels = [strength_label(family, v) for v in chosen]
+        names = join_names(labels) if len(labels) <= _MAX_NAMED else f"{len(labels)} strengths"
+        clauses.append(f"{names} {one if len(labels) == 1 else many}")
+    text = "; ".join(clauses)
+    return f"{prefix} {text}".strip() if prefix else text[:1].upper() + text[1:]
+
+
+def _value_interval(low: Any, high: Any, metric: str) -> str:
+    """A value's confidence interval as ``CI 73.9 to 76.6``; empty where there is none."""
+    if is_missing(low) or is_missing(high):
+        return ""
+    return f"CI {format_value(low, metric)} to {format_value(high, metric)}"
+
+
+def selection_rows(
+    counts: pd.DataFrame, families: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """Per family and dataset · model: how often the tuning chose each strength, as a line.
+
+    ``counts`` is :func:`regbench.sweeps.selection_counts`.
+    """
+    rows = []
+    for (name, dataset, model), chosen in counts.groupby(
+        ["family", "dataset", "model"], sort=False
+    ):
+        family = families[str(name)]
+        n_seeds = int(chosen["n_seeds"].iloc[0])
+        rows.append(
+            {
+                "family": str(name),
+                "cell": f"{dataset} · {model}",
+                "counts": ", ".join(
+                    f"{strength_label(family, str(r.variant))}: {int(r.chosen)}"
+                    for r in chosen.sort_values("position").itertuples()
+                ),
+                "seeds": str(n_seeds),
+            }
+        )
+    return rows
+
+
+def tuned_rows(tuned: pd.DataFrame, metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """The tuned comparisons as table rows, per judged metric: who minus whom, by how much.
+
+    The metric is named on the first row of its group only (``first``).
+    """
+    rows = []
+    for metric in metrics:
+        for index, row in enumerate(_records(tuned[tuned["metric"] == metric])):
+            verdict = str(row["verdict"])
+            rows.append(
+                {
+                    # The metric heads its group of rows, as the findings tables do.
+                    "metric": metric_style(metric).heading if index == 0 else "",
+                    "first": index == 0,
+                    "cell": cell_name(row),
+                    "comparison": f"{row['regularizer']} {MINUS} {row['baseline']}",
+                    "diff": format_diff(row["mean_diff"], metric),
+                    "ci": format_interval(row["diff_ci_low"], row["diff_ci_high"], metric),
+                    "p": format_p(row["p_holm"]).removeprefix("= "),
+                    "verdict": f"{MATRIX_SYMBOLS.get(verdict, '?')} {verdict}",
+                    "pairs": str(int(row["n_pairs"])),
+                }
+            )
+    return rows
+
+
+def tuned_sentence(tuned: pd.DataFrame, metric: str, baseline: str) -> str:
+    """Page one's sentence on the sweeps at their best: each against the baseline and each other."""
+    chosen = list(_records(tuned[tuned["metric"] == metric]))
+    if not chosen:
+        return ""
+    style = metric_style(metric)
+    unit = " points" if style.proportion else ""
+    single = len({cell_name(r) for r in chosen}) == 1
+    clauses = []
+    for (reference, family), rows in _by_pair(chosen).items():
+        if not single:
+            counts = [sum(r["verdict"] == v for r in rows) for v in ("better", "worse")]
+            clauses.append(
+                f"{family} against {reference}: {style.better} in {counts[0]}, {style.worse} in "
+                f"{counts[1]} of {plural(len(rows), 'dataset · model pair')}"
+            )
+            continue
+        row = rows[0]
+        if row["verdict"] in ("better", "worse"):
+            comparative = style.better if row["verdict"] == "better" else style.worse
+            difference = format_diff(row["mean_diff"], metric)
+            clauses.append(f"{family} is {comparative} than {reference} ({difference}{unit})")
+        elif reference == baseline:
+            clauses.append(f"{family} is within seed noise of {reference}")
+        else:
+            clauses.append(f"{family} and {reference} cannot be told apart")
+    return (
+        f"With each sweep at the strength validation data chose per seed, on {style.label}: "
+        + "; ".join(clauses)
+        + "."
+    )
+
+
+def _by_pair(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    pairs: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        pairs.setdefault((str(row["baseline"]), str(row["regularizer"])), []).append(row)
+    return pairs

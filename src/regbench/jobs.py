@@ -119,6 +119,9 @@ AGGREGATE_OUTPUTS = (
     "ranking_tests",
     "adequacy",
     "references",
+    "dose_response",
+    "tuned",
+    "tuned_comparisons",
     "architectures",
 )
 
@@ -130,7 +133,7 @@ def aggregate_runs(
     outputs: Mapping[str, str],
     root: str = ".",
 ) -> None:
-    """Tidy tables from every run of the grid, with comparisons, rankings, adequacy, references.
+    """Tidy tables from every run of the grid: comparisons, rankings, adequacy, references, sweeps.
 
     ``run_paths`` names every run of the grid (``RunKey.path``); a run that
     left no metrics is kept as a row with status ``missing``.
@@ -167,10 +170,13 @@ def aggregate_runs(
     summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
     summary.to_csv(outputs["summary"], index=False)
     cards = combine_cards(json.loads(Path(path).read_text("utf-8")) for path in card_paths)
-    comparisons = aggregate.compare(
-        runs, settings["baseline"], compared, aggregate.test_set_sizes(cards.values())
-    )
+    test_sizes = aggregate.test_set_sizes(cards.values())
+    comparisons = aggregate.compare(runs, settings["baseline"], compared, test_sizes)
     comparisons.to_csv(outputs["comparisons"], index=False)
+    for name, table in aggregate.sweep_tables(
+        runs, summary, settings, compared, test_sizes
+    ).items():
+        table.to_csv(outputs[name], index=False)
     # A dataset run both ways is one dataset to a ranking: its fixed-split twin stands for it.
     twins = settings.get("split_twins", {})
     rankings, ranking_tests = aggregate.rank(runs[~runs["dataset"].isin(twins)], compared)
@@ -199,6 +205,7 @@ def figure_settings(config: Mapping[str, Any]) -> str:
             "baseline": config["baseline"],
             "primary": report["primary"],
             "metrics": list(report["metrics"]),
+            "swept": {name: family["swept"] for name, family in config["families"].items()},
         }
     )
 
@@ -210,12 +217,14 @@ def plot_figures(
     settings_json: str,
     out_dir: str,
     root: str = ".",
+    dose_response_csv: str | None = None,
 ) -> None:
     """Draw every figure from the tables and the runs' histories and weights.
 
     ``settings_json`` is :func:`figure_settings`. The tables name the runs;
     each run's files are read where ``RunKey.output`` puts them below
-    ``root``, the study's folder.
+    ``root``, the study's folder. ``dose_response_csv``, where given, draws
+    the sweeps' responses to strength.
     """
     import pandas as pd
 
@@ -229,7 +238,12 @@ def plot_figures(
         return load_weights(Path(root, key.output("weights.npz")))
 
     manifest = plot_all(
-        StudyTables(pd.read_csv(runs_csv), pd.read_csv(comparisons_csv), pd.read_csv(rankings_csv)),
+        StudyTables(
+            pd.read_csv(runs_csv),
+            pd.read_csv(comparisons_csv),
+            pd.read_csv(rankings_csv),
+            *([pd.read_csv(dose_response_csv)] if dose_response_csv else []),
+        ),
         history_of,
         weights_of,
         FigureSettings.from_json(settings_json),

@@ -14,6 +14,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "REFERENCE_METRICS",
     "TEST_SHARE_METRICS",
+    "VALIDATION_METRICS",
     "metric_range",
 ]
 
@@ -40,6 +41,11 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 #: Metrics a study may list published values for: every comparable metric, and the
 #: objective (data loss + penalties), which is what a notebook's ``model.evaluate`` prints.
 REFERENCE_METRICS = (*HIGHER_IS_BETTER, "test_objective")
+
+#: Metrics measured on the validation split alone: what a tuned comparison may choose a
+#: sweep's variant by, since no test-set number may influence that choice. The losses are
+#: the data loss; the best ones are at the run's best validation epoch.
+VALIDATION_METRICS = ("best_val_loss", "best_val_accuracy", "val_loss", "val_accuracy")
 
 #: Metrics that are shares of the test set's examples (``gap_accuracy`` through its test
 #: part), so one test example is worth 1 / n_test of them: exactly for accuracy, as a

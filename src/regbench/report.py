@@ -23,7 +23,7 @@ import jinja2
 import pandas as pd
 import yaml
 
-from regbench import appendix, metrics, stats
+from regbench import appendix, metrics, stats, sweeps
 from regbench.config import canonical_json, split_twins, varies_split
 from regbench.findings import (
     MATRIX_SYMBOLS,
@@ -33,8 +33,13 @@ from regbench.findings import (
     ranking_words,
     reference_rows,
     reference_sentence,
+    selection_rows,
+    strength_sentences,
+    tuned_rows,
+    tuned_sentence,
     verdict_matrix,
 )
+from regbench.measures import HIGHER_IS_BETTER
 from regbench.variance import split_variance
 from regbench.wording import (
     MINUS,
@@ -79,7 +84,10 @@ TABLE_METRICS = (
 HTML_ONLY_COLUMNS = ("test_objective", "test_f1_macro", "test_roc_auc")
 
 #: Figure kinds printed in the PDF, in this order; the main figures of the report.
-PDF_FIGURE_KINDS = ("paired_differences", "learning_curves", "critical_difference")
+PDF_FIGURE_KINDS = ("paired_differences", "dose_response", "learning_curves", "critical_difference")
+
+#: Figure kinds shown in the Strength sweeps section rather than in their dataset's section.
+SWEEP_FIGURE_KINDS = ("dose_response",)
 
 #: Figure kinds shown in the HTML report only, to keep the PDF short (the PDF says so).
 HTML_ONLY_FIGURE_KINDS = {
@@ -100,6 +108,9 @@ REPORT_TABLES = (
     "ranking_tests",
     "adequacy",
     "references",
+    "dose_response",
+    "tuned",
+    "tuned_comparisons",
     "architectures",
 )
 
@@ -115,6 +126,9 @@ class ReportTables:
     ranking_tests: pd.DataFrame
     adequacy: pd.DataFrame
     references: pd.DataFrame
+    dose_response: pd.DataFrame
+    tuned: pd.DataFrame
+    tuned_comparisons: pd.DataFrame
     architectures: Mapping[str, Any]
 
     @classmethod
@@ -158,6 +172,7 @@ def build_context(
             for metric in judged
         ],
         "references": reference_rows(tables.references),
+        "sweeps": _sweeps(config, tables, pictures, judged),
         "sections": [
             _dataset_section(dataset, config, tables, cards[dataset], pictures, judged)
             for dataset in config["datasets"]
@@ -246,10 +261,12 @@ def _meta(
     now = dt.datetime.now(dt.timezone.utc)
     ok = int((runs["status"] == "ok").sum())
     succeeded = "all succeeded" if ok == len(runs) else f"{ok} succeeded"
+    swept = f"{plural(len(config['families']), 'sweep')}; " if config["families"] else ""
     grid = [
         plural(len(config["datasets"]), "dataset"),
         plural(len(config["models"]), "model"),
-        f"{plural(len(config['regularizers']), 'regularizer')} (baseline {config['baseline']})",
+        f"{plural(len(config['regularizers']), 'regularizer')} "
+        f"({swept}baseline {config['baseline']})",
         plural(len(config["seeds"]), "seed"),
         f"{plural(len(runs), 'run')}, {succeeded}",
     ]
@@ -282,6 +299,8 @@ def _glance(
     style = metric_style(primary)
     unit = "percentage points" if style.proportion else "in the metric's own units"
     sentences = answer_sentences(comparisons, list(judged), baseline, len(config["seeds"]))
+    tuned = tuned_sentence(tables.tuned_comparisons, primary, baseline)
+    sentences = [*sentences, tuned] if tuned else sentences
     checked = reference_sentence(tables.references)
     return {
         "question": config["study"].get("description") or config["study"]["title"],
@@ -299,7 +318,7 @@ def _glance(
                 "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
         },
-        "sentences": [*sentences[:4], checked] if checked else sentences,
+        "sentences": [*sentences[:5], checked] if checked else sentences,
         "caveats": _caveats(config, tables, cards, primary, undertrained),
     }
 
@@ -631,7 +650,11 @@ def _dataset_section(
                 "architecture": _architecture(
                     tables.architectures, dataset, model, config["baseline"]
                 ),
-                "figures": pictures.get((dataset, model), []),
+                "figures": [
+                    f
+                    for f in pictures.get((dataset, model), [])
+                    if f["kind"] not in SWEEP_FIGURE_KINDS
+                ],
             }
         )
     return {
@@ -849,6 +872,69 @@ def _rankings(
         "label": metric_style(metric).label,
         "models": models,
         "left_out": "; ".join(f"{t['model']}: {t['note']}" for t in left_out),
+    }
+
+
+def _sweeps(
+    config: Mapping[str, Any],
+    tables: ReportTables,
+    pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
+    judged: Sequence[str],
+) -> dict[str, Any] | None:
+    """The Strength sweeps section: each family's response to strength, then each at its best."""
+    families = config["families"]
+    if not families:
+        return None
+    primary, baseline = judged[0], config["baseline"]
+    criterion = config["tuning"]["criterion"]
+    best = strength_sentences(tables.dose_response, primary, families)
+    cells = []
+    for dataset in config["datasets"]:
+        for model in config["models"]:
+            name = f"{dataset} · {model}"
+            found = [s for s in best if s["cell"] == name]
+            if found:
+                figures = pictures.get((dataset, model), [])
+                cells.append(
+                    {
+                        "name": name,
+                        "sentences": found,
+                        "figures": [f for f in figures if f["kind"] in SWEEP_FIGURE_KINDS],
+                    }
+                )
+    described = [
+        f"{name} at {len(family['variants'])} settings of {join_names(family['swept'])}"
+        for name, family in families.items()
+    ]
+    selection = selection_rows(sweeps.selection_counts(tables.tuned, families), families)
+    per_cell = len(families) + len(families) * (len(families) - 1) // 2
+    return {
+        "intro": (
+            f"This study sweeps {plural(len(families), 'regularizer')} over strengths: "
+            f"{join_names(described)}. For each dataset · model, the best strength of each "
+            f"family by {metric_style(primary).label} (the best mean on the test data, so an "
+            "optimistic pick), and the strengths these seeds cannot tell apart from it: each "
+            "is compared with the best on runs paired by seed, with Holm's correction over the "
+            "family's strengths. The figures show "
+            f"{metric_style(primary).label}, the test data loss and the train–test accuracy gap "
+            "against strength."
+        ),
+        "cells": cells,
+        "selection_text": (
+            f"For a fair comparison, each family's strength is chosen anew for each dataset · "
+            f"model and seed: the one with the "
+            f"{'highest' if HIGHER_IS_BETTER[criterion] else 'lowest'} "
+            f"{metric_style(criterion).label} (tuning.criterion: {criterion}; on a tie, the "
+            "weaker strength). Only validation numbers take part in the choice, so the test set "
+            "judges it without having made it. The chosen run's test results stand for the "
+            f"family on that seed, and the tuned families are compared, paired by seed, with "
+            f"{baseline} and with each other, with Holm's correction over the {per_cell} "
+            "comparisons of each dataset · model and metric. Tuning trains nothing beyond the "
+            "sweep itself."
+        ),
+        "selection": selection,
+        "tuned": tuned_rows(tables.tuned_comparisons, judged),
+        "show_cell": len({row["cell"] for row in selection}) > 1,
     }
 
 

@@ -43,12 +43,14 @@ __all__ = [
     "NORMALITY_ALPHA",
     "NORMALITY_MIN_N",
     "NOT_COMPARABLE",
+    "PAIR_COLUMNS",
     "PREDICTION_LEVEL",
     "RANKING_MIN_DATASETS",
     "REFERENCE_COLUMNS",
     "SEED_CAP",
     "RankingResult",
     "adequacy_window",
+    "compare_pairs",
     "compare_to_baseline",
     "compare_to_references",
     "describe_cells",
@@ -512,7 +514,6 @@ def _compare_pair(
 
 def _check_comparison(
     runs: pd.DataFrame,
-    baseline: str,
     metrics: Sequence[str],
     probabilities: Mapping[str, float],
     test: str,
@@ -525,10 +526,6 @@ def _check_comparison(
         _check_probability(name, value)
     if test not in ("auto", *_TEST_LABELS):
         raise ValueError(f"test must be one of auto, {', '.join(_TEST_LABELS)}, got {test!r}")
-    regularizers = set(runs["regularizer"])
-    if len(runs) and baseline not in regularizers:
-        known = ", ".join(sorted(map(str, regularizers)))
-        raise ValueError(f"baseline {baseline!r} is not a regularizer in the runs table: {known}")
     run_keys = ["dataset", "model", "regularizer", "seed"]
     duplicated = runs[runs.duplicated(run_keys, keep=False)]
     if len(duplicated):
@@ -540,45 +537,55 @@ def _check_comparison(
         )
 
 
+#: The columns of the ``pairs`` table :func:`compare_pairs` takes: what to compare with what.
+PAIR_COLUMNS = ("dataset", "model", "baseline", "regularizer", "metric")
+
+
+def _baseline_pairs(runs: pd.DataFrame, baseline: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """Every regularizer against the baseline, per dataset x model and metric."""
+    rows = [
+        (dataset, model, baseline, regularizer, metric)
+        for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True)
+        for regularizer in sorted(set(group["regularizer"]) - {baseline})
+        for metric in metrics
+    ]
+    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+
+
 def _paired_statistics(
-    runs: pd.DataFrame, baseline: str, metrics: Sequence[str], confidence: float, test: str
+    runs: pd.DataFrame, pairs: pd.DataFrame, confidence: float, test: str
 ) -> pd.DataFrame:
-    """Pair each regularizer's successful runs with the baseline's by seed and compare them."""
+    """Pair each row's regularizer's successful runs with its baseline's by seed; compare them."""
+    ok = runs[runs["status"] == "ok"]
+    cells = {key: cell.set_index("seed") for key, cell in ok.groupby(list(CELL_KEYS), sort=False)}
+    empty = ok.iloc[0:0].set_index("seed")
     rows = []
-    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
-        ok = group[group["status"] == "ok"]
-        baseline_runs = ok[ok["regularizer"] == baseline].set_index("seed")
-        for regularizer in sorted(set(group["regularizer"]) - {baseline}):
-            regularized_runs = ok[ok["regularizer"] == regularizer].set_index("seed")
-            for metric in metrics:
-                baseline_values = baseline_runs[metric].dropna()
-                regularized_values = regularized_runs[metric].dropna()
-                pairs = pd.concat(
-                    {"baseline": baseline_values, "regularized": regularized_values},
-                    axis=1,
-                    join="inner",
-                ).sort_index()
-                statistics = _compare_pair(
-                    pairs["baseline"].to_numpy(dtype=float),
-                    pairs["regularized"].to_numpy(dtype=float),
-                    higher_is_better(metric),
-                    confidence,
-                    test,
-                )
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "regularizer": regularizer,
-                        "baseline": baseline,
-                        "metric": metric,
-                        "higher_is_better": higher_is_better(metric),
-                        "n_baseline": len(baseline_values),
-                        "n_regularized": len(regularized_values),
-                        "confidence": confidence,
-                        **statistics,
-                    }
-                )
+    for pair in pairs.itertuples(index=False):
+        metric = str(pair.metric)
+        baseline_values = cells.get((pair.dataset, pair.model, pair.baseline), empty)[metric]
+        regularized_values = cells.get((pair.dataset, pair.model, pair.regularizer), empty)[metric]
+        matched = pd.concat(
+            {"baseline": baseline_values.dropna(), "regularized": regularized_values.dropna()},
+            axis=1,
+            join="inner",
+        ).sort_index()
+        statistics = _compare_pair(
+            matched["baseline"].to_numpy(dtype=float),
+            matched["regularized"].to_numpy(dtype=float),
+            higher_is_better(metric),
+            confidence,
+            test,
+        )
+        rows.append(
+            {
+                **pair._asdict(),
+                "higher_is_better": higher_is_better(metric),
+                "n_baseline": int(baseline_values.notna().sum()),
+                "n_regularized": int(regularized_values.notna().sum()),
+                "confidence": confidence,
+                **statistics,
+            }
+        )
     columns = COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("p_value") + 1]
     return pd.DataFrame(rows, columns=[*columns, "cohen_dz", "prob_superiority"])
 
@@ -715,8 +722,52 @@ def compare_to_baseline(
       metric's direction, :data:`NOT_COMPARABLE` with fewer than two pairs.
     """
     probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
-    _check_comparison(runs, baseline, metrics, probabilities, test)
-    table = _paired_statistics(runs, baseline, metrics, confidence, test)
+    _check_comparison(runs, metrics, probabilities, test)
+    regularizers = set(runs["regularizer"])
+    if len(runs) and baseline not in regularizers:
+        known = ", ".join(sorted(map(str, regularizers)))
+        raise ValueError(f"baseline {baseline!r} is not a regularizer in the runs table: {known}")
+    return _compare(
+        runs, _baseline_pairs(runs, baseline, metrics), confidence, alpha, power, test, test_sizes
+    )
+
+
+def compare_pairs(
+    runs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    test: Literal["auto", "wilcoxon", "paired_t"] = "auto",
+    test_sizes: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """Compare any regularizers of the runs table pairwise, as :func:`compare_to_baseline` does.
+
+    ``pairs`` has the columns :data:`PAIR_COLUMNS`, one row per comparison:
+    ``regularizer`` against ``baseline`` (the reference of that row, which
+    need not be the study's) on ``metric`` in ``dataset`` x ``model``. The
+    result has :data:`COMPARISON_COLUMNS`, one row per pair in order, and
+    every column means what it means there; Holm's correction runs over the
+    rows of each dataset x model x metric, whatever their references.
+    """
+    metrics = sorted(set(pairs["metric"]))
+    _check_comparison(
+        runs, metrics, {"confidence": confidence, "alpha": alpha, "power": power}, test
+    )
+    _require_columns(pairs, PAIR_COLUMNS, "the pairs table")
+    return _compare(runs, pairs, confidence, alpha, power, test, test_sizes)
+
+
+def _compare(
+    runs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    confidence: float,
+    alpha: float,
+    power: float,
+    test: str,
+    test_sizes: Mapping[str, int] | None,
+) -> pd.DataFrame:
+    table = _paired_statistics(runs, pairs.loc[:, list(PAIR_COLUMNS)], confidence, test)
     table = _adjust_for_multiplicity(table, alpha)
     table = _power_columns(table, power)
     table = _resolution_columns(table, test_sizes or {})
