@@ -397,7 +397,7 @@ def _seed_sources(config: Mapping[str, Any]) -> str:
     sources = list(SEED_SOURCES)
     if varied:
         every = len(varied) == len(config["datasets"])
-        sources.append("the data split" + ("" if every else f" (on {join_names(varied)})"))
+        sources.append("the data split" + ("" if every else f" on {join_names(varied)}"))
     return join_names(sources)
 
 
