@@ -25,8 +25,10 @@ from regbench import worker
 from regbench.download import download_cache, download_path
 from regbench.inputs import FILE_NAME
 
+# A study's own functions are looked up beside its file first (regbench.custom).
+CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
 try:
-    STUDY = load_study(config)
+    STUDY = load_study(config, code_dirs=[f.parent for f in CONFIG_FILES])
 except ConfigError as error:
     # The message names the key at fault and what is allowed; Snakemake would
     # wrap it in a traceback of this file, so it is printed alone instead.
@@ -37,7 +39,6 @@ TRAINING_CODE = code_digest(TRAINING_MODULES)
 PREPARATION_CODE = code_digest(PREPARATION_MODULES)
 # Computed here, once: a compute node running the report may have no git.
 PROJECT_COMMIT = git_commit(Path(workflow.basedir))
-CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
 CONFIG_COMMIT = (
     "; ".join(git_commit(Path(workflow.basedir), f) for f in CONFIG_FILES)
     or "given on the command line"

@@ -322,6 +322,37 @@ def test_method_numbers_follow_the_constants_the_code_uses(
     assert "|w| &lt; 0.0001" in method
 
 
+def test_method_says_how_the_studys_pieces_act_from_their_descriptions(
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Method section states how the pieces the study uses act (weight decay against L2),
+    from regbench.wording's descriptions, and says nothing of pieces it does not use."""
+    from regbench import wording
+    from regbench.jobs import render_report
+
+    decay = "Weight decay here is decoupled and differs from L2 by test."
+    monkeypatch.setitem(wording.PIECE_METHODS, "weight_decay", decay)
+    raw = study_config(datasets=3, regularizers=4, seeds=8)
+    raw["regularizers"]["l2_0"]["weight_decay"] = {"rate": 1.0e-3}
+    study = load_study(raw)
+    html = tmp_path / "report.html"
+    render_report(
+        canonical_json(study.config),
+        canonical_json([]),
+        table_paths(rendered / "results/tables"),
+        [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
+        str(rendered / "results/figures"),
+        str(TEMPLATES),
+        str(html),
+        str(tmp_path / "report.pdf"),
+    )
+    method = flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+    assert decay in method
+    assert wording.PIECE_METHODS["max_norm"] not in method
+    plain = flat((rendered / "reports/report.html").read_text(encoding="utf-8"))
+    assert "decoupled" not in plain
+
+
 def test_diverged_run_is_shown_not_averaged(rendered: Path) -> None:
     """A diverged run is listed with its epoch and excluded from its cell's n."""
     text = re.sub(r"\s+", " ", " ".join(page_texts(rendered / "reports/report.pdf")))

@@ -289,15 +289,15 @@ def test_seeds_needed_is_the_smallest_sufficient_number() -> None:
     effect = abs(row["mean_diff"]) / row["sd_diff"]
     needed = int(row["seeds_needed"])
     level = 0.05 / 3
-    assert needed > stats._wilcoxon_min_pairs(level)
+    assert needed > stats.wilcoxon_min_pairs(level)
     assert paired_t_power(effect, needed, level) >= 0.8 > paired_t_power(effect, needed - 1, level)
     assert not row["beyond_seed_cap"] and row["seed_cap"] == stats.SEED_CAP
 
 
 def test_seeds_needed_never_below_what_wilcoxon_can_detect() -> None:
     """A huge effect still needs 7 pairs with Wilcoxon at 0.05 / 3, since 2/2**6 > 0.05 / 3."""
-    assert stats._wilcoxon_min_pairs(0.05) == 6
-    assert stats._wilcoxon_min_pairs(0.05 / 3) == 7
+    assert stats.wilcoxon_min_pairs(0.05) == 6
+    assert stats.wilcoxon_min_pairs(0.05 / 3) == 7
     table = stats.compare_to_baseline(shifted_runs(), "none", ["test_accuracy"], test="wilcoxon")
     assert only_row(table, regularizer="dropout")["seeds_needed"] == 7
 
@@ -774,3 +774,38 @@ def test_auto_test_uses_paired_t_for_few_pairs_and_wilcoxon_for_many() -> None:
     assert few["verdict"] == "better"
     assert many["test"] == "wilcoxon"
     assert many["p_value"] == pytest.approx(sps.wilcoxon(diffs).pvalue)
+
+
+def _shifted_pairs(diffs: np.ndarray) -> pd.DataFrame:
+    """A runs table whose regularizer differs from its baseline by ``diffs``, seed by seed."""
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "model": "m",
+                "regularizer": name,
+                "seed": seed,
+                "status": "ok",
+                "test_accuracy": 0.9 + (diff if name == "reg" else 0.0),
+            }
+            for seed, diff in enumerate(diffs)
+            for name in ("none", "reg")
+        ]
+    )
+
+
+def test_auto_never_picks_a_wilcoxon_test_that_cannot_reach_alpha() -> None:
+    """Five clearly non-normal differences, all whole test examples below zero, get the paired
+    t-test and a verdict (Wilcoxon's smallest p with 5 pairs is 0.0625); from the fewest pairs
+    with which Wilcoxon can reach alpha on, such differences get Wilcoxon."""
+    diffs = np.array([-3, -3, -3, -3, -1]) / 30
+    assert sps.shapiro(diffs).pvalue < stats.NORMALITY_ALPHA
+    five = only_row(stats.compare_to_baseline(_shifted_pairs(diffs), "none", ["test_accuracy"]))
+    assert five["test"] == "paired_t"
+    assert five["p_value"] == pytest.approx(sps.ttest_1samp(diffs, 0.0).pvalue)
+    assert five["verdict"] == "worse"
+    enough = stats.wilcoxon_min_pairs(0.05)
+    more = np.array([-3] * (enough - 1) + [-1]) / 30
+    assert sps.shapiro(more).pvalue < stats.NORMALITY_ALPHA
+    row = only_row(stats.compare_to_baseline(_shifted_pairs(more), "none", ["test_accuracy"]))
+    assert row["test"] == "wilcoxon"

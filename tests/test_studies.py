@@ -11,19 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from regbench.config import RunKey, Study, load_config_file, load_study
+from regbench.config import RunKey, Study, load_config_file, load_study, varies_split
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
 
-# Per study: training jobs (one per variant, all its seeds), downloads, and the Keras parameter
-# count of the reference notebook's model (hidden layers plus the output layer).
+# Per study: training jobs (one per variant, all its seeds), downloads, skipped cells, and the
+# Keras parameter count of the reference notebook's model (hidden layers plus the output layer;
+# study F, which has no notebook: its CIFAR-10 CNN).
 EXPECTED = {
     "a_wine_l1l2_dropout": {"train_cell": 11, "downloads": 1, "parameters": 681},
     "b_ann_l1l2": {"train_cell": 4, "downloads": 0, "parameters": 2817},
     "c_iris_activity": {"train_cell": 3, "downloads": 0, "parameters": 152515},
     "d_breast_cancer_dropout": {"train_cell": 4, "downloads": 0, "parameters": 40431},
     "e_cifar10_cnn": {"train_cell": 4, "downloads": 1, "parameters": 122570},
+    # Spatial dropout is skipped for the MLP on both datasets.
+    "f_modern_regularizers": {"train_cell": 54, "downloads": 1, "skipped": 2, "parameters": 282250},
     # The companions of C and D run their dataset both ways: one split, and one per seed.
     "c_iris_activity_splits": {"train_cell": 6, "downloads": 0, "parameters": 152515},
     "d_breast_cancer_dropout_splits": {"train_cell": 8, "downloads": 0, "parameters": 40431},
@@ -53,28 +56,29 @@ def job_counts(output: str) -> Counter[str]:
 
 
 def test_there_is_one_config_per_reference_study() -> None:
-    """studies/ holds exactly the five reference studies A-E and the companions of C and D."""
+    """studies/ holds exactly the five reference studies A-E, study F and the companions of
+    C and D."""
     assert sorted(path.stem for path in STUDIES.glob("*.yaml")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_study_validates_with_several_seeds(name: str) -> None:
     """Each study config validates, repeats every variant over at least five seeds, and
-    skips nothing."""
+    skips only the cells it is expected to skip."""
     loaded = study(name)
 
     assert len(loaded.config["seeds"]) >= 5
     assert len(loaded.cells) == EXPECTED[name]["train_cell"]
     assert len(loaded.runs) == EXPECTED[name]["train_cell"] * len(loaded.seeds)
-    assert loaded.skipped == ()
+    assert len(loaded.skipped) == EXPECTED[name].get("skipped", 0)
     assert loaded.config["study"]["name"] == name
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
     """A dry run in a fresh folder plans one train_cell per variant (all seeds), one
-    preparation (and one per seed for a companion's split per seed), and a download
-    only for the studies that fetch data."""
+    preparation per dataset with one split (and one per seed for a dataset that draws a
+    split per seed), and a download only for the studies that fetch data."""
     result = subprocess.run(
         [
             sys.executable,
@@ -97,8 +101,10 @@ def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train_cell"] == EXPECTED[name]["train_cell"]
-    assert counts["prepare_dataset"] == 1
-    assert counts["prepare_split"] == (len(study(name).seeds) if name in COMPANIONS else 0)
+    loaded = study(name)
+    varied = [dataset for dataset, body in loaded.datasets.items() if varies_split(body)]
+    assert counts["prepare_dataset"] == len(loaded.datasets) - len(varied)
+    assert counts["prepare_split"] == len(varied) * len(loaded.seeds)
     assert counts["download_dataset"] == EXPECTED[name]["downloads"]
 
 
@@ -173,8 +179,8 @@ def test_study_builds_the_reference_architecture(name: str) -> None:
     key = next(key for key in loaded.runs if key.regularizer == loaded.baseline)
     spec = loaded.run_spec(RunKey(key.dataset, key.model, key.regularizer, key.seed))
     shapes = {"wine_quality": (11,), "synthetic_10": (10,), "iris": (4,),
-              "breast_cancer": (30,), "cifar10": (32, 32, 3)}  # fmt: skip
-    classes = {"iris": 3, "cifar10": 10}
+              "breast_cancer": (30,), "cifar10": (32, 32, 3), "digits": (8, 8, 1)}  # fmt: skip
+    classes = {"iris": 3, "cifar10": 10, "digits": 10}
 
     model = build_model(
         spec["model"], spec["regularizer"], shapes[key.dataset], classes.get(key.dataset, 2)

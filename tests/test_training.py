@@ -492,9 +492,9 @@ def test_metrics_are_bit_identical_across_processes(tmp_path: Path) -> None:
         assert process.returncode == 0, output[-3000:]
     for seed in (11, 12):
         first, second = (json.loads((d / f"m{seed}.json").read_text("utf-8")) for d in outputs)
-        assert set(TIMING_FIELDS) <= set(first)
+        assert "train_seconds" in first
         for timing in TIMING_FIELDS:
-            first.pop(timing), second.pop(timing)
+            first.pop(timing, None), second.pop(timing, None)
         assert first["spec"]["seed"] == seed
         assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
         a, b = (d / f"h{seed}.csv" for d in outputs)

@@ -156,7 +156,11 @@ def test_a_job_hands_its_cell_to_the_pool(
         log=str(tmp_path / "job.log"),
     )  # fmt: skip
     for seed, metrics in zip((4, 6), names["m"], strict=True):
-        assert json.loads(Path(metrics).read_text("utf-8"))["spec"]["seed"] == seed
+        recorded = json.loads(Path(metrics).read_text("utf-8"))
+        assert recorded["spec"]["seed"] == seed
+        # The worker, not the job's process, trained: its host and its memory are recorded.
+        assert recorded["host"] == socket.gethostname()
+        assert recorded["peak_rss_mb"] > 300  # TensorFlow alone; the job's process is ~30 MB
     for path in names["h"] + names["w"]:
         assert Path(path).stat().st_size > 0
     assert "in warm worker" in (tmp_path / "job.log").read_text("utf-8")

@@ -70,6 +70,8 @@ RUN_COLUMNS = [
     "n_params",
     "train_seconds",
     "device",
+    "host",
+    "peak_rss_mb",
 ]
 
 #: Columns from Snakemake's benchmark of each training job: wall seconds and peak memory.

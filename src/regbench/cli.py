@@ -43,9 +43,14 @@ def _config_key(key: RunKey, path: str) -> str:
     return "seeds" if section == "seed" else path
 
 
-def explain(study_root: Path, raw_config: Mapping[str, Any]) -> list[str]:
-    """One line per run that would (re)train, saying why."""
-    study = load_study(raw_config)
+def explain(
+    study_root: Path, raw_config: Mapping[str, Any], code_dirs: Sequence[Path] = ()
+) -> list[str]:
+    """One line per run that would (re)train, saying why.
+
+    ``code_dirs``: where the study's own functions are looked up first (its file's folder).
+    """
+    study = load_study(raw_config, code_dirs)
     code = code_digest(TRAINING_MODULES)
     lines = []
     for key in study.runs:
@@ -83,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         raw = load_config_file(args.configfile)
-        lines = explain(Path(args.directory), raw)
+        lines = explain(Path(args.directory), raw, [Path(args.configfile).parent])
     except ConfigError as error:
         print(f"regbench: {error}", file=sys.stderr)
         return 2

@@ -17,14 +17,16 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from regbench import custom
 from regbench.inputs import (
     TARBALL_SUFFIXES,
     cached_file_name,
@@ -34,7 +36,15 @@ from regbench.inputs import (
     quote,
 )
 from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_METRICS
-from regbench.topology import PIECES, hidden_layer_kinds, is_image_dataset, select_layers
+from regbench.topology import (
+    CONV_ONLY,
+    INPUTS,
+    INSERTED,
+    PIECES,
+    hidden_layer_kinds,
+    is_image_dataset,
+    select_layers,
+)
 
 __all__ = [
     "CellKey",
@@ -68,6 +78,18 @@ MAX_SWEEP_VARIANTS = 1000
 
 # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string.
 _SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+# What each kind of model reads: regbench's builders, and a study's own function.
+_BUILT_IN_MODEL_KEYS = (
+    "units",
+    "activation",
+    "filters",
+    "kernel_size",
+    "pool_size",
+    "padding",
+    "pool",
+)
+_CUSTOM_MODEL_KEYS = ("function", "args", "input")
 
 
 class ConfigError(ValueError):
@@ -198,6 +220,8 @@ class Study:
     config: dict[str, Any]
     runs: tuple[RunKey, ...]
     skipped: tuple[Skipped, ...]
+    #: The source digest of each module whose functions the study names, by module name.
+    code: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def datasets(self) -> dict[str, Any]:
@@ -257,10 +281,21 @@ class Study:
     def cell_spec(self, cell: CellKey) -> dict[str, Any]:
         """What a cell's runs share: every part of their specs but the seed."""
         cfg = self.config
+        model = {"name": cell.model, **cfg["models"][cell.model]}
+        regularizer = {"name": cell.regularizer, **cfg["regularizers"][cell.regularizer]}
+        # A study's own function: the digest of its module's source, so editing it retrains.
+        if model["type"] == "custom":
+            model["code"] = self.code[custom.module_of(model["function"])]
+        if "custom" in regularizer:
+            block = regularizer["custom"]
+            regularizer["custom"] = {
+                **block,
+                "code": self.code[custom.module_of(block["function"])],
+            }
         return {
             "dataset": self.dataset_spec(cell.dataset),
-            "model": {"name": cell.model, **cfg["models"][cell.model]},
-            "regularizer": {"name": cell.regularizer, **cfg["regularizers"][cell.regularizer]},
+            "model": model,
+            "regularizer": regularizer,
             "training": cfg["training"],
         }
 
@@ -323,8 +358,15 @@ def load_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def load_study(raw: Mapping[str, Any]) -> Study:
-    """Validate a raw config, fill its defaults and build the run grid."""
+def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> Study:
+    """Validate a raw config, fill its defaults and build the run grid.
+
+    ``code_dirs`` are the folders of the study's files: where the modules of
+    the functions a study names are looked up first. A study that names any
+    is made importable there, in this process and the jobs it starts
+    (:func:`regbench.custom.use_study_path`), and each function is imported
+    and checked now.
+    """
     _check_size(raw)
     schema = _schema()
     config = _apply_schema(copy.deepcopy(dict(raw)), schema, schema, fill=False)
@@ -332,8 +374,10 @@ def load_study(raw: Mapping[str, Any]) -> Study:
     if errors:
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
+    _check_model_keys(config)
     config["families"] = _expand_sweeps(config)
     config = _apply_schema(config, schema, schema, fill=True)
+    _resolve_custom_models(config)
     _fill_validation_fraction(config)
     _check_semantics(config)
     _check_report(config)
@@ -345,7 +389,8 @@ def load_study(raw: Mapping[str, Any]) -> Study:
             "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
         )
     _check_references(config, runs)
-    return Study(config=config, runs=tuple(runs), skipped=tuple(skipped))
+    code = _check_functions(config, code_dirs)
+    return Study(config=config, runs=tuple(runs), skipped=tuple(skipped), code=code)
 
 
 def _check_size(raw: Any) -> None:
@@ -592,18 +637,45 @@ def skip_reason(
     dataset: Mapping[str, Any], model: Mapping[str, Any], regularizer: Mapping[str, Any]
 ) -> str | None:
     """Say why a dataset x model x regularizer combination makes no sense, or None when it does."""
-    if model["type"] == "cnn" and not is_image_dataset(dataset):
-        return (
-            f"model {model['name']} is a CNN and needs image data; "
-            f"dataset {dataset['name']} is tabular"
-        )
+    if not is_image_dataset(dataset):
+        if model["type"] == "cnn" or model.get("input") == "image":
+            kind = "a CNN" if model["type"] == "cnn" else "a custom model for images"
+            return (
+                f"model {model['name']} is {kind} and needs image data; "
+                f"dataset {dataset['name']} is tabular"
+            )
+        if "augmentation" in regularizer:
+            return (
+                f"regularizer {regularizer['name']} augments images; "
+                f"dataset {dataset['name']} is tabular"
+            )
+    if model["type"] == "custom":
+        return _custom_model_skip(model, regularizer)
     kinds = hidden_layer_kinds(model)
     for piece in PIECES:
         scope = regularizer.get(piece, {}).get("layers")
-        if isinstance(scope, str) and scope != "all" and scope not in kinds:
+        if isinstance(scope, str) and scope not in ("all", INPUTS) and scope not in kinds:
             return (
                 f"regularizer {regularizer['name']} puts its {piece} on {scope} layers; "
                 f"model {model['name']} has none, so it would equal the unregularized model"
+            )
+    for piece in sorted(CONV_ONLY & regularizer.keys()):
+        if "conv" not in kinds:
+            return (
+                f"regularizer {regularizer['name']} puts its {piece} on convolutional layers; "
+                f"model {model['name']} has none"
+            )
+    return None
+
+
+def _custom_model_skip(model: Mapping[str, Any], regularizer: Mapping[str, Any]) -> str | None:
+    """Why a custom model cannot take a regularizer: pieces that insert layers into the model."""
+    for piece in PIECES:
+        if piece in INSERTED and regularizer.get(piece, {}).get("layers", INPUTS) != INPUTS:
+            return (
+                f"model {model['name']} is built by the study's own function, so regbench "
+                f"cannot insert the {piece} layers of regularizer {regularizer['name']} into it "
+                "(build them into the function instead)"
             )
     return None
 
@@ -665,6 +737,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
         if held_out >= 1:
             raise ConfigError(f"datasets.{name}.split leaves no training data")
     for model, model_body in config["models"].items():
+        if model_body["type"] == "custom":
+            continue  # Its layers are known only once its function has built it.
         kinds = hidden_layer_kinds(model_body)
         activation = model_body["activation"]
         if isinstance(activation, list) and len(activation) != len(kinds):
@@ -678,14 +752,26 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"models.{model}.pool has {len(pool)} entries but filters has "
                 f"{len(model_body.get('filters', []))}: give one per convolution block"
             )
-        for regularizer, reg_body in config["regularizers"].items():
-            for piece in PIECES:
-                if piece in reg_body:
-                    where = f"regularizers.{regularizer}.{piece} (with model {model})"
-                    try:
-                        select_layers(reg_body[piece]["layers"], kinds, where)
-                    except ValueError as error:
-                        raise ConfigError(str(error)) from None
+        _check_piece_layers(config, model, kinds)
+
+
+def _check_piece_layers(config: Mapping[str, Any], model: str, kinds: list[str]) -> None:
+    """Check that each piece's ``layers`` exist in ``model`` and suit the piece."""
+    for regularizer, reg_body in config["regularizers"].items():
+        for piece in PIECES:
+            if piece not in reg_body:
+                continue
+            where = f"regularizers.{regularizer}.{piece} (with model {model})"
+            try:
+                chosen = select_layers(reg_body[piece]["layers"], kinds, where)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            dense = [i for i in chosen if kinds[i] != "conv"]
+            if piece in CONV_ONLY and "conv" in kinds and dense:
+                raise ConfigError(
+                    f"{where}.layers: hidden layer {dense[0]} is dense; {piece} drops whole "
+                    "feature maps, so it applies to convolutional layers only (layers: conv)"
+                )
 
 
 def _check_report(config: dict[str, Any]) -> None:
@@ -701,6 +787,70 @@ def _check_report(config: dict[str, Any]) -> None:
             )
     if report["primary"] not in report["metrics"]:
         report["metrics"] = [report["primary"], *report["metrics"]]
+
+
+def _check_model_keys(config: Mapping[str, Any]) -> None:
+    """Refuse keys a model of that type does not read (before defaults are filled in)."""
+    for name, body in config["models"].items():
+        custom_model = body["type"] == "custom"
+        own = _CUSTOM_MODEL_KEYS if custom_model else _BUILT_IN_MODEL_KEYS
+        stray = [key for key in body if key not in ("type", *own)]
+        if stray:
+            kind = "mlp and cnn models" if custom_model else "custom models"
+            raise ConfigError(
+                f"models.{name}: {', '.join(stray)} only apply to {kind}, not type {body['type']}"
+            )
+
+
+def _resolve_custom_models(config: dict[str, Any]) -> None:
+    """Give custom models and pieces their defaults; keep only the keys they read.
+
+    Arguments are handed to the study's function as written, except that
+    "1e-3", which YAML 1.1 reads as text, becomes the number it means.
+    """
+    for body in config["models"].values():
+        if body["type"] == "custom":
+            for key in _BUILT_IN_MODEL_KEYS:
+                body.pop(key, None)
+            body["args"] = _numbers(body.get("args", {}))
+            body.setdefault("input", "any")
+    for body in config["regularizers"].values():
+        if "custom" in body:
+            body["custom"]["args"] = _numbers(body["custom"]["args"])
+
+
+def _numbers(value: Any) -> Any:
+    """``value`` with every text in scientific notation read as a float."""
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers(item) for item in value]
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
+        return float(value)
+    return value
+
+
+def _check_functions(config: Mapping[str, Any], code_dirs: Sequence[str | Path]) -> dict[str, str]:
+    """Import and check every function the study names; each module's source digest."""
+    named = [
+        (f"models.{name}", body["function"], body["args"], True)
+        for name, body in config["models"].items()
+        if body["type"] == "custom"
+    ] + [
+        (f"regularizers.{name}.custom", body["custom"]["function"], body["custom"]["args"], False)
+        for name, body in config["regularizers"].items()
+        if "custom" in body
+    ]
+    if not named:
+        return {}
+    custom.use_study_path(code_dirs)
+    code = {}
+    for where, function, args, is_model in named:
+        try:
+            code[custom.module_of(function)] = custom.check(function, args, model=is_model)
+        except ValueError as error:
+            raise ConfigError(f"{where}.function: {error}") from None
+    return code
 
 
 def _check_tuning(config: dict[str, Any]) -> None:

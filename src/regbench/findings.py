@@ -201,9 +201,16 @@ def _who(chosen: list[Row], all_rows: list[Row], metric: str) -> str:
         span = _span([float(r["mean_diff"]) for r in chosen], metric)
         return text + (f" (all but {join_names(others)})" if others else "") + f", by {span}{unit}"
     everywhere = [n for n, found in by_regularizer.items() if len(found) == len(cells)]
-    named = everywhere[:_MAX_NAMED] if everywhere else list(by_regularizer)[:_MAX_NAMED]
-    how = "on every dataset · model" if everywhere else "most clearly"
-    return f"{text} in {plural(len(chosen), 'comparison')} ({join_names(named)} {how})"
+    if everywhere:
+        named = f"{join_names(everywhere[:_MAX_NAMED])} on every dataset · model"
+    else:
+        # The largest differences, each with where it was seen: a name alone could
+        # appear among the gains and the losses of one metric, on different datasets.
+        largest = [found[0] for found in list(by_regularizer.values())[:_MAX_NAMED]]
+        named = "most clearly " + join_names(
+            [f"{r['regularizer']} on {cell_name(r)}" for r in largest]
+        )
+    return f"{text} in {plural(len(chosen), 'comparison')} ({named})"
 
 
 def _where(found: list[Row], cells: set[str], metric: str) -> str:

@@ -19,7 +19,14 @@ from pathlib import Path
 __all__ = ["PREPARATION_MODULES", "TRAINING_MODULES", "code_digest", "git_commit"]
 
 #: The modules whose source decides a training run's result.
-TRAINING_MODULES = ("training.py", "seedstack.py", "models.py", "metrics.py", "topology.py")
+TRAINING_MODULES = (
+    "training.py",
+    "seedstack.py",
+    "models.py",
+    "metrics.py",
+    "topology.py",
+    "custom.py",
+)
 
 #: The modules whose source decides a prepared dataset. Not ``download.py``: a
 #: downloaded file is checked against its sha256, so the code that fetched it

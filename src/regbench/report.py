@@ -43,6 +43,7 @@ from regbench.measures import HIGHER_IS_BETTER
 from regbench.variance import split_variance
 from regbench.wording import (
     MINUS,
+    PIECE_METHODS,
     VERDICT_STYLES,
     breakable,
     format_diff,
@@ -313,7 +314,10 @@ def _glance(
                 f"over the seeds both ran, and its {_level(comparisons)} confidence interval. "
                 f"{MATRIX_SYMBOLS['better']} better, {MATRIX_SYMBOLS['worse']} worse, "
                 f"{MATRIX_SYMBOLS['indistinguishable']} indistinguishable from {baseline} "
-                f"(Holm-adjusted p ≥ {_alpha(comparisons)}). Italic: at most one test example "
+                f"(Holm-adjusted p ≥ {_alpha(comparisons)}): the interval is that comparison's "
+                "alone, the verdict also corrects for the row's other comparisons, so an "
+                "interval that excludes 0 can still be indistinguishable. Italic: at most one "
+                "test example "
                 "per seed. †: still improving at the last epoch, after a row name the "
                 "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
@@ -953,6 +957,9 @@ def _method(
         "prediction_level": f"{stats.PREDICTION_LEVEL * 100:g}%",
         "seed_cap": stats.SEED_CAP,
         "auto_t_below": stats.AUTO_T_BELOW,
+        "wilcoxon_min_pairs": (
+            "–" if first is None else stats.wilcoxon_min_pairs(float(first["alpha"]))
+        ),
         "normality_min_n": stats.NORMALITY_MIN_N,
         "normality_alpha": f"{stats.NORMALITY_ALPHA:g}",
         "bootstrap_resamples": f"{stats.BOOTSTRAP_RESAMPLES:,}",
@@ -964,6 +971,11 @@ def _method(
         "adequacy_majority": f"{stats.ADEQUACY_MAJORITY:.0%}",
         "near_zero": f"{metrics.NEAR_ZERO:g}",
         "loss_note": _loss_note(tables.runs),
+        "pieces": [
+            text
+            for piece, text in PIECE_METHODS.items()
+            if any(piece in body for body in config["regularizers"].values())
+        ],
         "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
         "judged": join_names([metric_style(m).label for m in judged]),
     }

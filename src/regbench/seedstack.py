@@ -16,15 +16,20 @@ it would update it alone.
 Layers are handled three ways:
 
 - batched: ``Dense``, ``Conv2D`` and ``BatchNormalization`` (stacked
-  weights, the same arithmetic as Keras's own ``call``), and ``Dropout``
-  (Keras's own ``keras.random.dropout`` per seed, on that seed's generator);
+  weights, the same arithmetic as Keras's own ``call``; a kernel constraint
+  such as ``MaxNorm`` is applied to each seed's slice of the stacked
+  kernel), and ``Dropout`` (Keras's own ``keras.random.dropout`` per seed,
+  on that seed's generator);
 - folded: layers without weights that act on each example alone
   (``Flatten``, ``Activation``, ``MaxPooling2D``) run once with the seeds
   folded into the batch;
-- per seed: any other layer, and any model that is not a simple chain of
-  layers, runs as each seed's own Keras layer (or model) on that seed's
-  slice, training that seed's own variables. This is what keeps any Keras
-  model trainable here; it is slower, not less exact.
+- per seed: any other layer (``GaussianNoise``, ``SpatialDropout2D`` and
+  the random augmentation layers among them, each drawing from its own
+  seed's generator), and any model that is not a simple chain of layers,
+  runs as each seed's own Keras layer (or model) on that seed's slice,
+  training that seed's own variables. This is what keeps any Keras model
+  trainable here; it is slower, not less exact. A chain nested in a chain
+  (a custom model after input pieces) is run layer by layer.
 
 Penalties are returned as Keras computes them: activity penalties divided by
 the batch size, then weight penalties, in the order of ``model.losses``.
@@ -98,6 +103,16 @@ class SeedStack:
             x = stage(x, training, penalties)
         return x, penalties
 
+    def counterparts(self, variables: Sequence[Any]) -> list[Any]:
+        """The variables this stack trains in place of the given ones of the seeds' models."""
+        held: dict[int, Any] = {}
+        for variable in variables:
+            for stage in self.stages:
+                found = stage.sources.get(id(variable))
+                if found is not None:
+                    held[id(found)] = found
+        return list(held.values())
+
     def view(self, index: int) -> SeedView:
         """Seed ``index``'s weights as Keras's callbacks see a model's."""
         return SeedView([w for stage in self.stages for w in stage.weights_of(index)])
@@ -144,6 +159,8 @@ class _Stage:
     """One layer of the chain, for all seeds."""
 
     trainable: list[Any]
+    #: Each seed's own variable (by id) and the variable trained in its place.
+    sources: dict[int, Any] = {}  # noqa: RUF012 (never mutated: stages set their own)
 
     def __call__(self, x: Any, training: bool, penalties: Penalties) -> Any:
         raise NotImplementedError
@@ -164,7 +181,10 @@ def _stages(models: Sequence[keras.Model]) -> list[_Stage]:
     stages: list[_Stage] = []
     for index in chain:
         same = [model.layers[index] for model in models]
-        stages.append(_stage_for(same))
+        if isinstance(same[0], keras.Model) and _chain(same[0]) is not None:
+            stages.extend(_stages(same))
+        else:
+            stages.append(_stage_for(same))
     return stages
 
 
@@ -195,7 +215,7 @@ def _stage_for(same: list[Any]) -> _Stage:
         return _Folded(layer, len(same))
     dense = kind is layers.Dense and len(layer.input.shape) == 2
     convolution = kind is layers.Conv2D and layer.groups == 1
-    if (dense or convolution) and _plain(layer, ("kernel_constraint", "bias_constraint")):
+    if (dense or convolution) and _plain(layer, ("bias_constraint",)):
         return _Linear(same)
     if kind is layers.Dropout:
         return _Dropout(same)
@@ -285,6 +305,15 @@ class _Linear(_Stage):
             else None
         )
         self.trainable = [self.kernel] if self.bias is None else [self.kernel, self.bias]
+        self.sources = {id(layer.kernel): self.kernel for layer in same}
+        if self.bias is not None:
+            self.sources.update({id(layer.bias): self.bias for layer in same})
+        constraint = self.layer.kernel_constraint
+        if constraint is not None:
+            # The optimizer applies it after each step; each seed's slice is constrained alone.
+            self.kernel.constraint = lambda value: per_seed(
+                constraint, keras.ops.convert_to_tensor(value)
+            )
 
     def __call__(self, x: Any, training: bool, penalties: Penalties) -> Any:
         layer = self.layer
@@ -343,6 +372,12 @@ class _BatchNorm(_Stage):
         )
         self.trainable = [v for v in (self.gamma, self.beta) if v is not None]
         self.parts = (self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        self.sources = {
+            id(getattr(one, name)): stacked
+            for one in same
+            for name, stacked in (("gamma", self.gamma), ("beta", self.beta))
+            if stacked is not None
+        }
 
     def __call__(self, x: Any, training: bool, penalties: Penalties) -> Any:
         # Seed by seed, as Keras's BatchNormalization.call does it: moments sum over the
@@ -407,6 +442,7 @@ class _PerSeed(_Stage):
     def __init__(self, same: list[Any]) -> None:
         self.layers = same
         self.trainable = [v for layer in same for v in layer.trainable_variables]
+        self.sources = {id(v): v for v in self.trainable}
 
     def __call__(self, x: Any, training: bool, penalties: Penalties) -> Any:
         outputs, losses = [], []
@@ -420,10 +456,18 @@ class _PerSeed(_Stage):
         return [(weight, None) for weight in self.layers[index].weights]
 
     def kernels_of(self, index: int) -> dict[str, np.ndarray]:
-        layer = self.layers[index]
-        inner = layer.layers if isinstance(layer, keras.Model) else [layer]
+        # Named after the first seed's layers: Keras numbers unnamed layers in the order
+        # they are built, so a seed's own names depend on the seeds built before it.
+        names = [one.name for one in _inner(self.layers[0])]
         return {
-            one.name: np.array(one.kernel.numpy())
-            for one in inner
+            name: np.array(one.kernel.numpy())
+            for name, one in zip(names, _inner(self.layers[index]), strict=True)
             if getattr(one, "kernel", None) is not None
         }
+
+
+def _inner(layer: Any) -> list[Any]:
+    """A layer, or the layers of a model (nested models' layers included)."""
+    if not isinstance(layer, keras.Model):
+        return [layer]
+    return [one for inner in layer.layers for one in _inner(inner)]

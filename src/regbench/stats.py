@@ -66,6 +66,7 @@ __all__ = [
     "run_still_improving",
     "sample_sd",
     "training_adequacy",
+    "wilcoxon_min_pairs",
 ]
 
 #: The columns that identify one cell of the study grid.
@@ -355,7 +356,7 @@ def _check_probability(name: str, value: float) -> None:
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
 
 
-def _wilcoxon_min_pairs(alpha: float) -> int:
+def wilcoxon_min_pairs(alpha: float) -> int:
     """Return the fewest pairs with which the exact two-sided Wilcoxon test can reach p < alpha.
 
     With n pairs the smallest attainable two-sided p-value is 2 / 2**n.
@@ -428,11 +429,16 @@ def detectable_effect(n_pairs: int, alpha: float, power: float) -> float:
     return float(root)
 
 
-def _auto_test(diffs: np.ndarray) -> str:
-    """Paired t for few pairs unless their differences are clearly non-normal, else Wilcoxon."""
+def _auto_test(diffs: np.ndarray, alpha: float) -> str:
+    """Paired t for few pairs unless their differences are clearly non-normal, else Wilcoxon.
+
+    Never a Wilcoxon test that cannot reach ``alpha`` with this many pairs (with 5
+    pairs its smallest p is 0.0625): that would decide "indistinguishable" before
+    looking at the differences, however far from zero they all lie.
+    """
     if len(diffs) >= AUTO_T_BELOW:
         return "wilcoxon"
-    if len(diffs) >= 3 and np.ptp(diffs) > 0.0:
+    if len(diffs) >= wilcoxon_min_pairs(alpha) and np.ptp(diffs) > 0.0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if sps.shapiro(diffs).pvalue < NORMALITY_ALPHA:
@@ -440,13 +446,13 @@ def _auto_test(diffs: np.ndarray) -> str:
     return "paired_t"
 
 
-def _paired_test(diffs: np.ndarray, test: str) -> tuple[str, float, float]:
+def _paired_test(diffs: np.ndarray, test: str, alpha: float) -> tuple[str, float, float]:
     """Return (test used, statistic, two-sided p-value) for paired differences, n >= 2."""
     if np.all(diffs == 0.0):
         # Every sign flip of all-zero differences gives the same statistic, so p = 1 exactly.
         return "identical", 0.0, 1.0
     if test == "auto":
-        test = _auto_test(diffs)
+        test = _auto_test(diffs, alpha)
     if test == "paired_t" and np.ptp(diffs) > 0.0:
         result = sps.ttest_1samp(diffs, 0.0)
         return "paired_t", float(result.statistic), float(result.pvalue)
@@ -482,6 +488,7 @@ def _compare_pair(
     regularized_values: np.ndarray,
     higher: bool,
     confidence: float,
+    alpha: float,
     test: str,
 ) -> dict[str, Any]:
     """Compute the paired statistics of one regularizer against the baseline on one metric."""
@@ -506,7 +513,7 @@ def _compare_pair(
         better = diffs > 0.0 if higher else diffs < 0.0
         row["prob_superiority"] = (float(np.sum(better)) + 0.5 * float(np.sum(diffs == 0.0))) / n
     if n >= 2:
-        row["test"], row["statistic"], row["p_value"] = _paired_test(diffs, test)
+        row["test"], row["statistic"], row["p_value"] = _paired_test(diffs, test, alpha)
         if row["sd_diff"] > 0.0:
             row["cohen_dz"] = row["mean_diff"] / row["sd_diff"]
     return row
@@ -553,7 +560,7 @@ def _baseline_pairs(runs: pd.DataFrame, baseline: str, metrics: Sequence[str]) -
 
 
 def _paired_statistics(
-    runs: pd.DataFrame, pairs: pd.DataFrame, confidence: float, test: str
+    runs: pd.DataFrame, pairs: pd.DataFrame, confidence: float, alpha: float, test: str
 ) -> pd.DataFrame:
     """Pair each row's regularizer's successful runs with its baseline's by seed; compare them."""
     ok = runs[runs["status"] == "ok"]
@@ -574,6 +581,7 @@ def _paired_statistics(
             matched["regularized"].to_numpy(dtype=float),
             higher_is_better(metric),
             confidence,
+            alpha,
             test,
         )
         rows.append(
@@ -612,7 +620,7 @@ def _seeds_needed(row: Any, power: float) -> int | None:
     effect = abs(row.mean_diff) / row.sd_diff if row.sd_diff > 0.0 else math.inf
     needed = pairs_needed(effect, row.power_alpha, power)
     if needed is not None and row.test == "wilcoxon":
-        needed = max(needed, _wilcoxon_min_pairs(row.power_alpha))
+        needed = max(needed, wilcoxon_min_pairs(row.power_alpha))
     return needed if needed is not None and needed <= SEED_CAP else None
 
 
@@ -686,7 +694,8 @@ def compare_to_baseline(
       ``confidence`` (NaN with fewer than two pairs).
     - ``test``: the two-sided paired test actually used. With ``test="auto"``
       (the default) it is the paired t-test below :data:`AUTO_T_BELOW` pairs
-      unless Shapiro-Wilk calls the differences non-normal, and Wilcoxon
+      unless Shapiro-Wilk calls the differences non-normal and the pairs are
+      enough for Wilcoxon to reach ``alpha`` (:func:`wilcoxon_min_pairs`), and Wilcoxon
       signed-rank (zero differences dropped, exact for small samples)
       otherwise; ``"paired_t"`` or ``"wilcoxon"`` force one, except that
       differences without spread go to Wilcoxon. ``"identical"``: all
@@ -767,7 +776,7 @@ def _compare(
     test: str,
     test_sizes: Mapping[str, int] | None,
 ) -> pd.DataFrame:
-    table = _paired_statistics(runs, pairs.loc[:, list(PAIR_COLUMNS)], confidence, test)
+    table = _paired_statistics(runs, pairs.loc[:, list(PAIR_COLUMNS)], confidence, alpha, test)
     table = _adjust_for_multiplicity(table, alpha)
     table = _power_columns(table, power)
     table = _resolution_columns(table, test_sizes or {})

@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "CONV_ONLY",
     "IMAGE_FORMATS",
     "IMAGE_LOADERS",
+    "INPUTS",
+    "INSERTED",
     "PIECES",
     "hidden_activations",
     "hidden_layer_kinds",
@@ -26,7 +29,28 @@ IMAGE_LOADERS = frozenset({"digits"})
 IMAGE_FORMATS = frozenset({"cifar"})
 
 #: The regularizer pieces that act on chosen hidden layers (``layers: all | dense | conv | [i]``).
-PIECES = ("kernel", "bias", "activity", "dropout", "batch_norm")
+PIECES = (
+    "kernel",
+    "bias",
+    "activity",
+    "dropout",
+    "batch_norm",
+    "weight_decay",
+    "max_norm",
+    "gaussian_noise",
+    "spatial_dropout",
+    "custom",
+)
+
+#: Pieces that add layers of their own after a hidden layer. regbench cannot place them
+#: inside a custom model, whose layers the study's own function builds.
+INSERTED = frozenset({"dropout", "batch_norm", "gaussian_noise", "spatial_dropout"})
+
+#: Pieces that only make sense on convolutional layers (they drop whole feature maps).
+CONV_ONLY = frozenset({"spatial_dropout"})
+
+#: The ``layers`` setting of ``gaussian_noise`` that puts the noise on the model's inputs.
+INPUTS = "inputs"
 
 
 def hidden_layer_kinds(model: Mapping[str, Any]) -> list[str]:
@@ -42,7 +66,12 @@ def hidden_activations(model: Mapping[str, Any]) -> list[str]:
 
 
 def select_layers(scope: str | list[int], kinds: list[str], where: str) -> list[int]:
-    """Resolve a ``layers`` setting to hidden-layer indices; ValueError names ``where``."""
+    """Resolve a ``layers`` setting to hidden-layer indices; ValueError names ``where``.
+
+    ``inputs`` (noise on the model's inputs) chooses no hidden layer.
+    """
+    if scope == INPUTS:
+        return []
     if scope == "all":
         return list(range(len(kinds)))
     if isinstance(scope, str):

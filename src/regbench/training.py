@@ -74,12 +74,13 @@ HISTORY_COLUMNS = (
 #: The settings of ``training.device``.
 DEVICE_SETTINGS = ("auto", "cpu", "gpu")
 
-#: Fields of ``metrics.json`` that measure wall-clock time. They are the only
-#: ones that may differ between two runs of the same spec and seed in cells of
-#: the same seeds; everything else is bit-identical on the same machine (see
-#: ``tests/test_training.py``). A cell of other seeds also records other
-#: ``cell_seeds``, the seeds its job trained together.
-TIMING_FIELDS = frozenset({"train_seconds"})
+#: Fields of ``metrics.json`` that measure the machine, not the model: wall-clock
+#: time, and the peak memory of the process that trained (added by the job or
+#: worker, :mod:`regbench.worker`). They are the only ones that may differ between
+#: two runs of the same spec and seed in cells of the same seeds; everything else
+#: is bit-identical on the same machine (see ``tests/test_training.py``). A cell of
+#: other seeds also records other ``cell_seeds``, the seeds its job trained together.
+TIMING_FIELDS = frozenset({"train_seconds", "peak_rss_mb"})
 
 #: ``order(seed, epoch, n_rows)`` gives the rows of one seed's batches in one epoch.
 BatchOrder = Callable[[int, int, int], np.ndarray]
@@ -200,7 +201,7 @@ def train_cell(
     """
     import keras
 
-    from regbench.models import build_model, make_optimizer
+    from regbench.models import build_model, decayed_kernels, make_optimizer
     from regbench.seedstack import SeedStack
 
     seeds = [int(seed) for seed in seeds]
@@ -217,7 +218,12 @@ def train_cell(
         keras.utils.set_random_seed(seed)
         models.append(build_model(cell["model"], cell["regularizer"], feature_shape, n_classes))
     stack = SeedStack(models)
-    loop = _CellLoop(stack, make_optimizer(training), parts, n_classes, int(training["batch_size"]))
+    regularizer = cell["regularizer"]
+    # Weight decay acts on the stack's variables that hold the seeds' chosen kernels.
+    decayed = stack.counterparts([v for one in models for v in decayed_kernels(one, regularizer)])
+    optimizer = make_optimizer(training, regularizer, stack.trainable, decayed)
+    batch_size = int(training["batch_size"])
+    loop = _CellLoop(stack, optimizer, parts, n_classes, batch_size, regularizer)
     runs = [
         _SeedRun(seed, stack.view(index), cell["regularizer"]) for index, seed in enumerate(seeds)
     ]
@@ -472,18 +478,23 @@ class _CellLoop:
         parts: Mapping[str, _Part],
         n_classes: int,
         batch_size: int,
+        regularizer: Mapping[str, Any] | None = None,
     ) -> None:
         import tensorflow as tf
 
-        from regbench.models import accuracy_function, loss_function
+        from regbench.models import accuracy_function, loss_function, smoothing
 
         self.stack, self.size, self.batch_size = stack, stack.size, batch_size
-        self.optimizer, self.parts = optimizer, parts
+        self.optimizer, self.parts, self.n_classes = optimizer, parts, n_classes
         self.loss, self.accuracy = loss_function(n_classes), accuracy_function(n_classes)
-        if self.loss.reduction != "sum_over_batch_size":
-            raise ValueError(
-                f"the data loss must average over the batch, not {self.loss.reduction!r}"
-            )
+        # Label smoothing changes the loss the objective trains on, never the data loss.
+        amount = smoothing(regularizer or {})
+        self.smoothed = loss_function(n_classes, amount) if amount else None
+        for loss in (self.loss, self.smoothed):
+            if loss is not None and loss.reduction != "sum_over_batch_size":
+                raise ValueError(
+                    f"the data loss must average over the batch, not {loss.reduction!r}"
+                )
         self.labels = "float32" if n_classes == 2 else "int64"
         optimizer.build(stack.trainable)
         self.x_train, self.y_train = self._tensors(parts["train"].x, parts["train"].y)
@@ -511,24 +522,31 @@ class _CellLoop:
         """Each seed's data loss, objective and correct predictions on one batch.
 
         As Keras's ``compute_loss`` and metrics do it: the mean over the batch of
-        per-example cross-entropies, the sum of that and every penalty, and the
-        count of correct predictions. Cross-entropy takes logarithms and its mean
-        sums over the batch, so it is taken seed by seed.
+        per-example cross-entropies, the sum of that (with smoothed targets under
+        label smoothing) and every penalty, and the count of correct predictions.
+        Cross-entropy takes logarithms and its mean sums over the batch, so it is
+        taken seed by seed.
         """
         import tensorflow as tf
 
         from regbench.seedstack import per_seed
 
-        def batch_loss(y: Any, y_pred: Any) -> Any:
-            values = self.loss.call(tf.cast(y, y_pred.dtype), y_pred)
-            count = tf.cast(tf.size(values), values.dtype)
-            return tf.math.divide_no_nan(tf.reduce_sum(values), count)
+        def batch_loss(loss: Any) -> Any:
+            def mean(y: Any, y_pred: Any) -> Any:
+                values = loss.call(tf.cast(y, y_pred.dtype), y_pred)
+                count = tf.cast(tf.size(values), values.dtype)
+                return tf.math.divide_no_nan(tf.reduce_sum(values), count)
 
-        data_loss = per_seed(batch_loss, y, y_pred)
+            return mean
+
+        data_loss = per_seed(batch_loss(self.loss), y, y_pred)
+        fitted = data_loss
+        if self.smoothed is not None:
+            # Keras's smoothed categorical cross-entropy takes one-hot targets.
+            targets = y if self.n_classes == 2 else tf.one_hot(y, self.n_classes)
+            fitted = per_seed(batch_loss(self.smoothed), targets, y_pred)
         terms = penalties.terms()
-        objective = (
-            tf.reduce_sum(tf.stack([data_loss, *terms], axis=1), axis=1) if terms else data_loss
-        )
+        objective = tf.reduce_sum(tf.stack([fitted, *terms], axis=1), axis=1) if terms else fitted
         correct = tf.reduce_sum(tf.reshape(self.accuracy(y, y_pred), [self.size, -1]), axis=1)
         return data_loss, objective, correct
 

@@ -17,6 +17,7 @@ from regbench.stats import NOT_COMPARABLE
 
 __all__ = [
     "MINUS",
+    "PIECE_METHODS",
     "VERDICT_STYLES",
     "MetricStyle",
     "VerdictStyle",
@@ -33,6 +34,44 @@ __all__ = [
     "plural",
 ]
 
+
+#: How each regularizer piece that is not a plain penalty or dropout acts, for the Method
+#: section of a study that uses it (regbench.models builds them so).
+PIECE_METHODS = {
+    "weight_decay": (
+        "Weight decay is decoupled, as in AdamW (the Keras optimizer's weight_decay): after each "
+        "step the optimizer shrinks the chosen kernels by learning rate × rate × weight. Unlike "
+        "an L2 penalty it is not part of the objective and its gradient, so adaptive optimizers "
+        "(Adam, RMSprop) do not rescale it per weight and the reported objective leaves it out; "
+        "only with plain SGD does a rate r equal an L2 penalty of r/2."
+    ),
+    "max_norm": (
+        "A max-norm constraint (Keras's MaxNorm) rescales, after each step, every unit's incoming "
+        "kernel weights to an L2 norm of at most the value; it adds nothing to the objective."
+    ),
+    "gaussian_noise": (
+        "Gaussian noise (Keras's GaussianNoise) is added to the inputs or hidden activations "
+        "while training only, drawn from each seed's own generator."
+    ),
+    "spatial_dropout": (
+        "Spatial dropout (Keras's SpatialDropout2D) drops whole feature maps of convolutional "
+        "layers while training only."
+    ),
+    "label_smoothing": (
+        "Label smoothing trains on Keras's cross-entropy with targets smoothed towards the "
+        "uniform distribution; the loss the report compares stays the unsmoothed cross-entropy, "
+        "so its verdicts remain comparable with the other regularizers'."
+    ),
+    "augmentation": (
+        "Augmentation (Keras's random flip, rotation, zoom and translation layers) transforms "
+        "each training image afresh at every step, for image datasets only; evaluation sees "
+        "the images unchanged."
+    ),
+    "custom": (
+        "A study's own penalty is added to the objective for each chosen layer, as a Keras "
+        "regularizer's is; the source of its module is part of each run's spec."
+    ),
+}
 
 #: The typographic minus sign: it reads better than a hyphen in running text and tables.
 MINUS = "\u2212"

@@ -215,15 +215,19 @@ def _execute(request: CellRequest, device: str, *, where: str) -> dict[str, Any]
         device=device,
         log=lambda line: print(line, flush=True),
     )
+    # Where each seed trained and what the process needed, for the report's provenance
+    # and the rule's mem_mb (benchmarks/README.md): a warm worker's peak covers every
+    # cell it has trained, which is what it needs to go on.
+    machine = {"host": socket.gethostname(), "peak_rss_mb": _status_mb("VmHWM:")}
     runs = {}
     for seed, result in results.items():
+        result.metrics.update(machine)
         files = serialize_result(result)
         runs[str(seed)] = {
             "status": result.metrics["status"],
             "files": {name: base64.b64encode(files[name]).decode("ascii") for name in _FILES},
         }
-    # The memory a cell needs, for its rule's mem_mb (benchmarks/README.md).
-    print(f"peak RSS of the training process: {_status_mb('VmHWM:')} MB", flush=True)
+    print(f"peak RSS of the training process: {machine['peak_rss_mb']} MB", flush=True)
     return {"event": "done", "runs": runs}
 
 

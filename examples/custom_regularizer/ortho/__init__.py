@@ -1,0 +1,1 @@
+"""A study's own regularizer and model for regbench: see ../study.yaml."""
