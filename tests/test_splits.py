@@ -289,8 +289,8 @@ def test_report_names_the_data_split_among_what_a_seed_varies(study_run: Path) -
         page.extract_text() for page in PdfReader(study_run / "reports/report.pdf").pages
     )
 
-    sources = "weight initialization, dropout masks, batch order and the data split on iris_split"
-    assert sources in caveats
+    sources = "initialization, dropout masks, batch order and the data split on iris_split"
+    assert f"3 seeds per cell, paired by seed, each varying only {sources}." in caveats
     assert "One train/validation/test split on iris (random state 42)" in caveats
     assert f"the seed fixes {sources}" in method
     assert "each seed draws its own split of iris_split" in method

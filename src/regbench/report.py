@@ -98,7 +98,7 @@ HTML_ONLY_FIGURE_KINDS = {
 }
 
 #: What a seed varies in every run; where a dataset's seeds draw their own splits, the split too.
-SEED_SOURCES = ("weight initialization", "dropout masks", "batch order")
+SEED_SOURCES = ("initialization", "dropout masks", "batch order")
 
 #: The tables the report reads, by name: ``results/tables/<name>.csv`` (architectures: JSON).
 REPORT_TABLES = (
@@ -347,8 +347,9 @@ def _caveats(
     """What limits the conclusions of this study, computed from it, one short line each."""
     runs = tables.runs
     caveats = [
-        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed: the intervals "
-        f"cover what a seed varies ({_seed_sources(config)}) and nothing else.",
+        # One line on page one: the intervals cover what the seeds vary and nothing else.
+        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed, each varying only "
+        f"{_seed_sources(config)}.",
         _split_caveat(config, cards),
         _granularity_caveat(tables.comparisons, cards, primary),
         _adequacy_caveat(undertrained, config["baseline"], tables.adequacy),
