@@ -5,7 +5,7 @@ import os
 
 from snakemake.utils import min_version
 
-from regbench.progress import Progress
+from regbench import progress
 
 min_version("9.0")
 
@@ -28,11 +28,8 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 
 
-# Runs done, elapsed and time left, printed while the study runs.
-PROGRESS = Progress(
-    [f"results/runs/{key.path}/metrics.json" for key in STUDY.runs],
-    interval=float(os.environ.get("REGBENCH_PROGRESS_SECONDS", "30")),
-)
+# This invocation's jobs done, elapsed and time left, printed while the study runs.
+PROGRESS = progress.attach(float(os.environ.get("REGBENCH_PROGRESS_SECONDS", "30")))
 
 
 onstart:

@@ -29,10 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fabricate import aggregate_fabricated, fabricate_study, study_config, table_paths  # noqa: E402
+from fabricate import (  # noqa: E402 (tests/ joins sys.path first)
+    aggregate_fabricated,
+    fabricate_study,
+    study_config,
+    table_paths,
+)
 
-from regbench.config import canonical_json  # noqa: E402
-from regbench.jobs import figure_settings, plot_figures, render_report  # noqa: E402
+from regbench.config import canonical_json  # noqa: E402 (after fabricate, as isort places it)
+from regbench.jobs import figure_settings, plot_figures, render_report  # noqa: E402 (likewise)
 
 
 def measure(runs: int) -> dict[str, float]:

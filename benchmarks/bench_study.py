@@ -38,19 +38,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from wine import default_wine_csv, wine_spec
+
+from regbench.config import load_study
 
 REPO = Path(__file__).resolve().parents[1]
-
-#: Local copies of downloaded datasets: study A's wine file ($REGBENCH_WINE_CSV overrides).
-LOCAL_COPIES = {
-    "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/winequality-red.csv": (
-        Path(os.environ.get("REGBENCH_WINE_CSV", "/work/shared/data/winequality-red.csv"))
-    )
-}
 
 
 #: The reduced grid: every dataset and model of the default study, 4 of its 11
@@ -60,12 +57,16 @@ DEFAULT_SEEDS = "0,1,2"
 
 
 def study_config(
-    study: Path, seeds: list[int] | None, regularizers: list[str] | None, epochs: int | None
+    study: Path,
+    seeds: list[int] | None,
+    regularizers: list[str] | None,
+    epochs: int | None,
+    local_copies: Mapping[str, Path],
 ) -> dict[str, Any]:
     """A study, cut down to the given seeds, regularizers and epochs.
 
     A dataset downloaded from a URL is read from a local copy instead where
-    ``LOCAL_COPIES`` names one that exists (``file://``; its sha256 is checked
+    ``local_copies`` (URL to file) names one that exists (``file://``; its sha256 is checked
     as a download's), since this machine may not reach the internet.
     """
     config = yaml.safe_load(study.read_text(encoding="utf-8"))
@@ -78,7 +79,7 @@ def study_config(
     if epochs is not None:
         config["training"]["epochs"] = epochs
     for dataset in config["datasets"].values():
-        copy = LOCAL_COPIES.get(dataset.get("url", ""))
+        copy = local_copies.get(dataset.get("url", ""))
         if copy is not None and copy.exists():
             dataset["url"] = copy.resolve().as_uri()
     return config
@@ -101,27 +102,29 @@ def run_snakemake(folder: Path, config: dict[str, Any], cores: int, pool: bool) 
     if done.returncode != 0:
         raise RuntimeError(f"snakemake failed in {folder}:\n{done.stderr[-5000:]}")
     workers = re.findall(r"regbench: (\d+) warm training worker", done.stderr)
-    return {"wall": wall, "workers": int(workers[0]) if workers else 0, **job_stats(folder)}
+    return {"wall": wall, "workers": int(workers[0]) if workers else 0, **job_stats(folder, config)}
 
 
-def job_stats(folder: Path) -> dict[str, Any]:
+def job_stats(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Per training job (a cell): wall time, time in its training loop, the rest, peak memory."""
     jobs = []
-    benchmarks = folder / "results/benchmarks/train_cell"
-    for tsv in sorted(benchmarks.rglob("*.tsv")):
-        header, values = tsv.read_text(encoding="utf-8").splitlines()[:2]
+    for cell in load_study(config).cells:
+        if not (folder / cell.benchmark).exists():
+            continue
+        header, values = (folder / cell.benchmark).read_text("utf-8").splitlines()[:2]
         row = dict(zip(header.split("\t"), values.split("\t"), strict=True))
-        cell = tsv.relative_to(benchmarks).with_suffix("")
+        metrics = [folder / cell.run(seed).output("metrics.json") for seed in config["seeds"]]
         loop = sum(
             float(json.loads(path.read_text("utf-8"))["train_seconds"])
-            for path in (folder / "results/runs" / cell).glob("seed*/metrics.json")
+            for path in metrics
+            if path.exists()
         )
-        log = (folder / "logs/train_cell" / f"{cell}.log").read_text("utf-8")
+        log = (folder / cell.log).read_text("utf-8")
         rss = re.findall(r"peak RSS of the training process: ([\d.]+) MB", log)
         seconds = float(row["s"])
         jobs.append(
             {
-                "cell": str(cell),
+                "cell": cell.path,
                 "warm": "in warm worker" in log,
                 "seconds": seconds,
                 "train_seconds": loop,
@@ -238,12 +241,20 @@ def main() -> int:
         "--notebook-seeds", type=int, help="run only this many seeds per cell the notebook way"
     )
     parser.add_argument("--keep", type=Path, help="keep the run folders here")
+    parser.add_argument(
+        "--wine-csv",
+        type=Path,
+        default=default_wine_csv(),
+        help="a verified copy of study A's wine file (default: $REGBENCH_WINE_CSV, else the "
+        "download cache's copy, %(default)s)",
+    )
     args = parser.parse_args()
     config = study_config(
         args.study,
         None if args.seeds == "all" else [int(s) for s in args.seeds.split(",")],
         None if args.regularizers == "all" else args.regularizers.split(","),
         args.epochs,
+        {wine_spec()["url"]: args.wine_csv},
     )
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_study-"))
     print(

@@ -41,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wine import default_wine_csv
 
-WINE_CSV = Path(os.environ.get("REGBENCH_WINE_CSV", "/work/shared/data/winequality-red.csv"))
+#: The red-wine file the wine spec reads (``--wine-csv``; see benchmarks/wine.py).
+WINE_CSV = default_wine_csv()
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ def _timed_order(epoch_starts: list[float]) -> Any:
     def order(seed: int, epoch: int, n_rows: int) -> np.ndarray:
         epoch_starts.append(time.perf_counter())
         shuffle = shuffles.setdefault(seed, np.random.default_rng(seed))
-        return shuffle.permutation(n_rows)  # type: ignore[no-any-return]
+        return shuffle.permutation(n_rows)  # type: ignore[no-any-return]  # numpy stubs: Any
 
     return order
 
@@ -389,8 +391,17 @@ def main() -> int:
         metavar="SPEC=N",
         help="override a spec's epochs, e.g. wine=500",
     )
+    parser.add_argument(
+        "--wine-csv",
+        type=Path,
+        default=default_wine_csv(),
+        help="study A's red-wine file (default: $REGBENCH_WINE_CSV, else the download cache's "
+        "copy, %(default)s); synthetic data of its shape where it is absent",
+    )
     parser.add_argument("--side", choices=("notebook", "regbench"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global WINE_CSV  # One option, read by load_data here and in each side's process.
+    WINE_CSV = args.wine_csv
     epochs = {name: ref.epochs for name, ref in REFERENCES.items()}
     for item in args.epochs:
         name, _, value = item.partition("=")
@@ -419,6 +430,7 @@ def main() -> int:
             command = [
                 *(sys.executable, __file__, "--side", side, "--specs", name),
                 *("--seeds", str(args.seeds), "--epochs", f"{name}={epochs[name]}"),
+                *("--wine-csv", str(WINE_CSV)),
             ]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:

@@ -125,12 +125,14 @@ def finished_runs():
 
 
 def get_run_files(name):
-    """An input function: one output file of each run the report waits for."""
+    """An input function: one output file of each run the report waits for.
+
+    Snakemake retrains a cell when a file the tables ask for is missing, so every
+    run's file is asked for, not one per cell; the cells' benchmarks are read
+    where CellKey puts them, without being asked for (each cell's job writes its
+    benchmark when its runs' files are complete).
+    """
     return lambda wildcards: [key.output(name) for key in finished_runs()]
-
-
-def get_run_benchmarks(wildcards):
-    return [key.benchmark for key in finished_runs()]
 
 
 def get_dataset_cards(wildcards=None):

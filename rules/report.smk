@@ -5,7 +5,6 @@ rule aggregate_runs:
     input:
         metrics=get_run_files("metrics.json"),
         histories=get_run_files("history.csv"),
-        benchmarks=get_run_benchmarks,
         cards=get_dataset_cards,
     output:
         runs=report(

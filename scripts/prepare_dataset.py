@@ -2,5 +2,6 @@
 
 from regbench.jobs import prepare_dataset, redirect_output
 
-with redirect_output(snakemake.log[0]):  # noqa: F821 (Snakemake injects it)
-    prepare_dataset(snakemake.params.spec, snakemake.output.data, snakemake.output.card)  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake injects it)
+with redirect_output(sm.log[0]):
+    prepare_dataset(sm.params.spec, sm.output.data, sm.output.card)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import socket
 import tarfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,16 +87,18 @@ def test_fetch_retries_503_then_succeeds(server: LoopbackServer, tmp_path: Path)
     assert server.count("/file.bin") == 3
 
 
-def test_fetch_honours_small_retry_after(server: LoopbackServer, tmp_path: Path) -> None:
+def test_fetch_honours_small_retry_after(
+    server: LoopbackServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A 429 with a small Retry-After is retried after that delay, not the longer backoff."""
     url = server.serve(
         "/file.bin", Reply(status=429, headers={"Retry-After": "0"}), Reply(body=PAYLOAD)
     )
-    started = time.monotonic()
 
-    fetch(url, PAYLOAD_SHA, tmp_path, retries=1, backoff=30.0)
+    with caplog.at_level(logging.WARNING, logger="regbench.download"):
+        fetch(url, PAYLOAD_SHA, tmp_path, retries=1, backoff=30.0)
 
-    assert time.monotonic() - started < 5
+    assert "HTTP 429" in caplog.text and "retrying in 0.0 s (attempt 2 of 2)" in caplog.text
     assert server.count("/file.bin") == 2
 
 
@@ -124,12 +126,11 @@ def test_fetch_does_not_retry_404(server: LoopbackServer, tmp_path: Path) -> Non
 def test_fetch_times_out_on_a_stalled_server(server: LoopbackServer, tmp_path: Path) -> None:
     """A server that sends nothing within the timeout fails with a timeout error."""
     url = server.serve("/file.bin", Reply(body=PAYLOAD, delay=10.0))
-    started = time.monotonic()
 
+    # The server would answer after 10 s: the error proves the 0.5 s timeout ended the wait.
     with pytest.raises(DownloadError, match=r"file\.bin: .*timed out after 0\.5 s"):
         fetch(url, PAYLOAD_SHA, tmp_path, timeout=0.5, retries=0)
 
-    assert time.monotonic() - started < 3
     assert files_under(tmp_path) == []
 
 
@@ -285,7 +286,7 @@ def add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
 def test_safe_extract_unpacks_and_marks_complete(mode: str, suffix: str, tmp_path: Path) -> None:
     """Every supported compression unpacks into dest, which then holds the .complete marker."""
     archive = tmp_path / f"archive{suffix}"
-    with tarfile.open(archive, mode) as tar:  # type: ignore[call-overload]
+    with tarfile.open(archive, mode) as tar:  # type: ignore[call-overload]  # mode: str, not a Literal
         add_file(tar, "top/inner/a.txt", b"alpha\n")
         add_symlink(tar, "top/link.txt", "inner/a.txt")
     dest = tmp_path / "out" / "dest"

@@ -8,8 +8,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -307,28 +307,39 @@ def test_gpu_slots_refuses_more_cards_than_are_visible(tmp_path: Path) -> None:
         pass
 
 
-def _job(lock_dir: str, hold_s: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _job(lock_dir: str, held: str, barrier: Any, queue: multiprocessing.Queue[Any]) -> None:
     environ: dict[str, str] = {}
     with gpu_slots(1, environ, Path(lock_dir), detected=2, log=lambda _: None) as devices:
-        start = time.monotonic()
-        time.sleep(hold_s)
-        queue.put((devices[0], environ["CUDA_VISIBLE_DEVICES"], start, time.monotonic()))
+        # Created exclusively: this fails if another job holds the same card right now.
+        marker = Path(held) / f"card-{devices[0]}"
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            queue.put(("shared", devices[0]))
+            raise
+        # Wait for a second job to hold a card too, so that every job overlaps another.
+        barrier.wait(timeout=120)
+        marker.unlink()
+        queue.put((devices[0], environ["CUDA_VISIBLE_DEVICES"]))
 
 
 def test_concurrent_jobs_never_share_a_card(tmp_path: Path) -> None:
-    """Six jobs racing for two cards: every pair that overlaps in time holds different cards."""
+    """Six jobs racing for two cards, each holding its card until another holds one too, never
+    hold the same card at the same time, and use both."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    jobs = [context.Process(target=_job, args=(str(tmp_path), 0.4, queue)) for _ in range(6)]
+    barrier = context.Barrier(2)
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "held").mkdir()
+    args = (str(tmp_path / "locks"), str(tmp_path / "held"), barrier, queue)
+    jobs = [context.Process(target=_job, args=args) for _ in range(6)]
     for job in jobs:
         job.start()
-    spans = [queue.get(timeout=60) for _ in jobs]
+    outcomes = [queue.get(timeout=300) for _ in jobs]
     for job in jobs:
-        job.join(timeout=10)
+        job.join(timeout=30)
         assert job.exitcode == 0
-    assert all(device == visible for device, visible, _, _ in spans)
-    assert {device for device, *_ in spans} == {"0", "1"}
-    for i, (card_a, _, start_a, end_a) in enumerate(spans):
-        for card_b, _, start_b, end_b in spans[i + 1 :]:
-            if start_a < end_b and start_b < end_a:
-                assert card_a != card_b
+    assert all(device == visible for device, visible in outcomes)
+    # Each barrier let two jobs through at once, one on each card: three of each.
+    assert sorted(device for device, _ in outcomes) == ["0", "0", "0", "1", "1", "1"]
+    assert list(Path(tmp_path / "held").iterdir()) == []

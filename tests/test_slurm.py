@@ -99,7 +99,7 @@ class Cluster:
         """Start one daemon in the foreground, its output in log/<name>.out."""
         log = open(self.root / "log" / f"{name}.out", "wb")  # noqa: SIM115 (the daemon keeps it)
         self.daemons.append(
-            subprocess.Popen(  # type: ignore[call-overload]
+            subprocess.Popen(  # type: ignore[call-overload]  # **kwargs: object hides the overload
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, **kwargs
             )
         )

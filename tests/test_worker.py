@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from regbench import jobs, worker
+from regbench.config import ERROR_FILE
 from regbench.training import CODE_DIGEST, TIMING_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +196,7 @@ def test_a_failing_job_fails_with_the_error_in_its_log_and_beside_each_seed(
     text = log.read_text(encoding="utf-8")
     assert "Traceback" in text and "missing.npz" in text
     for folder in seeds:
-        assert "missing.npz" in (folder / jobs.ERROR_FILE).read_text(encoding="utf-8")
+        assert "missing.npz" in (folder / ERROR_FILE).read_text(encoding="utf-8")
         assert not (folder / "metrics.json").exists()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from regbench import sweeps
-from regbench.config import RunKey
+from regbench.config import ERROR_FILE, RunKey
 from regbench.stats import (
     compare_to_baseline,
     compare_to_references,
@@ -180,9 +180,8 @@ def collect_runs(runs: Iterable[RunFiles]) -> tuple[pd.DataFrame, dict[str, Any]
             metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
             row["status"] = metrics["status"]
             row.update({column: metrics.get(column) for column in RUN_COLUMNS})
-            cell = f"{key.dataset}/{key.model}/{key.regularizer}"
-            architectures.setdefault(cell, metrics.get("architecture"))
-        elif (error := run.metrics.with_name("error.txt")).exists():
+            architectures.setdefault(key.cell.path, metrics.get("architecture"))
+        elif (error := run.metrics.with_name(ERROR_FILE)).exists():
             row["status"] = "failed"
             row["error"] = error.read_text(encoding="utf-8").strip()
         else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +22,14 @@ from regbench.config import ConfigError, RunKey, load_config_file, load_study
 from regbench.fingerprint import TRAINING_MODULES, code_digest
 
 __all__ = ["diff_specs", "explain", "main"]
+
+# What ``regbench --help`` prints: plain text (the module docstring is reStructuredText).
+_DESCRIPTION = "Tools for a regbench study."
+_WHY_DESCRIPTION = (
+    "Say which runs of a study would train again, and for each the config key that changed "
+    "(or its cell's seeds, or the training code), by comparing the spec every finished run "
+    "kept in its metrics.json with what the config gives now."
+)
 
 # Where each part of a run spec lives in the config.
 _SECTIONS = {"dataset": "datasets", "model": "models", "regularizer": "regularizers"}
@@ -54,7 +64,7 @@ def explain(
     code = code_digest(TRAINING_MODULES)
     lines = []
     for key in study.runs:
-        metrics_path = study_root / "results" / "runs" / key.path / "metrics.json"
+        metrics_path = study_root / key.output("metrics.json")
         if not metrics_path.exists():
             lines.append(f"{key.path}: not trained yet")
             continue
@@ -80,9 +90,11 @@ def explain(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regbench`` command."""
-    parser = argparse.ArgumentParser(prog="regbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="regbench", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
-    why = commands.add_parser("why", help="say which runs would retrain and why")
+    why = commands.add_parser(
+        "why", help="say which runs would retrain and why", description=_WHY_DESCRIPTION
+    )
     why.add_argument("--configfile", default="config.yaml", help="the study (default config.yaml)")
     why.add_argument("--directory", default=".", help="where the study's results/ are")
     args = parser.parse_args(argv)
@@ -92,7 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"regbench: {error}", file=sys.stderr)
         return 2
-    print("\n".join(lines) if lines else "Every run is up to date with the config.")
+    try:
+        print("\n".join(lines) if lines else "Every run is up to date with the config.")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`regbench why | head`): nothing more to say, and no traceback.
+        # Python would try to flush stdout again at exit, so it is pointed at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return 0
 
 

@@ -47,6 +47,7 @@ from regbench.topology import (
 )
 
 __all__ = [
+    "ERROR_FILE",
     "CellKey",
     "ConfigError",
     "RunKey",
@@ -90,6 +91,10 @@ _BUILT_IN_MODEL_KEYS = (
     "pool",
 )
 _CUSTOM_MODEL_KEYS = ("function", "args", "input")
+
+
+#: Where a failed run leaves its error, beside where its metrics.json would be.
+ERROR_FILE = "error.txt"
 
 
 class ConfigError(ValueError):
@@ -225,11 +230,11 @@ class Study:
 
     @property
     def datasets(self) -> dict[str, Any]:
-        return self.config["datasets"]  # type: ignore[no-any-return]
+        return self.config["datasets"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     @property
     def baseline(self) -> str:
-        return self.config["baseline"]  # type: ignore[no-any-return]
+        return self.config["baseline"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     def dataset_spec(self, dataset: str) -> dict[str, Any]:
         """The resolved spec of one dataset, as its preparation sees it."""
@@ -312,7 +317,7 @@ class Study:
         strength (a list, so that the order survives canonical JSON); ``values``
         maps each to its swept values (``{"kernel.l2": 0.001}``).
         """
-        return self.config["families"]  # type: ignore[no-any-return]
+        return self.config["families"]  # type: ignore[no-any-return]  # config: parsed YAML, Any
 
     @property
     def references(self) -> list[dict[str, Any]]:
@@ -982,7 +987,7 @@ def _check_url_source(name: str, body: Mapping[str, Any]) -> None:
 @cache
 def _schema() -> dict[str, Any]:
     text = resources.files("regbench").joinpath("config.schema.yaml").read_text("utf-8")
-    return yaml.safe_load(text)  # type: ignore[no-any-return]
+    return yaml.safe_load(text)  # type: ignore[no-any-return]  # the schema file is a mapping
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

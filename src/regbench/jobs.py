@@ -13,11 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from regbench.config import ERROR_FILE
+
 # One definition for every job (and warm worker); the scripts import it from here.
 from regbench.joblog import redirect_output
-
-#: Where a failed run leaves its error, beside where its metrics.json would be.
-ERROR_FILE = "error.txt"
 
 __all__ = [
     "AGGREGATE_OUTPUTS",
@@ -139,9 +138,10 @@ def aggregate_runs(
     left no metrics is kept as a row with status ``missing``.
     ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
     the baseline, what the report judges, the references, the number of
-    epochs and the datasets run both ways, if any. ``card_paths`` are the
-    data cards (one per dataset, or per seed's split), which give the test-set
-    sizes. ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
+    epochs, the sweep families, the tuning criterion and the datasets run both
+    ways, if any. ``card_paths`` are the data cards (one per dataset, or one per
+    seed's split), which give the test-set sizes. ``outputs`` maps each of
+    :data:`AGGREGATE_OUTPUTS` to its path.
     """
     from regbench import aggregate
     from regbench.config import RunKey
@@ -190,7 +190,6 @@ def aggregate_runs(
     print(f"aggregated {len(runs)} runs", flush=True)
 
 
-#: What the report judges when a study does not say (``report: {primary, metrics}``).
 def figure_settings(config: Mapping[str, Any]) -> str:
     """The parts of a resolved study config the figures depend on, as canonical JSON (a param).
 

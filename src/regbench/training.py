@@ -31,7 +31,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,6 @@ __all__ = [
     "serialize_result",
     "train",
     "train_cell",
-    "write_result",
 ]
 
 #: The training code this process runs: the digest of its source when it was imported.
@@ -695,13 +693,3 @@ def serialize_result(result: RunResult) -> dict[str, bytes]:
         "history": history.encode("utf-8"),
         "weights": weights.getvalue(),
     }
-
-
-def write_result(
-    result: RunResult, metrics_path: Path, history_path: Path, weights_path: Path
-) -> None:
-    """Write metrics (JSON), history (CSV) and kernels (npz); metrics last."""
-    files = serialize_result(result)
-    Path(weights_path).write_bytes(files["weights"])
-    Path(history_path).write_bytes(files["history"])
-    Path(metrics_path).write_bytes(files["metrics"])
