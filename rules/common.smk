@@ -97,7 +97,9 @@ def get_cell_spec(wildcards):
 
 def get_cell_data(wildcards):
     """The prepared data a cell trains on: one file, or one per seed."""
-    return STUDY.cell_data(CellKey(wildcards.dataset, wildcards.model, wildcards.regularizer))
+    return STUDY.cell_data(
+        CellKey(wildcards.dataset, wildcards.model, wildcards.regularizer)
+    )
 
 
 def get_cell_outputs(name):
@@ -137,7 +139,11 @@ def get_run_files(name):
 
 def get_dataset_cards(wildcards=None):
     """Every data card: one per dataset, or one per seed where the seeds' splits differ."""
-    return [card for name in STUDY.datasets for card in STUDY.prepared_files(name, "card.json")]
+    return [
+        card
+        for name in STUDY.datasets
+        for card in STUDY.prepared_files(name, "card.json")
+    ]
 
 
 def get_skipped_json(wildcards=None):
