@@ -170,6 +170,9 @@ def test_no_process_outlives_a_signalled_snakemake(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # As from a terminal: under nohup (SIGHUP ignored, and inherited) a closed
+        # terminal would not reach Snakemake at all.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     logs = workdir / "logs/train_cell"
     wait_for(lambda: any("in warm worker" in log.read_text("utf-8") for log in logs.rglob("*.log")))
