@@ -177,7 +177,7 @@ def run_notebook(folder: Path, config: dict[str, Any], seeds: int | None) -> dic
     runs = [
         {
             "spec": study.run_spec(key),
-            "data": str(folder / "results/data" / key.dataset / "data.npz"),
+            "data": str(folder / study.run_data(key)),
         }
         for key in study.runs
         if key.seed in chosen

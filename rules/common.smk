@@ -7,7 +7,14 @@ import re
 import sys
 from pathlib import Path
 
-from regbench.config import CellKey, ConfigError, RunKey, canonical_json, load_study
+from regbench.config import (
+    CellKey,
+    ConfigError,
+    RunKey,
+    canonical_json,
+    load_study,
+    prepared_folder,
+)
 from regbench.fingerprint import (
     PREPARATION_MODULES,
     TRAINING_MODULES,
@@ -51,6 +58,11 @@ def get_dataset_spec(wildcards):
     return canonical_json(STUDY.dataset_spec(wildcards.dataset))
 
 
+def get_split_spec(wildcards):
+    """One seed's split of a dataset that draws one per seed: its spec and the seed."""
+    return canonical_json(STUDY.split_spec(wildcards.dataset, int(wildcards.seed)))
+
+
 def get_dataset_download(wildcards):
     """The verified file a URL dataset is read from; other sources need no input."""
     spec = STUDY.dataset_spec(wildcards.dataset)
@@ -81,6 +93,13 @@ def get_cell_spec(wildcards):
     """Everything the cell's runs share (their specs but the seed), canonically."""
     cell = CellKey(wildcards.dataset, wildcards.model, wildcards.regularizer)
     return canonical_json(STUDY.cell_spec(cell))
+
+
+def get_cell_data(wildcards):
+    """The prepared data a cell trains on: one file, or one per seed."""
+    return STUDY.cell_data(
+        CellKey(wildcards.dataset, wildcards.model, wildcards.regularizer)
+    )
 
 
 def get_cell_outputs(name):
@@ -119,7 +138,12 @@ def get_run_files(name):
 
 
 def get_dataset_cards(wildcards=None):
-    return [f"results/data/{name}/card.json" for name in STUDY.datasets]
+    """Every data card: one per dataset, or one per seed where the seeds' splits differ."""
+    return [
+        card
+        for name in STUDY.datasets
+        for card in STUDY.prepared_files(name, "card.json")
+    ]
 
 
 def get_skipped_json(wildcards=None):

@@ -21,11 +21,12 @@ rule download_dataset:
 
 
 rule prepare_dataset:
+    # A dataset with one split for every seed (split.vary: fixed, the default).
     input:
         download=get_dataset_download,
     output:
-        data="results/data/{dataset}/data.npz",
-        card="results/data/{dataset}/card.json",
+        data=f"{prepared_folder('{dataset}')}/data.npz",
+        card=f"{prepared_folder('{dataset}')}/card.json",
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
@@ -38,6 +39,30 @@ rule prepare_dataset:
     params:
         spec=get_dataset_spec,
         # Editing the preparation code prepares again (see README, "Reruns").
+        code=PREPARATION_CODE,
+    script:
+        "../scripts/prepare_dataset.py"
+
+
+rule prepare_split:
+    # One seed's split of a dataset whose seeds draw their own (split.vary: seed):
+    # every cell of the dataset trains that seed on it, so it is prepared once.
+    input:
+        download=get_dataset_download,
+    output:
+        data=f"{prepared_folder('{dataset}', '{seed}')}/data.npz",
+        card=f"{prepared_folder('{dataset}', '{seed}')}/card.json",
+    log:
+        "logs/prepare_split/{dataset}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/prepare_split/{dataset}/seed{seed}.tsv"
+    conda:
+        "../envs/regbench.yaml"
+    resources:
+        mem_mb=get_prepare_mem_mb,
+        runtime=30,
+    params:
+        spec=get_split_spec,
         code=PREPARATION_CODE,
     script:
         "../scripts/prepare_dataset.py"

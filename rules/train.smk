@@ -2,7 +2,8 @@ rule train_cell:
     # One job per dataset x model x regularizer: its seeds train together, and
     # each seed's files land in its own run folder.
     input:
-        data="results/data/{dataset}/data.npz",
+        # One file every seed shares, or one per seed when its seeds draw their own splits.
+        data=get_cell_data,
     output:
         metrics=get_cell_outputs("metrics.json"),
         history=get_cell_outputs("history.csv"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.config import RunKey, Study, load_config_file, load_study
+from regbench.config import RunKey, Study, load_config_file, load_study, varies_split
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
@@ -27,6 +27,15 @@ EXPECTED = {
     "e_cifar10_cnn": {"train_cell": 4, "downloads": 1, "parameters": 122570},
     # Spatial dropout is skipped for the MLP on both datasets.
     "f_modern_regularizers": {"train_cell": 54, "downloads": 1, "skipped": 2, "parameters": 282250},
+    # The companions of C and D run their dataset both ways: one split, and one per seed.
+    "c_iris_activity_splits": {"train_cell": 6, "downloads": 0, "parameters": 152515},
+    "d_breast_cancer_dropout_splits": {"train_cell": 8, "downloads": 0, "parameters": 40431},
+}
+
+# Each companion, the study it repeats, and its dataset that draws a split per seed.
+COMPANIONS = {
+    "c_iris_activity_splits": ("c_iris_activity", "iris_split"),
+    "d_breast_cancer_dropout_splits": ("d_breast_cancer_dropout", "breast_cancer_split"),
 }
 
 
@@ -47,7 +56,8 @@ def job_counts(output: str) -> Counter[str]:
 
 
 def test_there_is_one_config_per_reference_study() -> None:
-    """studies/ holds exactly the five reference studies A-E and study F."""
+    """studies/ holds exactly the five reference studies A-E, study F and the companions of
+    C and D."""
     assert sorted(path.stem for path in STUDIES.glob("*.yaml")) == sorted(EXPECTED)
 
 
@@ -67,7 +77,8 @@ def test_study_validates_with_several_seeds(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
     """A dry run in a fresh folder plans one train_cell per variant (all seeds), one
-    preparation per dataset, and a download only for the studies that fetch data."""
+    preparation per dataset with one split (and one per seed for a dataset that draws a
+    split per seed), and a download only for the studies that fetch data."""
     result = subprocess.run(
         [
             sys.executable,
@@ -90,8 +101,29 @@ def test_dry_run_schedules_the_expected_jobs(name: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train_cell"] == EXPECTED[name]["train_cell"]
-    assert counts["prepare_dataset"] == len(study(name).datasets)
+    loaded = study(name)
+    varied = [dataset for dataset, body in loaded.datasets.items() if varies_split(body)]
+    assert counts["prepare_dataset"] == len(loaded.datasets) - len(varied)
+    assert counts["prepare_split"] == len(varied) * len(loaded.seeds)
     assert counts["download_dataset"] == EXPECTED[name]["downloads"]
+
+
+@pytest.mark.parametrize("name", sorted(COMPANIONS))
+def test_companion_repeats_its_study_and_varies_only_the_split(name: str) -> None:
+    """A companion's one-split runs have exactly its study's specs (so none reruns where the
+    study ran), and its other dataset differs from that one only in drawing a split per seed."""
+    original, varied = COMPANIONS[name]
+    companion, reference = study(name), study(original)
+    (fixed,) = reference.datasets
+
+    shared = [key for key in companion.runs if key.dataset == fixed]
+    assert shared == list(reference.runs)
+    assert all(companion.run_spec(key) == reference.run_spec(key) for key in shared)
+    assert companion.split_twins() == {varied: fixed}
+    assert companion.datasets[varied]["split"] == {
+        **reference.datasets[fixed]["split"],
+        "vary": "seed",
+    }
 
 
 def test_downloaded_studies_pin_the_reference_urls_and_checksums() -> None:

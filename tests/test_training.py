@@ -298,6 +298,63 @@ def test_each_seed_of_a_cell_is_bit_identical_to_training_it_alone(
             assert np.array_equal(ours.kernels[layer], kernel), (seed, layer)
 
 
+def own_split(data: PreparedData, seed: int, keep_test: bool = False) -> PreparedData:
+    """``data`` split anew by ``seed``: parts of the same sizes holding other rows (with
+    ``keep_test``, the test part stays, as an official test set does)."""
+    parts = ("train", "val") if keep_test else ("train", "val", "test")
+    sizes = [len(getattr(data, f"y_{part}")) for part in parts]
+    x = np.concatenate([getattr(data, f"x_{part}") for part in parts])
+    y = np.concatenate([getattr(data, f"y_{part}") for part in parts])
+    rows = np.split(np.random.default_rng(seed).permutation(len(y)), np.cumsum(sizes)[:-1])
+    arrays = {"x_test": data.x_test, "y_test": data.y_test}
+    for part, chosen in zip(parts, rows, strict=True):
+        arrays.update({f"x_{part}": x[chosen], f"y_{part}": y[chosen]})
+    return PreparedData(**arrays)
+
+
+@pytest.mark.parametrize(
+    ("model", "keep_test"),
+    [(None, False), (None, True), (CNN_MODEL, False)],
+    ids=["mlp", "mlp-official-test-set", "cnn"],
+)
+def test_a_seed_of_a_cell_of_own_splits_is_bit_identical_to_training_it_alone(
+    model: dict[str, Any] | None, keep_test: bool
+) -> None:
+    """With one split per seed (split.vary: seed), metrics, history and kernels of every seed
+    of a cell equal, bit for bit, those of that seed trained alone on its own split."""
+    base = make_data(n_classes=3) if model is None else image_data()
+    regularizer = ALL_PIECES if model is None else {**ALL_PIECES, "batch_norm": {"layers": [0]}}
+    spec = make_spec(regularizer, epochs=6, learning_rate=0.05)
+    if model is not None:
+        spec["model"] = model
+    seeds = [4, 0, 9]
+    splits = [own_split(base, seed, keep_test) for seed in seeds]
+    together = train_cell(cell_of(spec), seeds, splits, log=lambda line: None)
+    for seed, split in zip(seeds, splits, strict=True):
+        alone = train({**spec, "seed": seed}, split, log=lambda line: None)
+        ours = together[seed]
+        assert without_timings(ours.metrics) == without_timings(alone.metrics), seed
+        assert ours.history.equals(alone.history), seed
+        for layer, kernel in alone.kernels.items():
+            assert np.array_equal(ours.kernels[layer], kernel), (seed, layer)
+    # Each seed trained on its own split: on the shared one it would have scored otherwise.
+    shared = train_cell(cell_of(spec), seeds, base, log=lambda line: None)
+    assert all(not shared[s].history.equals(together[s].history) for s in seeds)
+
+
+def test_seeds_splits_of_other_sizes_are_refused() -> None:
+    """A cell refuses per-seed data whose splits differ in size, naming the part."""
+    spec = make_spec({"name": "none"})
+    data = make_data()
+    shorter = PreparedData(
+        data.x_train[:-1], data.y_train[:-1], data.x_val, data.y_val, data.x_test, data.y_test
+    )
+    with pytest.raises(ValueError, match="train splits differ in shape"):
+        train_cell(cell_of(spec), [0, 1], [data, shorter], log=lambda line: None)
+    with pytest.raises(ValueError, match="one data set per seed, not 1"):
+        train_cell(cell_of(spec), [0, 1], [data], log=lambda line: None)
+
+
 def test_a_diverging_seed_leaves_the_other_seeds_untouched() -> None:
     """A seed whose loss becomes NaN stops as diverged while the cell's other seed trains on,
     exactly as it does alone."""

@@ -83,7 +83,9 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[worker.Pool]:
     started.stop()
 
 
-def request(cell: str, data: Path, log: Path | None = None, **changes: Any) -> worker.CellRequest:
+def request(
+    cell: str, data: Path | list[Path], log: Path | None = None, **changes: Any
+) -> worker.CellRequest:
     """A request for seeds 4 and 6 of ``cell``, with the code this process imported."""
     fields = {"threads": 1, "code": CODE_DIGEST, **changes}
     return worker.CellRequest.create(
@@ -115,6 +117,34 @@ def test_a_warm_worker_gives_the_results_of_a_fresh_process(
         assert "in warm worker" in text and "seed 6, epoch 1" in text
         assert "peak RSS of the training process" in text
         assert comparable(warm) == comparable(worker.train_in_process(request(cell, data_npz)))
+
+
+def test_a_warm_worker_trains_each_seed_on_its_own_data(
+    pool: worker.Pool, data_npz: Path, tmp_path: Path
+) -> None:
+    """With one data file per seed, a warm worker trains each seed on its own file: the
+    cell equals the in-process one, and each seed equals that seed alone on its file."""
+    other = tmp_path / "other.npz"
+    with np.load(data_npz) as arrays:
+        rows = np.random.default_rng(1).permutation(120)
+        swapped = {name: arrays[name] for name in arrays.files}
+        swapped.update(x_train=arrays["x_train"][rows], y_train=arrays["y_train"][rows])
+    np.savez_compressed(other, **swapped)
+    warm = worker.submit(request(CELL_B, [data_npz, other]))
+    assert warm is not None
+    assert comparable(warm) == comparable(
+        worker.train_in_process(request(CELL_B, [data_npz, other]))
+    )
+    for seed, path in ((4, data_npz), (6, other)):
+        alone = worker.CellRequest.create(CELL_B, [seed], path, 1, CODE_DIGEST)
+        (ours, history), (theirs, its_history) = (
+            comparable(reply)[seed] for reply in (warm, worker.train_in_process(alone))
+        )
+        # A cell records the seeds it trained together; nothing else may differ.
+        assert ours.pop("cell_seeds") == [4, 6] and theirs.pop("cell_seeds") == [seed]
+        assert (ours, history) == (theirs, its_history)
+    with pytest.raises(ValueError, match="one data file for all of them or one per seed, not 3"):
+        request(CELL_B, [data_npz, other, other])
 
 
 def test_a_job_hands_its_cell_to_the_pool(

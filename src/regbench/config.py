@@ -56,8 +56,11 @@ __all__ = [
     "canonical_json",
     "load_config_file",
     "load_study",
+    "prepared_folder",
     "resolve_references",
+    "split_twins",
     "variant_name",
+    "varies_split",
 ]
 
 # Keys that only mean something for a downloaded dataset, and the format each belongs to.
@@ -161,6 +164,50 @@ class RunKey:
         return self.cell.benchmark
 
 
+def varies_split(dataset: Mapping[str, Any]) -> bool:
+    """Whether each seed draws its own split of a dataset (``split.vary: seed``).
+
+    ``dataset`` is a dataset's config entry or spec. A fixed split is the default
+    and is left out of the resolved config, so that specs written before the
+    key existed are unchanged.
+    """
+    return bool(dataset.get("split", {}).get("vary") == "seed")
+
+
+def split_twins(config: Mapping[str, Any]) -> dict[str, str]:
+    """Datasets run both ways: each dataset whose seeds draw their own splits, with a
+    fixed-split dataset of the same data and settings, if the resolved ``config`` has one.
+
+    Two datasets are the same data both ways when their entries are equal but for
+    their description and ``split.vary``.
+    """
+
+    def data_of(body: Mapping[str, Any]) -> dict[str, Any]:
+        entry = {k: v for k, v in body.items() if k != "description"}
+        entry["split"] = {k: v for k, v in body["split"].items() if k != "vary"}
+        return entry
+
+    datasets = config["datasets"]
+    fixed = [name for name, body in datasets.items() if not varies_split(body)]
+    twins = {}
+    for name, body in datasets.items():
+        if varies_split(body):
+            match = next((f for f in fixed if data_of(datasets[f]) == data_of(body)), None)
+            if match is not None:
+                twins[name] = match
+    return twins
+
+
+def prepared_folder(dataset: str, split_seed: int | str | None = None) -> str:
+    """Where a dataset's prepared ``data.npz`` and ``card.json`` are, relative to the study.
+
+    One folder for a fixed split; one below it per seed (``seed<seed>``) when
+    each seed draws its own split.
+    """
+    folder = f"results/data/{dataset}"
+    return folder if split_seed is None else f"{folder}/seed{split_seed}"
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A dataset x model x regularizer combination left out, and why."""
@@ -194,6 +241,37 @@ class Study:
         body = self.config["datasets"][dataset]
         # A description is prose for the report: rewording it must rerun nothing.
         return {"name": dataset, **{k: v for k, v in body.items() if k != "description"}}
+
+    def split_seeds(self, dataset: str) -> list[int | None]:
+        """The splits a dataset is prepared in: ``[None]`` (one, fixed), or one per seed."""
+        return list(self.seeds) if varies_split(self.datasets[dataset]) else [None]
+
+    def split_spec(self, dataset: str, seed: int) -> dict[str, Any]:
+        """What preparing one seed's split of a dataset sees: its spec and the seed."""
+        spec = self.dataset_spec(dataset)
+        if not varies_split(spec) or seed not in self.seeds:
+            raise ValueError(
+                f"dataset {dataset} has no split of its own for seed {seed}: only a dataset "
+                "with split.vary: seed is prepared per seed, for the study's seeds"
+            )
+        return {**spec, "split": {**spec["split"], "seed": seed}}
+
+    def prepared_files(self, dataset: str, name: str) -> list[str]:
+        """One prepared file (``data.npz`` or ``card.json``) per split of a dataset."""
+        return [f"{prepared_folder(dataset, s)}/{name}" for s in self.split_seeds(dataset)]
+
+    def run_data(self, key: RunKey) -> str:
+        """The prepared data one run trains on: its dataset's, or its seed's split of it."""
+        split_seed = key.seed if varies_split(self.datasets[key.dataset]) else None
+        return f"{prepared_folder(key.dataset, split_seed)}/data.npz"
+
+    def cell_data(self, cell: CellKey) -> list[str]:
+        """The data a cell trains on: one file all its seeds share, or one per seed, in order."""
+        return list(dict.fromkeys(self.run_data(cell.run(seed)) for seed in self.seeds))
+
+    def split_twins(self) -> dict[str, str]:
+        """Datasets run both ways (see :func:`split_twins`)."""
+        return split_twins(self.config)
 
     @property
     def cells(self) -> tuple[CellKey, ...]:
@@ -251,7 +329,7 @@ class Study:
 
         None of it reaches a run's spec, so changing it reruns the tables onwards only.
         """
-        return {
+        settings = {
             "baseline": self.baseline,
             "report": self.config["report"],
             "references": self.references,
@@ -259,6 +337,11 @@ class Study:
             "families": self.families,
             "tuning": self.config["tuning"],
         }
+        twins = self.split_twins()
+        if twins:
+            # Said only where there are any, so that other studies' tables keep their params.
+            settings["split_twins"] = twins
+        return settings
 
 
 def canonical_json(value: Any) -> str:
@@ -971,6 +1054,8 @@ def _apply_schema(value: Any, schema: dict[str, Any], root: dict[str, Any], *, f
 def _fill_validation_fraction(config: dict[str, Any]) -> None:
     """Give each dataset without its own validation fraction the training one.
 
+    Settings written two ways are normalized too: ``split.vary: fixed`` is
+    left out (it is the default) and a sha256 is lower-cased.
     With ``validation_mode: test`` no fraction is held out, so none is recorded:
     the spec (and the data card) must not claim a hold-out that does not exist.
     """
@@ -984,6 +1069,9 @@ def _fill_validation_fraction(config: dict[str, Any]) -> None:
                 )
         else:
             body["split"].setdefault("validation", fraction)
+        if body["split"].get("vary") == "fixed":
+            # The default, left out so that writing it reruns nothing (see varies_split).
+            del body["split"]["vary"]
         if isinstance(body.get("sha256"), str):
             # The cache is keyed by the lower-case digest; upper case is the same file.
             body["sha256"] = body["sha256"].lower()

@@ -11,15 +11,17 @@ decide a prepared dataset, so their source is the digest rule
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from regbench.config import varies_split
 from regbench.download import DownloadError, download_path, safe_extract
 from regbench.formats import DataError, read_cifar, read_csv, read_npz
 from regbench.inputs import cached_file_name, extraction_folder
@@ -28,15 +30,20 @@ __all__ = [
     "DataError",
     "PreparedData",
     "RawData",
+    "combine_cards",
     "data_card",
     "load_prepared",
     "load_raw",
     "prepare",
     "prepare_files",
+    "split_random_state",
     "write_prepared",
 ]
 
 SPLITS = ("train", "val", "test")
+
+#: What a card of one seed's split records besides a fixed split's card.
+_SEED_FIELDS = ("split_seed", "split_random_state", "test_rows", "test_classes")
 
 
 # scikit-learn is imported where it is used: the Snakefile imports this module to
@@ -197,10 +204,29 @@ def prepare(spec: Mapping[str, Any], raw: RawData) -> PreparedData:
     )
 
 
+def split_random_state(split: Mapping[str, Any]) -> int:
+    """The random state a dataset's split is drawn with.
+
+    ``split.random_state`` for a fixed split. With ``vary: seed``, the split of
+    seed ``s`` (``split.seed``, set for each seed's preparation) is drawn with
+    the first 32-bit word numpy's ``SeedSequence([random_state, s])``
+    generates: reproducible, one per seed, and unrelated to the fixed split's
+    (so a study that runs a dataset both ways compares independent splits).
+    """
+    if not varies_split({"split": split}):
+        return int(split["random_state"])
+    words = np.random.SeedSequence([int(split["random_state"]), int(split["seed"])])
+    return int(words.generate_state(1, np.uint32)[0])
+
+
 def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
-    """Decide the split (test, optional subsamples, validation); indices only, no copies."""
+    """Decide the split (test, optional subsamples, validation); indices only, no copies.
+
+    Everything is drawn with :func:`split_random_state`, except the subsample of
+    an official test set: that test set is kept as it is for every seed.
+    """
     split = spec["split"]
-    seed = split["random_state"]
+    seed = split_random_state(split)
     subsample = spec.get("subsample", {})
     name = spec["name"]
     if raw.y_test is None:
@@ -218,8 +244,9 @@ def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
         train, test = np.arange(len(raw.y)), np.arange(len(raw.y_test))
         test_labels = raw.y_test
     train_pool, test_pool = len(train), len(test)
+    test_seed = seed if raw.y_test is None else split["random_state"]
     train = _subsample(name, "train", train, raw.y, subsample.get("train"), seed)
-    test = _subsample(name, "test", test, test_labels, subsample.get("test"), seed)
+    test = _subsample(name, "test", test, test_labels, subsample.get("test"), test_seed)
 
     val: np.ndarray | None
     if split["validation_mode"] == "test":
@@ -325,6 +352,9 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
             f"Test split: {raw.test_source}; split.test is not used, and training and "
             f"validation come from the {len(raw.y)} training images."
         )
+    varied = varies_split(spec)
+    if varied:
+        notes.append(_varied_note(split, raw))
     subsampled = {}
     for which, pool, kept in (
         ("train", plan.train_pool, len(plan.train) + (0 if plan.val is None else len(plan.val))),
@@ -332,26 +362,18 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
     ):
         if kept < pool:
             subsampled[which] = {"kept": kept, "of": pool}
+            # Each seed's card carries the same notes: they are shown once per dataset.
+            per_seed = varied and (which == "train" or raw.y_test is None)
+            state = "of each seed's split" if per_seed else split["random_state"]
             notes.append(
                 f"Subsampled: {kept} of {pool} {which} rows kept (stratified by class, "
-                f"random_state {split['random_state']})"
+                f"random_state {state})"
                 + (", before the validation hold-out." if which == "train" else ".")
             )
     if split["validation_mode"] == "test":
-        validation = "the test split (validation = test)"
         notes.append(
             "Validation = test: no hold-out was kept, so validation scores are test scores "
             "and are not an independent estimate (early stopping would select on the test set)."
-        )
-    elif split["validation_mode"] == "last":
-        validation = (
-            f"the last {split['validation']:.1%} of the training split, unshuffled "
-            "(Keras validation_split)"
-        )
-    else:
-        validation = (
-            f"a random {'stratified ' if split['stratify'] else ''}"
-            f"{split['validation']:.1%} of the training split"
         )
     card: dict[str, Any] = {
         "name": spec["name"],
@@ -373,11 +395,13 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
             "test": len(data.y_test),
         },
         "split": dict(split),
-        "validation": validation,
+        "validation": _validation_text(split),
         "subsampled": subsampled,
         "scaling": spec["scaling"],
         "notes": notes,
     }
+    if varied:
+        card.update(_seed_fields(split, raw, plan, data))
     if spec["source"] == "url":
         card["download"] = {
             "url": spec["url"],
@@ -385,6 +409,84 @@ def data_card(spec: Mapping[str, Any], raw: RawData, data: PreparedData) -> dict
             "file": cached_file_name(spec["url"]),
         }
     return card
+
+
+def _validation_text(split: Mapping[str, Any]) -> str:
+    """Where the validation split comes from, in words."""
+    if split["validation_mode"] == "test":
+        return "the test split (validation = test)"
+    if split["validation_mode"] == "last":
+        return (
+            f"the last {split['validation']:.1%} of the training split, unshuffled "
+            "(Keras validation_split)"
+        )
+    return (
+        f"a random {'stratified ' if split['stratify'] else ''}"
+        f"{split['validation']:.1%} of the training split"
+    )
+
+
+def _seed_fields(
+    split: Mapping[str, Any], raw: RawData, plan: _Plan, data: PreparedData
+) -> dict[str, Any]:
+    """What the card of one seed's split adds: which seed, its random state, its test set."""
+    counts = np.bincount(data.y_test, minlength=len(raw.class_names))
+    return {
+        "split_seed": int(split["seed"]),
+        "split_random_state": split_random_state(split),
+        # Which rows are the test set, in a few characters: equal digests, equal test sets.
+        "test_rows": hashlib.sha256(np.sort(plan.test).astype("<i8").tobytes()).hexdigest()[:12],
+        "test_classes": {name: int(c) for name, c in zip(raw.class_names, counts, strict=True)},
+    }
+
+
+def _varied_note(split: Mapping[str, Any], raw: RawData) -> str:
+    """How each seed's split is drawn, the same words on every seed's card."""
+    varied = "training and validation" if raw.y_test is not None else "the whole split"
+    kept = "; the official test set is the same for every seed" if raw.y_test is not None else ""
+    return (
+        f"Split per seed (split.vary: seed): seed s draws {varied} with random_state "
+        f"SeedSequence([{split['random_state']}, s]).generate_state(1)[0] (numpy){kept}."
+    )
+
+
+def combine_cards(cards: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One card per dataset, by name: a fixed split's card, or its seeds' cards in one.
+
+    A dataset whose seeds draw their own splits has one card per seed. Their
+    common part becomes the dataset's card, ``split_sizes`` the smallest size
+    of each part over the seeds (they are equal: a split's sizes depend only on
+    the number of rows and the fractions), and ``seeds`` lists each seed's
+    random state, split sizes, test rows (a digest) and test classes.
+    """
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for card in cards:
+        grouped.setdefault(str(card["name"]), []).append(card)
+    combined = {}
+    for name, group in grouped.items():
+        if "split_seed" not in group[0]:
+            combined[name] = dict(group[0])
+            continue
+        group = sorted(group, key=lambda card: int(card["split_seed"]))
+        first = group[0]
+        card = {k: v for k, v in first.items() if k not in _SEED_FIELDS}
+        card["split"] = {k: v for k, v in first["split"].items() if k != "seed"}
+        card["split_sizes"] = {
+            part: min(int(one["split_sizes"][part]) for one in group)
+            for part in first["split_sizes"]
+        }
+        card["seeds"] = [
+            {
+                "seed": one["split_seed"],
+                "random_state": one["split_random_state"],
+                "split_sizes": one["split_sizes"],
+                "test_rows": one["test_rows"],
+                "test_classes": one["test_classes"],
+            }
+            for one in group
+        ]
+        combined[name] = card
+    return combined
 
 
 def _label_note(n_classes: int) -> str:

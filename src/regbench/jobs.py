@@ -51,13 +51,14 @@ def prepare_dataset(spec_json: str, npz: str, card: str) -> None:
 
     spec = json.loads(spec_json)
     sizes = prepare_files(spec, Path(npz), Path(card))["split_sizes"]
-    print(f"prepared {spec['name']}: {sizes}", flush=True)
+    which = f", the split of seed {spec['split']['seed']}" if "seed" in spec["split"] else ""
+    print(f"prepared {spec['name']}{which}: {sizes}", flush=True)
 
 
 def train_cell(
     cell_json: str,
     seeds_json: str,
-    data_npz: str,
+    data_npz: str | Sequence[str],
     metrics: Sequence[str],
     histories: Sequence[str],
     weights: Sequence[str],
@@ -70,9 +71,10 @@ def train_cell(
 
     The cell goes to a warm worker when this study's pool runs
     (:mod:`regbench.worker`) and is trained in this process otherwise; both
-    give the same files. ``metrics``, ``histories`` and ``weights`` list the
-    seeds' files in the order of ``seeds_json``; ``log`` is the job's log,
-    which a worker writes the cell's output to.
+    give the same files. ``data_npz`` is the prepared data every seed shares,
+    or one file per seed (split.vary: seed); it, ``metrics``, ``histories``
+    and ``weights`` list the seeds' files in the order of ``seeds_json``;
+    ``log`` is the job's log, which a worker writes the cell's output to.
     """
     from regbench import worker
     from regbench.devices import gpu_slots
@@ -136,12 +138,14 @@ def aggregate_runs(
     left no metrics is kept as a row with status ``missing``.
     ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
     the baseline, what the report judges, the references, the number of
-    epochs, the sweep families and the tuning criterion. ``card_paths`` are
-    the datasets' cards, which give the test-set sizes. ``outputs`` maps each
-    of :data:`AGGREGATE_OUTPUTS` to its path.
+    epochs, the sweep families, the tuning criterion and the datasets run both
+    ways, if any. ``card_paths`` are the data cards (one per dataset, or one per
+    seed's split), which give the test-set sizes. ``outputs`` maps each of
+    :data:`AGGREGATE_OUTPUTS` to its path.
     """
     from regbench import aggregate
     from regbench.config import RunKey
+    from regbench.datasets import combine_cards
 
     missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
     if missing:
@@ -165,15 +169,17 @@ def aggregate_runs(
     referenced = [reference["metric"] for reference in settings["references"]]
     summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
     summary.to_csv(outputs["summary"], index=False)
-    cards = [json.loads(Path(path).read_text(encoding="utf-8")) for path in card_paths]
-    test_sizes = aggregate.test_set_sizes(cards)
+    cards = combine_cards(json.loads(Path(path).read_text("utf-8")) for path in card_paths)
+    test_sizes = aggregate.test_set_sizes(cards.values())
     comparisons = aggregate.compare(runs, settings["baseline"], compared, test_sizes)
     comparisons.to_csv(outputs["comparisons"], index=False)
     for name, table in aggregate.sweep_tables(
         runs, summary, settings, compared, test_sizes
     ).items():
         table.to_csv(outputs[name], index=False)
-    rankings, ranking_tests = aggregate.rank(runs, compared)
+    # A dataset run both ways is one dataset to a ranking: its fixed-split twin stands for it.
+    twins = settings.get("split_twins", {})
+    rankings, ranking_tests = aggregate.rank(runs[~runs["dataset"].isin(twins)], compared)
     rankings.to_csv(outputs["rankings"], index=False)
     ranking_tests.to_csv(outputs["ranking_tests"], index=False)
     histories = aggregate.collect_histories(files)
@@ -262,6 +268,7 @@ def render_report(
 
     ``tables`` maps each of :data:`regbench.report.REPORT_TABLES` to its path.
     """
+    from regbench.datasets import combine_cards
     from regbench.report import (
         ReportTables,
         build_context,
@@ -275,7 +282,7 @@ def render_report(
     context = build_context(
         config=json.loads(study_json),
         tables=ReportTables.read(tables),
-        cards={Path(c).parent.name: json.loads(Path(c).read_text("utf-8")) for c in cards},
+        cards=combine_cards(json.loads(Path(c).read_text("utf-8")) for c in cards),
         figures=manifest,
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),

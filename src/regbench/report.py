@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from regbench import appendix, metrics, stats, sweeps
-from regbench.config import canonical_json
+from regbench.config import canonical_json, split_twins, varies_split
 from regbench.findings import (
     MATRIX_SYMBOLS,
     Cell,
@@ -40,7 +40,9 @@ from regbench.findings import (
     verdict_matrix,
 )
 from regbench.measures import HIGHER_IS_BETTER
+from regbench.variance import split_variance
 from regbench.wording import (
+    MINUS,
     PIECE_METHODS,
     VERDICT_STYLES,
     breakable,
@@ -58,6 +60,7 @@ __all__ = [
     "HTML_ONLY_FIGURE_KINDS",
     "PDF_FIGURE_KINDS",
     "REPORT_TABLES",
+    "SEED_SOURCES",
     "TABLE_METRICS",
     "ReportTables",
     "build_context",
@@ -93,6 +96,9 @@ HTML_ONLY_FIGURE_KINDS = {
     "generalization_gap": "plots of the generalization gap",
     "weights": "histograms of the final weights",
 }
+
+#: What a seed varies in every run; where a dataset's seeds draw their own splits, the split too.
+SEED_SOURCES = ("initialization", "dropout masks", "batch order")
 
 #: The tables the report reads, by name: ``results/tables/<name>.csv`` (architectures: JSON).
 REPORT_TABLES = (
@@ -173,8 +179,9 @@ def build_context(
             for dataset in config["datasets"]
             if any(d == dataset for d, _ in cells)
         ],
+        "variance": _variance_view(config, tables, judged),
         "rankings": _rankings(tables, judged[0], pictures),
-        "method": _method(config, tables, judged),
+        "method": {**_method(config, tables, judged), **_split_method(config, cards)},
         "verdict_styles": VERDICT_STYLES,
         "html_only": _html_only(figures),
         "appendix": {
@@ -340,9 +347,10 @@ def _caveats(
     """What limits the conclusions of this study, computed from it, one short line each."""
     runs = tables.runs
     caveats = [
-        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed: the intervals "
-        "cover seed-to-seed variation only.",
-        _split_caveat(config),
+        # One line on page one: the intervals cover what the seeds vary and nothing else.
+        f"{plural(len(config['seeds']), 'seed')} per cell, paired by seed, each varying only "
+        f"{_seed_sources(config)}.",
+        _split_caveat(config, cards),
         _granularity_caveat(tables.comparisons, cards, primary),
         _adequacy_caveat(undertrained, config["baseline"], tables.adequacy),
     ]
@@ -383,17 +391,181 @@ def _adequacy_caveat(undertrained: Collection[Cell], baseline: str, adequacy: pd
     )
 
 
-def _split_caveat(config: Mapping[str, Any]) -> str:
-    states = sorted(
+def _varied(config: Mapping[str, Any]) -> list[str]:
+    """The datasets whose seeds draw their own splits."""
+    return [name for name, body in config["datasets"].items() if varies_split(body)]
+
+
+def _seed_sources(config: Mapping[str, Any]) -> str:
+    """What a seed varies in this study, in words: the split too where it does."""
+    varied = _varied(config)
+    sources = list(SEED_SOURCES)
+    if varied:
+        every = len(varied) == len(config["datasets"])
+        sources.append("the data split" + ("" if every else f" on {join_names(varied)}"))
+    return join_names(sources)
+
+
+def _kept_test_sets(config: Mapping[str, Any], cards: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Varied datasets whose seeds all test on the same rows (an official test set)."""
+    return [
+        name
+        for name in _varied(config)
+        if len({one["test_rows"] for one in cards.get(name, {}).get("seeds", [])}) == 1
+    ]
+
+
+def _split_caveat(config: Mapping[str, Any], cards: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which datasets keep one split for every seed, and which seeds' test sets never vary."""
+    varied = _varied(config)
+    fixed = [name for name in config["datasets"] if name not in varied]
+    sentences = []
+    if fixed:
+        states = sorted(
+            {
+                str(config["datasets"][name].get("split", {}).get("random_state", "–"))
+                for name in fixed
+            }
+        )
+        where = f"on {join_names(fixed)}" if varied else "per dataset"
+        moved = "their numbers" if varied else "every number"
+        sentences.append(
+            f"One train/validation/test split {where} (random state {join_names(states)}): "
+            f"another split could move {moved}."
+        )
+    kept = _kept_test_sets(config, cards)
+    if kept:
+        sentences.append(
+            f"Every seed tests on the same test set of {join_names(kept)} (its own test set); "
+            "only training and validation vary."
+        )
+    return " ".join(sentences)
+
+
+def _variance_view(
+    config: Mapping[str, Any], tables: ReportTables, judged: Sequence[str]
+) -> dict[str, Any] | None:
+    """How far the split alone moves the baseline, where the study runs a dataset both ways."""
+    twins = split_twins(config)
+    if not twins:
+        return None
+    baseline = str(config["baseline"])
+    levels = tables.comparisons["confidence"].dropna().unique()
+    confidence = float(levels[0]) if len(levels) else 0.95
+    table = split_variance(tables.runs, twins, baseline, list(judged), confidence)
+    records = table.to_dict("records")
+    rows = [
         {
-            str(body.get("split", {}).get("random_state", "–"))
-            for body in config["datasets"].values()
+            "cell": f"{r['dataset']} (one split: {r['fixed_dataset']}) · {r['model']}",
+            "metric": metric_style(r["metric"]).label,
+            "fixed": _spread_text(r, "fixed"),
+            "varied": _spread_text(r, "varied"),
+            "ratio": _ratio_text(r),
+            "split_sd": format_diff(r["split_sd"], r["metric"], signed=False),
         }
+        for r in records
+    ]
+    cells = len({row["cell"] for row in rows})
+    return {
+        "intro": (
+            f"This study runs {plural(cells, 'dataset · model cell')} both ways: with one split "
+            "for every seed, and with a split drawn per seed, all else equal."
+        ),
+        "rows": rows,
+        "sentences": [_variance_sentence(r, baseline) for r in records if r["metric"] == judged[0]],
+        "caption": (
+            f"{baseline}'s runs: mean ± standard deviation over the seeds (lowest to highest; "
+            f"n runs) with one split for every seed and with a split per seed; the ratio of the "
+            f"two standard deviations with its {confidence * 100:g}% confidence interval (F "
+            f"distribution); and the split's own standard deviation, √(sd² per seed {MINUS} sd² "
+            "one split), taking the sources of variation as independent."
+        ),
+    }
+
+
+def _spread_text(row: Mapping[str, Any], way: str) -> str:
+    metric = row["metric"]
+    if int(row[f"n_{way}"]) == 0:
+        return "–"
+    mean = format_value(row[f"mean_{way}"], metric)
+    sd = format_diff(row[f"sd_{way}"], metric, signed=False)
+    low, high = (format_value(row[f"{end}_{way}"], metric) for end in ("min", "max"))
+    return f"{mean} ± {sd} ({low} to {high}; n {int(row[f'n_{way}'])})"
+
+
+def _ratio_text(row: Mapping[str, Any]) -> str:
+    if is_missing(row["sd_ratio"]):
+        return "–"
+    low, high = (format_number(row[f"sd_ratio_{end}"], 2) for end in ("low", "high"))
+    return f"{format_number(row['sd_ratio'], 2)} [{low}, {high}]"
+
+
+def _variance_sentence(row: Mapping[str, Any], baseline: str) -> str:
+    """What the split alone does to one cell's baseline, in a sentence."""
+    metric = row["metric"]
+    label, unit = metric_style(metric).label, " points" if metric_style(metric).proportion else ""
+    sds = [format_diff(row[f"sd_{way}"], metric, signed=False) for way in ("varied", "fixed")]
+    where = f"{baseline}'s {label} on {row['dataset']} · {row['model']}"
+    if is_missing(row["sd_ratio"]):
+        return (
+            f"With a split per seed, {where} has a standard deviation of {sds[0]}{unit}, "
+            f"against {sds[1]}{unit} with one split."
+        )
+    ratio, low = float(row["sd_ratio"]), float(row["sd_ratio_low"])
+    verdict = (
+        "the split adds spread beyond what the seed varies"
+        if low > 1
+        else "these seeds cannot tell the two spreads apart"
+    )
+    split_sd = float(row["split_sd"])
+    # A per-seed spread no wider than one split's leaves the split nothing to account for.
+    alone = (
+        f"the split alone is worth a standard deviation of about "
+        f"{format_diff(split_sd, metric, signed=False)}{unit}"
+        if split_sd > 0
+        else "these runs show no spread the split adds"
     )
     return (
-        f"One train/validation/test split per dataset (random state {join_names(states)}): "
-        "another split could move every number."
+        f"With a split per seed, {where} spreads {format_number(ratio, 2)} times as much as with "
+        f"one split (standard deviation {sds[0]} against {sds[1]}{unit}; {_ratio_text(row)}): "
+        f"{verdict}, and {alone}."
     )
+
+
+def _split_method(
+    config: Mapping[str, Any], cards: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """The Method section's words on how the datasets are split and what a seed fixes."""
+    varied = _varied(config)
+    fixed = [name for name in config["datasets"] if name not in varied]
+    clauses = []
+    if fixed:
+        who = (
+            f"{join_names(fixed)} {'is' if len(fixed) == 1 else 'are'}"
+            if varied
+            else ("Every dataset is")
+        )
+        clauses.append(
+            f"{who} split once into training, validation and test parts with a fixed random state"
+        )
+    if varied:
+        clauses.append(
+            f"{'each' if fixed else 'Each'} seed draws its own split of "
+            f"{join_names(varied) if fixed else 'every dataset'} into training, validation and "
+            "test parts, with a random state derived from the dataset's and the seed (listed "
+            "with the dataset's data card), stratified where the dataset's split is"
+        )
+    kept = _kept_test_sets(config, cards)
+    if kept:
+        clauses.append(
+            f"{join_names(kept)} {'keeps its' if len(kept) == 1 else 'keep their'} own test "
+            "set for every seed, so only training and validation vary there"
+        )
+    return {
+        "split": "; ".join(clauses) + ". Every split is scaled with statistics of its training "
+        "part only.",
+        "seed_sources": _seed_sources(config),
+    }
 
 
 def _granularity_caveat(
@@ -495,7 +667,38 @@ def _dataset_section(
         "anchor": f"dataset-{dataset}",
         "description": config["datasets"][dataset].get("description", ""),
         "card": _card_text(card),
+        "splits": _seed_splits(card),
         "models": models,
+    }
+
+
+def _seed_splits(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Each seed's split of a dataset whose seeds draw their own: a column per property
+    that differs between seeds, and one line for those that do not."""
+    seeds = card.get("seeds")
+    if not seeds:
+        return None
+    rows = [_seed_split_cells(one) for one in seeds]
+    headings = list(rows[0])
+    keep = [h for i, h in enumerate(headings) if i < 2 or len({row[h] for row in rows}) > 1]
+    return {
+        "headings": keep,
+        "rows": [[row[h] for h in keep] for row in rows],
+        "same": "; ".join(f"{h.lower()} {rows[0][h]}" for h in headings if h not in keep),
+    }
+
+
+def _seed_split_cells(one: Mapping[str, Any]) -> dict[str, str]:
+    """One seed's row of the table of splits, by heading."""
+    sizes = one["split_sizes"]
+    return {
+        "Seed": str(one["seed"]),
+        "Random state": str(one["random_state"]),
+        "Train": f"{int(sizes['train']):,}",
+        "Validation": f"{int(sizes['validation']):,}",
+        "Test": f"{int(sizes['test']):,}",
+        "Test classes": ", ".join(f"{name} {n}" for name, n in one["test_classes"].items()),
+        "Test rows": str(one["test_rows"]),
     }
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "prediction_interval",
     "rank_regularizers",
     "run_still_improving",
+    "sample_sd",
     "training_adequacy",
     "wilcoxon_min_pairs",
 ]
@@ -210,7 +211,9 @@ def prediction_interval(values: np.ndarray, level: float = PREDICTION_LEVEL) -> 
     mean = float(np.mean(values))
     if np.ptp(values) == 0.0:
         return mean, mean
-    half = float(sps.t.isf((1.0 - level) / 2.0, n - 1)) * _sd(values) * math.sqrt(1.0 + 1.0 / n)
+    half = (
+        float(sps.t.isf((1.0 - level) / 2.0, n - 1)) * sample_sd(values) * math.sqrt(1.0 + 1.0 / n)
+    )
     return mean - half, mean + half
 
 
@@ -262,7 +265,7 @@ def _describe_values(
     return {
         "n": n,
         "mean": float(np.mean(values)) if n else float("nan"),
-        "std": _sd(values),
+        "std": sample_sd(values),
         "median": float(np.median(values)) if n else float("nan"),
         "confidence": confidence,
         # np.clip keeps NaN, so cells without an interval stay without one.
@@ -329,7 +332,7 @@ def describe_cells(
     return pd.DataFrame(rows, columns=[*columns, *intervals, *predictions])
 
 
-def _sd(values: np.ndarray) -> float:
+def sample_sd(values: np.ndarray) -> float:
     """Return the sample standard deviation: NaN below two values, exactly 0 for equal ones."""
     if len(values) < 2:
         return float("nan")
@@ -497,7 +500,7 @@ def _compare_pair(
         "mean_baseline": float(np.mean(baseline_values)) if n else nan,
         "mean_regularized": float(np.mean(regularized_values)) if n else nan,
         "mean_diff": float(np.mean(diffs)) if n else nan,
-        "sd_diff": _sd(diffs),
+        "sd_diff": sample_sd(diffs),
         "max_abs_diff": float(np.max(np.abs(diffs))) if n else nan,
         "test": "none",
         "statistic": nan,

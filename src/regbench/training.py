@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from regbench.datasets import SPLITS
 from regbench.fingerprint import TRAINING_MODULES, code_digest
 
 __all__ = [
@@ -187,10 +188,12 @@ def train_cell(
     """Train every seed of a cell together on prepared ``data``; each seed's result by seed.
 
     ``cell`` is a run spec without its seed (dataset, model, regularizer,
-    training). Each seed's result equals training that seed alone with the
-    same spec, whatever other seeds share the cell, and depends on nothing
-    that ran before in this process: Keras's global state is cleared and each
-    seed's model built after seeding every generator with the seed.
+    training). ``data`` is one prepared data set every seed trains on, or one
+    per seed, in the order of ``seeds`` (``split.vary: seed``). Each seed's
+    result equals training that seed alone on its data with the same spec,
+    whatever other seeds share the cell, and depends on nothing that ran
+    before in this process: Keras's global state is cleared and each seed's
+    model built after seeding every generator with the seed.
     ``batch_order`` replaces the seeded per-epoch shuffles (the faithfulness
     tests use it to replay ``fit``'s unshuffled order).
     """
@@ -205,20 +208,20 @@ def train_cell(
     training = cell["training"]
     # Garbage collection is left to the caller: a full one costs 0.2 s.
     keras.backend.clear_session(free_memory=False)
-    feature_shape = tuple(int(d) for d in data.x_train.shape[1:])
+    parts, n_classes = _cell_parts(data, len(seeds))
+    feature_shape = parts["train"].feature_shape
     models = []
     for seed in seeds:
         # As a notebook does before building its model: every generator seeded.
         keras.utils.set_random_seed(seed)
-        models.append(
-            build_model(cell["model"], cell["regularizer"], feature_shape, data.n_classes)
-        )
+        models.append(build_model(cell["model"], cell["regularizer"], feature_shape, n_classes))
     stack = SeedStack(models)
     regularizer = cell["regularizer"]
     # Weight decay acts on the stack's variables that hold the seeds' chosen kernels.
     decayed = stack.counterparts([v for one in models for v in decayed_kernels(one, regularizer)])
     optimizer = make_optimizer(training, regularizer, stack.trainable, decayed)
-    loop = _CellLoop(stack, optimizer, data, int(training["batch_size"]), regularizer)
+    batch_size = int(training["batch_size"])
+    loop = _CellLoop(stack, optimizer, parts, n_classes, batch_size, regularizer)
     runs = [
         _SeedRun(seed, stack.view(index), cell["regularizer"]) for index, seed in enumerate(seeds)
     ]
@@ -227,7 +230,7 @@ def train_cell(
     for epoch in range(1, int(training["epochs"]) + 1):
         if not any(run.active for run in runs):
             break
-        logs = loop.epoch(orders(epoch, len(data.y_train)))
+        logs = loop.epoch(orders(epoch, parts["train"].rows))
         for index, run in enumerate(runs):
             if run.active:
                 run.end_epoch(
@@ -236,11 +239,71 @@ def train_cell(
     for run in runs:
         run.finish()
     seconds = (time.perf_counter() - started) / len(seeds)
-    scores = loop.final_scores(data)
+    scores = loop.final_scores()
     return {
-        run.seed: _result(run, index, stack, scores, data.y_test, cell, seeds, device, seconds)
+        run.seed: _result(
+            run, index, stack, scores, parts["test"].labels(index), cell, seeds, device, seconds
+        )
         for index, run in enumerate(runs)
     }
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One part of a cell's data (train, val or test), as its compiled functions read it.
+
+    Every seed reads the same ``[rows, ...]`` arrays, or, where the seeds'
+    splits differ (``stacked``), its own along a leading axis: ``[seeds, rows, ...]``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    stacked: bool
+
+    @property
+    def rows(self) -> int:
+        return int(self.y.shape[-1])
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[2 if self.stacked else 1 :])
+
+    def labels(self, index: int) -> np.ndarray:
+        """Seed ``index``'s labels."""
+        return self.y[index] if self.stacked else self.y
+
+
+def _cell_parts(data: Any, size: int) -> tuple[dict[str, _Part], int]:
+    """The cell's parts and its number of classes, from one data set or one per seed.
+
+    A part whose arrays are the same for every seed (an official test set) is
+    kept once; the others are stacked, so they must have the same shape for
+    every seed, as splits of one dataset with the same fractions do.
+    """
+    if not isinstance(data, Sequence):
+        parts = {p: _Part(getattr(data, f"x_{p}"), getattr(data, f"y_{p}"), False) for p in SPLITS}
+        return parts, int(data.n_classes)
+    if len(data) != size:
+        raise ValueError(f"a cell of {size} seed(s) needs one data set per seed, not {len(data)}")
+    classes = sorted({int(one.n_classes) for one in data})
+    if len(classes) != 1:
+        raise ValueError(f"the seeds' data sets differ in their number of classes: {classes}")
+    parts = {}
+    for part in SPLITS:
+        xs = [getattr(one, f"x_{part}") for one in data]
+        ys = [getattr(one, f"y_{part}") for one in data]
+        same = zip(xs, ys, strict=True)
+        if all(np.array_equal(x, xs[0]) and np.array_equal(y, ys[0]) for x, y in same):
+            parts[part] = _Part(xs[0], ys[0], False)
+            continue
+        shapes = sorted({x.shape for x in xs})
+        if len(shapes) != 1:
+            raise ValueError(
+                f"the seeds' {part} splits differ in shape ({shapes}); a cell stacks them, "
+                "so every seed's split must have the same sizes"
+            )
+        parts[part] = _Part(np.stack(xs), np.stack(ys), True)
+    return parts, classes[0]
 
 
 def _batch_orders(
@@ -410,7 +473,8 @@ class _CellLoop:
         self,
         stack: Any,
         optimizer: Any,
-        data: Any,
+        parts: Mapping[str, _Part],
+        n_classes: int,
         batch_size: int,
         regularizer: Mapping[str, Any] | None = None,
     ) -> None:
@@ -419,26 +483,38 @@ class _CellLoop:
         from regbench.models import accuracy_function, loss_function, smoothing
 
         self.stack, self.size, self.batch_size = stack, stack.size, batch_size
-        self.optimizer, self.n_classes = optimizer, data.n_classes
-        self.loss, self.accuracy = loss_function(data.n_classes), accuracy_function(data.n_classes)
+        self.optimizer, self.parts, self.n_classes = optimizer, parts, n_classes
+        self.loss, self.accuracy = loss_function(n_classes), accuracy_function(n_classes)
         # Label smoothing changes the loss the objective trains on, never the data loss.
         amount = smoothing(regularizer or {})
-        self.smoothed = loss_function(data.n_classes, amount) if amount else None
+        self.smoothed = loss_function(n_classes, amount) if amount else None
         for loss in (self.loss, self.smoothed):
             if loss is not None and loss.reduction != "sum_over_batch_size":
                 raise ValueError(
                     f"the data loss must average over the batch, not {loss.reduction!r}"
                 )
-        self.labels = "float32" if data.n_classes == 2 else "int64"
+        self.labels = "float32" if n_classes == 2 else "int64"
         optimizer.build(stack.trainable)
-        self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
-        self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
-        x_spec = tf.TensorSpec([None, *data.x_train.shape[1:]], tf.float32)
+        self.x_train, self.y_train = self._tensors(parts["train"].x, parts["train"].y)
+        self.x_val, self.y_val = self._tensors(parts["val"].x, parts["val"].y)
+        features = parts["train"].feature_shape
+        x_spec = tf.TensorSpec([None, *features], tf.float32)
         y_spec = tf.TensorSpec([None], tf.as_dtype(self.labels))
         order_spec = tf.TensorSpec([self.size, None], tf.int32)
         self._evaluate = tf.function(self._evaluate_graph, input_signature=[x_spec, y_spec])
         self._epoch = tf.function(self._epoch_graph, input_signature=[order_spec])
         self._predict = tf.function(self._predict_graph, input_signature=[x_spec])
+        if any(part.stacked for part in parts.values()):
+            # Each seed's own split: the same functions over [seeds, rows, ...].
+            xs_spec = tf.TensorSpec([self.size, None, *features], tf.float32)
+            ys_spec = tf.TensorSpec([self.size, None], tf.as_dtype(self.labels))
+            self._evaluate_stacked = tf.function(
+                lambda x, y: self._evaluate_graph(x, y, stacked=True),
+                input_signature=[xs_spec, ys_spec],
+            )
+            self._predict_stacked = tf.function(
+                lambda x: self._predict_graph(x, stacked=True), input_signature=[xs_spec]
+            )
 
     def _scores(self, y: Any, y_pred: Any, penalties: Any) -> tuple[Any, Any, Any]:
         """Each seed's data loss, objective and correct predictions on one batch.
@@ -472,16 +548,20 @@ class _CellLoop:
         correct = tf.reduce_sum(tf.reshape(self.accuracy(y, y_pred), [self.size, -1]), axis=1)
         return data_loss, objective, correct
 
-    def _evaluate_graph(self, x: Any, y: Any) -> dict[str, Any]:
+    def _evaluate_graph(self, x: Any, y: Any, stacked: bool = False) -> dict[str, Any]:
         # What model.evaluate does, for every seed: batches in order, means weighted by size.
+        # ``stacked``: x and y hold each seed's own rows, [seeds, rows, ...].
         import tensorflow as tf
 
         size, batch_size = self.size, self.batch_size
         loss_sum = objective_sum = correct_sum = tf.zeros([size])
         count = tf.constant(0.0)
-        for start in tf.range(0, tf.shape(x)[0], batch_size):
-            xb = _repeat(x[start : start + batch_size], size)
-            yb = _repeat(y[start : start + batch_size], size)
+        for start in tf.range(0, tf.shape(x)[1 if stacked else 0], batch_size):
+            if stacked:
+                xb, yb = x[:, start : start + batch_size], y[:, start : start + batch_size]
+            else:
+                xb = _repeat(x[start : start + batch_size], size)
+                yb = _repeat(y[start : start + batch_size], size)
             data_loss, objective, correct = self._scores(yb, *self.stack.forward(xb, False))
             weight = tf.cast(tf.shape(xb)[1], tf.float32)
             loss_sum += data_loss * weight
@@ -498,11 +578,14 @@ class _CellLoop:
         stack, optimizer = self.stack, self.optimizer
         loss_sum = objective_sum = correct_sum = tf.zeros([self.size])
         count = tf.constant(0.0)
+        # Each seed's batch from its own split (a leading seed axis), or from the shared one.
+        seed_axes = 1 if self.parts["train"].stacked else 0
         for start in tf.range(0, tf.shape(order)[1], self.batch_size):
             rows = order[:, start : start + self.batch_size]
             with tf.GradientTape() as tape:
-                y_pred, penalties = stack.forward(tf.gather(self.x_train, rows), True)
-                yb = tf.gather(self.y_train, rows)
+                xb = tf.gather(self.x_train, rows, batch_dims=seed_axes)
+                y_pred, penalties = stack.forward(xb, True)
+                yb = tf.gather(self.y_train, rows, batch_dims=seed_axes)
                 data_loss, objective, correct = self._scores(yb, y_pred, penalties)
                 # Seeds share no weight, so each seed's gradient is its own objective's.
                 total = tf.reduce_sum(objective)
@@ -513,10 +596,11 @@ class _CellLoop:
             correct_sum += correct
             count += weight
         means = _means(loss_sum, objective_sum, correct_sum, count)
-        return means, self._evaluate(self.x_val, self.y_val)
+        evaluate = self._evaluate_stacked if self.parts["val"].stacked else self._evaluate
+        return means, evaluate(self.x_val, self.y_val)
 
-    def _predict_graph(self, x: Any) -> Any:
-        return self.stack.forward(_repeat(x, self.size), False)[0]
+    def _predict_graph(self, x: Any, stacked: bool = False) -> Any:
+        return self.stack.forward(x if stacked else _repeat(x, self.size), False)[0]
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         import tensorflow as tf
@@ -531,24 +615,34 @@ class _CellLoop:
             **{f"val_{name}": np.asarray(value) for name, value in val_logs.items()},
         }
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        """Each seed's data loss, objective and accuracy over ``x``, as ``evaluate`` does."""
-        logs = self._evaluate(*self._tensors(x, y))
+    def evaluate(self, part: _Part) -> dict[str, np.ndarray]:
+        """Each seed's data loss, objective and accuracy over a part, as ``evaluate`` does."""
+        evaluate = self._evaluate_stacked if part.stacked else self._evaluate
+        logs = evaluate(*self._tensors(part.x, part.y))
         return {name: np.asarray(value) for name, value in logs.items()}
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Each seed's inference-mode outputs, ``[seeds, rows, ...]``, in chunks."""
+    def predict(self, part: _Part) -> np.ndarray:
+        """Each seed's inference-mode outputs over a part, ``[seeds, rows, ...]``, in chunks."""
         chunk = 4096
+        if part.stacked:
+            return np.concatenate(
+                [
+                    np.asarray(self._predict_stacked(part.x[:, i : i + chunk]))
+                    for i in range(0, part.rows, chunk)
+                ],
+                axis=1,
+            )
+        x = part.x
         return np.concatenate(
             [np.asarray(self._predict(x[i : i + chunk])) for i in range(0, len(x), chunk)], axis=1
         )
 
-    def final_scores(self, data: Any) -> dict[str, Any]:
+    def final_scores(self) -> dict[str, Any]:
         """Test and training-set evaluations and test predictions of the final weights."""
         return {
-            "test": self.evaluate(data.x_test, data.y_test),
-            "train": self.evaluate(data.x_train, data.y_train),
-            "probabilities": self.predict(data.x_test),
+            "test": self.evaluate(self.parts["test"]),
+            "train": self.evaluate(self.parts["train"]),
+            "probabilities": self.predict(self.parts["test"]),
         }
 
 

@@ -96,11 +96,14 @@ class WorkerCrashed(RuntimeError):
 
 @dataclass(frozen=True)
 class CellRequest:
-    """What a job hands over: the cell's canonical spec, its seeds and absolute paths."""
+    """What a job hands over: the cell's canonical spec, its seeds and absolute paths.
+
+    ``data`` is the prepared data every seed shares, or one file per seed.
+    """
 
     cell_json: str
     seeds: list[int]
-    data: str
+    data: list[str]
     threads: int
     code: str
     log: str | None = None
@@ -110,16 +113,22 @@ class CellRequest:
         cls,
         cell_json: str,
         seeds: Sequence[int],
-        data: str | os.PathLike[str],
+        data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         threads: int,
         code: str,
         log: str | None = None,
     ) -> CellRequest:
         """A request with paths made absolute, since a worker runs in another folder."""
+        files = [data] if isinstance(data, str | os.PathLike) else list(data)
+        if len(files) not in (1, len(seeds)):
+            raise ValueError(
+                f"a cell of {len(seeds)} seed(s) takes one data file for all of them or one "
+                f"per seed, not {len(files)}"
+            )
         return cls(
             cell_json=cell_json,
             seeds=[int(seed) for seed in seeds],
-            data=str(Path(data).resolve()),
+            data=[str(Path(path).resolve()) for path in files],
             threads=int(threads),
             code=code,
             log=None if log is None else str(Path(log).resolve()),
@@ -194,12 +203,15 @@ def _execute(request: CellRequest, device: str, *, where: str) -> dict[str, Any]
     print(
         f"training seeds {request.seeds} on {device} with {request.threads} thread(s) "
         f"in {where}: {request.cell_json}",
+        f"\ndata: {', '.join(request.data)}",
         flush=True,
     )
+    # One data set every seed shares, or each seed's own split.
+    data = [load_prepared(Path(path)) for path in request.data]
     results = train_cell(
         json.loads(request.cell_json),
         request.seeds,
-        load_prepared(Path(request.data)),
+        data[0] if len(data) == 1 else data,
         device=device,
         log=lambda line: print(line, flush=True),
     )
