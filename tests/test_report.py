@@ -510,3 +510,23 @@ def test_html_loads_in_chromium_with_no_other_request(rendered: Path, tmp_path: 
     from_page = [r for r, _ in _Proxy.requests if not re.search(BROWSER_HOSTS, r)]
     assert from_page == ["GET http://report.test/report.html"]
     assert screenshot.stat().st_size > 20_000  # A rendered page, not a blank one.
+
+
+@pytest.mark.parametrize(
+    ("regularizers", "expected"),
+    [
+        ({"none": {}, "l2": {"kernel": {"l2": 0.01}}}, "initialization and batch order"),
+        (
+            {"none": {}, "d": {"dropout": {"rate": 0.5}}, "n": {"gaussian_noise": {"stddev": 0.1}}},
+            "initialization, dropout masks, noise and batch order",
+        ),
+    ],
+)
+def test_what_a_seed_varies_follows_the_regularizers_random_draws(
+    regularizers: dict[str, Any], expected: str
+) -> None:
+    """A seed varies dropout masks or noise only in a study whose regularizers draw them."""
+    from regbench.report import _seed_sources
+
+    config = {"datasets": {"iris": {"source": "sklearn", "loader": "iris"}}}
+    assert _seed_sources({**config, "regularizers": regularizers}) == expected

@@ -289,7 +289,7 @@ def test_report_names_the_data_split_among_what_a_seed_varies(study_run: Path) -
         page.extract_text() for page in PdfReader(study_run / "reports/report.pdf").pages
     )
 
-    sources = "initialization, dropout masks, batch order and the data split on iris_split"
+    sources = "initialization, batch order and the data split on iris_split"
     assert f"3 seeds per cell, paired by seed, each varying only {sources}." in caveats
     assert "One train/validation/test split on iris (random state 42)" in caveats
     assert f"the seed fixes {sources}" in method

@@ -60,6 +60,7 @@ __all__ = [
     "HTML_ONLY_FIGURE_KINDS",
     "PDF_FIGURE_KINDS",
     "REPORT_TABLES",
+    "SEED_PIECE_SOURCES",
     "SEED_SOURCES",
     "TABLE_METRICS",
     "ReportTables",
@@ -98,7 +99,15 @@ HTML_ONLY_FIGURE_KINDS = {
 }
 
 #: What a seed varies in every run; where a dataset's seeds draw their own splits, the split too.
-SEED_SOURCES = ("initialization", "dropout masks", "batch order")
+SEED_SOURCES = ("initialization", "batch order")
+
+#: What a seed also varies where a study's regularizers draw random numbers, by piece.
+SEED_PIECE_SOURCES = {
+    "dropout": "dropout masks",
+    "spatial_dropout": "dropout masks",
+    "gaussian_noise": "noise",
+    "augmentation": "augmentations",
+}
 
 #: The tables the report reads, by name: ``results/tables/<name>.csv`` (architectures: JSON).
 REPORT_TABLES = (
@@ -399,7 +408,9 @@ def _varied(config: Mapping[str, Any]) -> list[str]:
 def _seed_sources(config: Mapping[str, Any]) -> str:
     """What a seed varies in this study, in words: the split too where it does."""
     varied = _varied(config)
-    sources = list(SEED_SOURCES)
+    pieces = {piece for body in config["regularizers"].values() for piece in body}
+    drawn = [source for piece, source in SEED_PIECE_SOURCES.items() if piece in pieces]
+    sources = [SEED_SOURCES[0], *dict.fromkeys(drawn), *SEED_SOURCES[1:]]
     if varied:
         every = len(varied) == len(config["datasets"])
         sources.append("the data split" + ("" if every else f" on {join_names(varied)}"))
