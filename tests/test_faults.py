@@ -17,6 +17,9 @@ import yaml
 from pypdf import PdfReader
 from test_reruns import copy_workflow
 
+from regbench.aggregate import JOB_COLUMNS
+from regbench.training import TIMING_FIELDS
+
 STUDY: dict[str, Any] = {
     "study": {"name": "faults", "title": "Fault study"},
     "datasets": {"iris": {"source": "sklearn", "loader": "iris"}},
@@ -28,7 +31,7 @@ STUDY: dict[str, Any] = {
 }
 
 # Columns that measure the host rather than the run.
-TIMINGS = ["train_seconds", "job_seconds", "max_rss_mb"]
+TIMINGS = [*sorted(TIMING_FIELDS), *JOB_COLUMNS]
 
 
 def command(workdir: Path, *args: str) -> list[str]:

@@ -25,6 +25,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from regbench.aggregate import JOB_COLUMNS
+from regbench.training import TIMING_FIELDS
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
 
@@ -348,7 +351,7 @@ def test_no_job_ran_on_the_submitting_host_except_the_target(runs: Runs) -> None
 
 #: What a run measured about the machine it ran on, not what it learned: how
 #: long it took, its peak memory, its device. They differ between hosts.
-MEASUREMENTS = ["train_seconds", "job_seconds", "max_rss_mb", "device"]
+MEASUREMENTS = [*sorted(TIMING_FIELDS), *JOB_COLUMNS, "device", "host"]
 
 
 def _comparable(table: pd.DataFrame) -> pd.DataFrame:
