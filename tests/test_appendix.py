@@ -82,6 +82,9 @@ def test_provenance_reports_what_the_runs_recorded_and_nothing_else() -> None:
     """Devices and durations come from the runs; no training-process memory, no memory shown."""
     facts = provenance(runs_table(max_rss_mb=[27.0, 27.0, 27.0, 27.0]))
     assert facts["where"] == "CPU (2 runs); GPU:0 (1 run) (these runs did not record their host)"
+    # runs.csv always has the column; runs made before hosts were recorded leave it empty.
+    empty_hosts = provenance(runs_table(host=[float("nan")] * 4))
+    assert empty_hosts["where"] == facts["where"]
     assert dict(facts["durations"]) == {
         "Training time, all runs together": "1 min 00 s",
         "Slowest training job": "31.5 s (d · m · l1)",

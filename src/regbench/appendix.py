@@ -185,12 +185,14 @@ def _where_trained(ok: pd.DataFrame) -> str:
     """``GPU:0 on node1 (300 runs); CPU on node2 (30 runs)``, or the devices alone."""
     if ok.empty:
         return "no run succeeded"
-    if "host" not in ok.columns:
+    if "host" not in ok.columns or ok["host"].isna().all():
         devices = ok["device"].fillna("unrecorded").value_counts(sort=False)
         listed = "; ".join(f"{d} ({plural(int(n), 'run')})" for d, n in devices.items())
         return f"{listed} (these runs did not record their host)"
-    places = ok.fillna({"host": "unrecorded", "device": "unrecorded"}).groupby(
-        ["host", "device"], sort=True
+    places = (
+        ok.astype({"host": object, "device": object})
+        .fillna({"host": "unrecorded", "device": "unrecorded"})
+        .groupby(["host", "device"], sort=True)
     )
     return "; ".join(
         f"{device} on {host} ({plural(len(group), 'run')})" for (host, device), group in places
