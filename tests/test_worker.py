@@ -317,22 +317,26 @@ def alive(pid: int) -> bool:
 
 
 def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
-    """SIGKILL of the pool's parent (which runs no hook) ends its workers within seconds."""
+    """SIGKILL of the pool's parent (which runs no hook) ends its workers within seconds, and
+    they leave no socket folder behind."""
     script = (
         "import sys, time; from regbench import worker; "
         "pool = worker.start_pool(2, logs=sys.argv[1]); "
-        "print(*(p.pid for p in pool.processes), flush=True); time.sleep(600)"
+        "print(pool.folder, *(p.pid for p in pool.processes), flush=True); time.sleep(600)"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
     assert parent.stdout is not None
-    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    folder, *started = parent.stdout.readline().split()
+    pids = [int(pid) for pid in started]
     wait_for(lambda: "ready" in (tmp_path / "worker-1.log").read_text("utf-8"))
     assert all(alive(pid) for pid in pids)
+    assert (Path(folder) / "pool.sock").is_socket()
     parent.kill()
     parent.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
+    assert not Path(folder).exists()  # the workers removed what their parent could not
 
 
 def test_stopping_a_pool_ends_only_its_own_workers(tmp_path: Path) -> None:

@@ -284,7 +284,8 @@ def serve(listener: socket.socket, *, threads: int, device: str, max_rss_mb: flo
     """
     from regbench.training import CODE_DIGEST, configure_tensorflow
 
-    threading.Thread(target=_exit_with_parent, name="lifeline", daemon=True).start()
+    folder = Path(listener.getsockname()).parent
+    threading.Thread(target=_exit_with_parent, args=(folder,), name="lifeline", daemon=True).start()
     label = configure_tensorflow(threads, device)
     _warm_up(label)
     # TensorFlow and Keras leave about a million long-lived objects; a full
@@ -305,11 +306,16 @@ def serve(listener: socket.socket, *, threads: int, device: str, max_rss_mb: flo
             os.execv(sys.executable, [sys.executable, "-m", "regbench.worker", *sys.argv[1:]])
 
 
-def _exit_with_parent() -> None:
-    """End this worker when its lifeline, a pipe from the Snakemake that started it, closes."""
+def _exit_with_parent(folder: Path) -> None:
+    """End this worker when its lifeline, a pipe from the Snakemake that started it, closes.
+
+    A Snakemake killed outright cannot remove the pool's socket folder, so its
+    workers do on their way out (each tries; the pool's own stop does too).
+    """
     with contextlib.suppress(OSError):
         while os.read(0, 4096):
             pass
+    shutil.rmtree(folder, ignore_errors=True)
     os._exit(0)
 
 
