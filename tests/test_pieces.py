@@ -15,6 +15,7 @@ from test_training import (
     CNN_MODEL,
     FIT_NAMES,
     cell_of,
+    fit_like_a_notebook,
     image_data,
     in_order,
     make_data,
@@ -60,73 +61,11 @@ def own_penalty(penalizes: str = "kernel", layers: Any = "all") -> dict[str, Any
     }
 
 
-def fit(
-    spec: dict[str, Any],
-    data: PreparedData,
-    optimizer: Callable[[Any], Any] | None = None,
-    loss: Any = None,
-    builder: Callable[[], Any] | None = None,
-) -> tuple[Any, dict[str, list[float]]]:
-    """The seed's model trained by Keras's model.fit, batches in order.
-
-    ``optimizer(model)`` gives the optimizer (default: the spec's, plain); ``loss`` the
-    objective's loss (default: the data loss), taking one-hot targets when it is Keras's
-    categorical cross-entropy; ``builder`` the model (default: regbench's for the spec).
-    The history's "ce" is the unsmoothed data loss, as a Keras metric computes it.
-    """
-    import keras
-
-    from regbench.models import build_model, loss_function, make_optimizer
-
-    keras.backend.clear_session(free_memory=False)
-    keras.utils.set_random_seed(spec["seed"])
-    shape, n_classes = data.x_train.shape[1:], data.n_classes
-    model = (
-        builder() if builder else build_model(spec["model"], spec["regularizer"], shape, n_classes)
-    )
-    binary = n_classes == 2
-    one_hot = isinstance(loss, keras.losses.CategoricalCrossentropy)
-
-    def labels(y: np.ndarray) -> np.ndarray:
-        if binary:
-            return y.astype("float32").reshape(-1, 1)
-        return np.eye(n_classes, dtype="float32")[y] if one_hot else y.astype("int64")
-
-    metrics = (
-        [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.BinaryCrossentropy(name="ce")]
-        if binary
-        else [
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.CategoricalCrossentropy(name="ce"),
-        ]
-        if one_hot
-        else [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseCategoricalCrossentropy(name="ce"),
-        ]
-    )
-    model.compile(
-        optimizer=optimizer(model) if optimizer else make_optimizer(spec["training"]),
-        loss=loss or loss_function(n_classes),
-        metrics=metrics,
-    )
-    history = model.fit(
-        data.x_train,
-        labels(data.y_train),
-        batch_size=spec["training"]["batch_size"],
-        epochs=spec["training"]["epochs"],
-        validation_data=(data.x_val, labels(data.y_val)),
-        shuffle=False,
-        verbose=0,
-    )
-    return model, history.history
-
-
 def assert_like_fit(spec: dict[str, Any], data: PreparedData, seeds: list[int], **reference: Any):
     """Each seed of a cell matches model.fit's history epoch by epoch and its final kernels."""
     cell = train_cell(cell_of(spec), seeds, data, log=lambda line: None, batch_order=in_order)
     for seed, ours in cell.items():
-        model, history = fit({**spec, "seed": seed}, data, **reference)
+        model, history = fit_like_a_notebook({**spec, "seed": seed}, data, **reference)
         for column, name in FIT_NAMES.items():
             np.testing.assert_allclose(
                 ours.history[column].to_numpy(),
@@ -263,7 +202,7 @@ def test_test_loss_stays_the_unsmoothed_cross_entropy() -> None:
     spec = make_spec({"name": "smooth", "label_smoothing": {"amount": 0.3}}, epochs=3)
     result = train(spec, data, log=lambda line: None, batch_order=in_order)
     smoothing = keras.losses.CategoricalCrossentropy(label_smoothing=0.3)
-    model, _ = fit(spec, data, loss=smoothing)
+    model, _ = fit_like_a_notebook(spec, data, loss=smoothing)
     probabilities = model.predict(data.x_test, verbose=0)
     plain = keras.losses.SparseCategoricalCrossentropy()(data.y_test, probabilities)
     smoothed = smoothing(np.eye(3, dtype="float32")[data.y_test], probabilities)

@@ -291,31 +291,36 @@ def test_no_missing_or_capped_number_reaches_the_pdf(rendered: Path) -> None:
     assert not re.search(r"\b(nan|NaN|inf|None)\b", text)
 
 
+def method_section(config: dict[str, Any], rendered: Path, tmp_path: Path) -> str:
+    """The Method section's words, from the report of ``config`` over the rendered tables."""
+    from regbench.jobs import render_report
+
+    html = tmp_path / "report.html"
+    render_report(
+        canonical_json(config),
+        canonical_json([]),
+        table_paths(rendered / "results/tables"),
+        [str(rendered / f"results/data/{name}/card.json") for name in config["datasets"]],
+        str(rendered / "results/figures"),
+        str(TEMPLATES),
+        str(html),
+        str(tmp_path / "report.pdf"),
+    )
+    return flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+
+
 def test_method_numbers_follow_the_constants_the_code_uses(
     rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Changing a statistical constant changes what the Method section says."""
     from regbench import metrics, stats
-    from regbench.jobs import render_report
 
     monkeypatch.setattr(stats, "AUTO_T_BELOW", 12)
     monkeypatch.setattr(stats, "NORMALITY_MIN_N", 6)
     monkeypatch.setattr(stats, "BOOTSTRAP_RESAMPLES", 4321)
     monkeypatch.setattr(metrics, "NEAR_ZERO", 1e-4)
     study = load_study(study_config(datasets=3, regularizers=4, seeds=8))
-    tables = rendered / "results/tables"
-    html = tmp_path / "report.html"
-    render_report(
-        canonical_json(study.config),
-        canonical_json([]),
-        table_paths(tables),
-        [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
-        str(rendered / "results/figures"),
-        str(TEMPLATES),
-        str(html),
-        str(tmp_path / "report.pdf"),
-    )
-    method = flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+    method = method_section(study.config, rendered, tmp_path)
     assert "With fewer than 12 pairs the test is the paired t-test" in method
     assert "from 12 pairs on it is the Wilcoxon signed-rank test" in method
     assert "(4,321 resamples, seed 20240611) where a sample of at least 6 runs" in method
@@ -328,25 +333,12 @@ def test_method_says_how_the_studys_pieces_act_from_their_descriptions(
     """The Method section states how the pieces the study uses act (weight decay against L2),
     from regbench.wording's descriptions, and says nothing of pieces it does not use."""
     from regbench import wording
-    from regbench.jobs import render_report
 
     decay = "Weight decay here is decoupled and differs from L2 by test."
     monkeypatch.setitem(wording.PIECE_METHODS, "weight_decay", decay)
     raw = study_config(datasets=3, regularizers=4, seeds=8)
     raw["regularizers"]["l2_0"]["weight_decay"] = {"rate": 1.0e-3}
-    study = load_study(raw)
-    html = tmp_path / "report.html"
-    render_report(
-        canonical_json(study.config),
-        canonical_json([]),
-        table_paths(rendered / "results/tables"),
-        [str(rendered / f"results/data/{name}/card.json") for name in study.datasets],
-        str(rendered / "results/figures"),
-        str(TEMPLATES),
-        str(html),
-        str(tmp_path / "report.pdf"),
-    )
-    method = flat(re.sub(r"<[^>]+>", " ", html.read_text(encoding="utf-8").split('id="method"')[1]))
+    method = method_section(load_study(raw).config, rendered, tmp_path)
     assert decay in method
     assert wording.PIECE_METHODS["max_norm"] not in method
     plain = flat((rendered / "reports/report.html").read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,21 @@ def cell_of(spec: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in spec.items() if key != "seed"}
 
 
-def fit_like_a_notebook(spec: dict[str, Any], data: PreparedData, callbacks: list[Any]) -> Any:
-    """The same model trained by model.fit on the same seed, batches in order.
+def fit_like_a_notebook(
+    spec: dict[str, Any],
+    data: PreparedData,
+    callbacks: Sequence[Any] = (),
+    *,
+    optimizer: Callable[[Any], Any] | None = None,
+    loss: Any = None,
+    builder: Callable[[], Any] | None = None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """The seed's model trained by Keras's model.fit, batches in order, with ``callbacks``.
 
-    Besides fit's own "loss" (the objective), the history holds "ce": the data
-    loss alone, as a Keras metric computes it.
+    ``optimizer(model)`` gives the optimizer (default: the spec's, plain); ``loss`` the
+    objective's loss (default: the data loss), taking one-hot targets when it is Keras's
+    categorical cross-entropy; ``builder`` the model (default: regbench's for the spec).
+    The history's "ce" is the unsmoothed data loss, as a Keras metric computes it.
     """
     import keras
 
@@ -114,25 +125,36 @@ def fit_like_a_notebook(spec: dict[str, Any], data: PreparedData, callbacks: lis
 
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(spec["seed"])
-    model = build_model(spec["model"], spec["regularizer"], data.x_train.shape[1:], data.n_classes)
-    binary = data.n_classes == 2
-    model.compile(
-        optimizer=make_optimizer(spec["training"]),
-        loss=loss_function(data.n_classes),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy")
-            if binary
-            else keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.BinaryCrossentropy(name="ce")
-            if binary
-            else keras.metrics.SparseCategoricalCrossentropy(name="ce"),
-        ],
+    shape, n_classes = data.x_train.shape[1:], data.n_classes
+    model = (
+        builder() if builder else build_model(spec["model"], spec["regularizer"], shape, n_classes)
     )
+    binary = n_classes == 2
+    one_hot = isinstance(loss, keras.losses.CategoricalCrossentropy)
 
     def labels(y: np.ndarray) -> np.ndarray:
-        # Binary labels as a column, the shape Keras's cross-entropy metric wants.
-        return y.astype("float32").reshape(-1, 1) if binary else y.astype("int64")
+        if binary:
+            return y.astype("float32").reshape(-1, 1)
+        return np.eye(n_classes, dtype="float32")[y] if one_hot else y.astype("int64")
 
+    metrics = (
+        [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.BinaryCrossentropy(name="ce")]
+        if binary
+        else [
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.CategoricalCrossentropy(name="ce"),
+        ]
+        if one_hot
+        else [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(name="ce"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizer(model) if optimizer else make_optimizer(spec["training"]),
+        loss=loss or loss_function(n_classes),
+        metrics=metrics,
+    )
     history = model.fit(
         data.x_train,
         labels(data.y_train),
@@ -140,7 +162,7 @@ def fit_like_a_notebook(spec: dict[str, Any], data: PreparedData, callbacks: lis
         epochs=spec["training"]["epochs"],
         validation_data=(data.x_val, labels(data.y_val)),
         shuffle=False,
-        callbacks=callbacks,
+        callbacks=list(callbacks),
         verbose=0,
     )
     return model, history.history
