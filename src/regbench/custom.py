@@ -151,10 +151,12 @@ def check(reference: str, args: Mapping[str, Any], *, model: bool) -> str:
     function, or a signature that does not take these arguments.
     """
     function = _function(reference)
+    # The digest of the bytes just executed: what was checked is what the spec names.
+    digest = _executed[module_of(reference)]
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return module_digest(module_of(reference))  # No signature to check (a builtin).
+        return digest  # No signature to check (a builtin).
     fixed = MODEL_PARAMETERS if model else ()
     try:
         signature.bind(*fixed, **args)
@@ -165,7 +167,7 @@ def check(reference: str, args: Mapping[str, Any], *, model: bool) -> str:
             f"{reference}{signature} cannot be called as {reference.partition(':')[2]}"
             f"({call}) with {given}: {error}"
         ) from None
-    return module_digest(module_of(reference))
+    return digest
 
 
 def load(reference: str, code: str) -> Callable[..., Any]:

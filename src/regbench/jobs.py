@@ -145,7 +145,6 @@ def aggregate_runs(
     """
     from regbench import aggregate
     from regbench.config import RunKey
-    from regbench.datasets import combine_cards
 
     missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
     if missing:
@@ -169,7 +168,7 @@ def aggregate_runs(
     referenced = [reference["metric"] for reference in settings["references"]]
     summary = aggregate.summarize(runs, [*compared, *referenced], settings["epochs"])
     summary.to_csv(outputs["summary"], index=False)
-    cards = combine_cards(json.loads(Path(path).read_text("utf-8")) for path in card_paths)
+    cards = _read_cards(card_paths)
     test_sizes = aggregate.test_set_sizes(cards.values())
     comparisons = aggregate.compare(runs, settings["baseline"], compared, test_sizes)
     comparisons.to_csv(outputs["comparisons"], index=False)
@@ -268,7 +267,6 @@ def render_report(
 
     ``tables`` maps each of :data:`regbench.report.REPORT_TABLES` to its path.
     """
-    from regbench.datasets import combine_cards
     from regbench.report import (
         ReportTables,
         build_context,
@@ -282,7 +280,7 @@ def render_report(
     context = build_context(
         config=json.loads(study_json),
         tables=ReportTables.read(tables),
-        cards=combine_cards(json.loads(Path(c).read_text("utf-8")) for c in cards),
+        cards=_read_cards(cards),
         figures=manifest,
         figure_dir=figure_path,
         skipped=json.loads(skipped_json),
@@ -295,3 +293,10 @@ def render_report(
     if main_figures is not None:
         copy_main_figures(manifest, figure_path, Path(main_figures))
     print(f"wrote {html_path} and {pdf_path}", flush=True)
+
+
+def _read_cards(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The data cards by dataset name (a dataset's seeds' split cards combined into one)."""
+    from regbench.datasets import combine_cards
+
+    return combine_cards(json.loads(Path(path).read_text("utf-8")) for path in paths)
