@@ -119,22 +119,32 @@ CELL_MEM_MB = 1500
 ALLOW_MISSING = os.environ.get("REGBENCH_ALLOW_MISSING") == "1"
 
 
-def finished_runs():
-    """The runs whose outputs the report waits for: all of them, or the finished ones."""
-    if not ALLOW_MISSING:
-        return STUDY.runs
-    return [key for key in STUDY.runs if os.path.exists(key.output("metrics.json"))]
+#: What each of a cell's seeds leaves (the rule's outputs besides its record).
+RUN_OUTPUTS = ("metrics.json", "history.csv", "weights.npz")
 
 
-def get_run_files(name):
-    """An input function: one output file of each run the report waits for.
+def get_cell_records(wildcards):
+    """What the tables wait for: one record per cell, which its job writes last.
 
-    Snakemake retrains a cell when a file the tables ask for is missing, so every
-    run's file is asked for, not one per cell; the cells' benchmarks are read
-    where CellKey puts them, without being asked for (each cell's job writes its
-    benchmark when its runs' files are complete).
+    A cell whose record exists but some of whose runs' files are gone (deleted by
+    hand, or a seed added to the study) is asked for by those files instead, so
+    Snakemake trains it again. With REGBENCH_ALLOW_MISSING=1 only the cells that
+    finished are asked for, and nothing is (re)trained.
     """
-    return lambda wildcards: [key.output(name) for key in finished_runs()]
+    wanted = []
+    for cell in STUDY.cells:
+        done = os.path.exists(cell.record)
+        if ALLOW_MISSING:
+            wanted.extend([cell.record] if done else [])
+            continue
+        gone = [
+            path
+            for seed in STUDY.seeds
+            for path in map(cell.run(seed).output, RUN_OUTPUTS)
+            if done and not os.path.exists(path)
+        ]
+        wanted.extend(gone or [cell.record])
+    return wanted
 
 
 def get_dataset_cards(wildcards=None):

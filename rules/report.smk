@@ -3,8 +3,7 @@ from regbench.jobs import figure_settings
 
 rule aggregate_runs:
     input:
-        metrics=get_run_files("metrics.json"),
-        histories=get_run_files("history.csv"),
+        cells=get_cell_records,
         cards=get_dataset_cards,
     output:
         runs=report(

@@ -8,6 +8,8 @@ rule train_cell:
         metrics=get_cell_outputs("metrics.json"),
         history=get_cell_outputs("history.csv"),
         weights=get_cell_outputs("weights.npz"),
+        # Written last; the tables wait for it (one file per cell, not three per seed).
+        record=CellKey("{dataset}", "{model}", "{regularizer}").record,
     log:
         CellKey("{dataset}", "{model}", "{regularizer}").log,
     benchmark:

@@ -18,6 +18,7 @@ with redirect_output(sm.log[0]):
             code=sm.params.code,
             log=sm.log[0],
             gpus=int(sm.resources.get("gpu", 0)),
+            record=sm.output.record,
         )
     except BaseException:
         # Into the job's log, not only onto Snakemake's console; then fail the job.

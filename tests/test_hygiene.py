@@ -140,9 +140,10 @@ def test_snakefile_and_rules_are_formatted() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_tables_job_lists_each_file_once(tmp_path: Path) -> None:
-    """A dry run lists each run's metrics and history and each dataset's card as
-    aggregate_runs' input, once each: 2 datasets x 3 regularizers x 4 seeds give 50 paths."""
+def test_the_tables_job_waits_for_one_file_per_cell(tmp_path: Path) -> None:
+    """A dry run lists aggregate_runs' input once each: one record per cell (2 datasets x
+    3 regularizers), not three files per seed, and each dataset's card: 8 paths for 24
+    runs, on a line of about 300 characters instead of 2,000."""
     config = study_config(datasets=2, regularizers=3, seeds=4)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     result = subprocess.run(
@@ -157,9 +158,9 @@ def test_the_tables_job_lists_each_file_once(tmp_path: Path) -> None:
         check=True,
     )
     job = result.stdout.split("rule aggregate_runs:", 1)[1]
-    inputs = job.split("input:", 1)[1].splitlines()[0].strip().split(", ")
-    runs = 2 * 3 * 4
-    assert sum(path.endswith("/metrics.json") for path in inputs) == runs
-    assert sum(path.endswith("/history.csv") for path in inputs) == runs
+    line = job.split("input:", 1)[1].splitlines()[0]
+    inputs = line.strip().split(", ")
+    assert sum(path.endswith("/cell.json") for path in inputs) == 2 * 3
     assert sum(path.endswith("/card.json") for path in inputs) == 2
-    assert len(inputs) == len(set(inputs)) == 2 * runs + 2
+    assert len(inputs) == len(set(inputs)) == 2 * 3 + 2
+    assert len(line) < 500

@@ -137,6 +137,21 @@ def test_adding_a_seed_retrains_the_cells_it_joins(done: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("name", ["metrics.json", "history.csv", "weights.npz"])
+def test_a_seed_file_gone_retrains_its_cell_alone(done: Path, name: str) -> None:
+    """The tables wait for one record per cell, yet a seed's file deleted by hand still
+    retrains that cell (and no other), then the report."""
+    path = done / "results/runs/iris/mlp/l2/seed1" / name
+    aside = path.with_name(name + ".aside")
+    path.rename(aside)
+    try:
+        assert planned(done, STUDY) == Counter({"train_cell": 1, **REPORT})
+    finally:
+        aside.rename(path)
+    assert planned(done, STUDY) == Counter()
+
+
+@pytest.mark.e2e
 def test_adding_a_dataset_prepares_and_trains_only_it(done: Path) -> None:
     """A new dataset is prepared once and trained for every regularizer and seed."""
     jobs = planned(

@@ -150,12 +150,17 @@ def test_a_warm_worker_trains_each_seed_on_its_own_data(
 def test_a_job_hands_its_cell_to_the_pool(
     pool: worker.Pool, data_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """jobs.train_cell writes every seed's three outputs through a worker."""
+    """jobs.train_cell writes every seed's three outputs through a worker, then the cell's
+    record of how each seed ended."""
     names = {kind: [str(tmp_path / f"{kind}{seed}") for seed in (4, 6)] for kind in "mhw"}
     jobs.train_cell(
         CELL_B, "[4, 6]", str(data_npz), names["m"], names["h"], names["w"], 1, CODE_DIGEST,
-        log=str(tmp_path / "job.log"),
+        log=str(tmp_path / "job.log"), record=str(tmp_path / "cell.json"),
     )  # fmt: skip
+    record = json.loads((tmp_path / "cell.json").read_text("utf-8"))
+    assert record == {"statuses": {"4": "ok", "6": "ok"}}
+    assert all(Path(path).stat().st_mtime_ns <= (tmp_path / "cell.json").stat().st_mtime_ns
+               for path in names["m"])  # fmt: skip
     for seed, metrics in zip((4, 6), names["m"], strict=True):
         recorded = json.loads(Path(metrics).read_text("utf-8"))
         assert recorded["spec"]["seed"] == seed

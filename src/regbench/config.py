@@ -124,6 +124,14 @@ class CellKey:
         """The log of the cell's training job."""
         return f"logs/train_cell/{self.path}.log"
 
+    @property
+    def record(self) -> str:
+        """The file the cell's job writes last: its seeds and how each ended.
+
+        The tables wait for it, one file per cell, instead of for each run's files.
+        """
+        return f"results/runs/{self.path}/cell.json"
+
     def run(self, seed: int) -> RunKey:
         """The cell's run for ``seed``."""
         return RunKey(self.dataset, self.model, self.regularizer, seed)

@@ -66,6 +66,7 @@ def train_cell(
     code: str,
     log: str | None = None,
     gpus: int = 0,
+    record: str | None = None,
 ) -> None:
     """Train a cell's seeds together and write each seed's metrics, history and weights.
 
@@ -74,7 +75,9 @@ def train_cell(
     give the same files. ``data_npz`` is the prepared data every seed shares,
     or one file per seed (split.vary: seed); it, ``metrics``, ``histories``
     and ``weights`` list the seeds' files in the order of ``seeds_json``;
-    ``log`` is the job's log, which a worker writes the cell's output to.
+    ``log`` is the job's log, which a worker writes the cell's output to;
+    ``record``, when given, is written last with each seed's status
+    (:attr:`CellKey.record`).
     """
     from regbench import worker
     from regbench.devices import gpu_slots
@@ -106,6 +109,11 @@ def train_cell(
         for path, name in zip(paths, ("weights", "history", "metrics"), strict=True):
             Path(path).write_bytes(files[name])
     statuses = {seed: reply["runs"][seed]["status"] for seed in seeds}
+    if record is not None:
+        Path(record).write_text(
+            json.dumps({"statuses": {str(s): v for s, v in statuses.items()}}, indent=1) + "\n",
+            encoding="utf-8",
+        )
     print(f"seeds {seeds} trained: {statuses}", flush=True)
 
 
