@@ -82,7 +82,7 @@ class Phases:
             self.epochs.append(time.perf_counter() - started)
             return logs
 
-        training._CellLoop.epoch = timed_epoch  # type: ignore[method-assign]
+        training._CellLoop.epoch = timed_epoch  # type: ignore[method-assign]  # timing wraps the real method
 
     def _wrap(self, owner: Any, name: str, phase: str) -> None:
         function = getattr(owner, name)

@@ -190,6 +190,7 @@ def test_a_failing_job_fails_with_the_error_in_its_log_and_beside_each_seed(
             metrics=[str(folder / "metrics.json") for folder in seeds],
             history=[str(folder / "history.csv") for folder in seeds],
             weights=[str(folder / "weights.npz") for folder in seeds],
+            record=str(tmp_path / "cell.json"),
         ),
         log=[str(log)],
         threads=1,
@@ -203,6 +204,7 @@ def test_a_failing_job_fails_with_the_error_in_its_log_and_beside_each_seed(
     for folder in seeds:
         assert "missing.npz" in (folder / ERROR_FILE).read_text(encoding="utf-8")
         assert not (folder / "metrics.json").exists()
+    assert not (tmp_path / "cell.json").exists()  # A failed cell leaves no record.
 
 
 def test_a_failing_cell_raises_with_the_workers_traceback(
