@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -344,6 +345,42 @@ def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path
     parent.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
     assert not Path(folder).exists()  # the workers removed what their parent could not
+
+
+def test_a_pool_killed_with_its_workers_leaves_a_folder_the_next_pool_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL to the whole group (parent and workers) leaves the socket folder; the next pool
+    started removes it and keeps the folder of a pool that still runs."""
+    temp = Path(tempfile.mkdtemp(prefix="rb"))  # Short: socket paths are limited to 108 bytes.
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    script = (
+        "import sys, time; from regbench import worker; "
+        "pool = worker.start_pool(1, logs=sys.argv[1]); "
+        "print(pool.folder, flush=True); time.sleep(600)"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "killed")],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert killed.stdout is not None
+    stale = Path(killed.stdout.readline().strip())
+    running = worker.start_pool(1, logs=tmp_path / "running")
+    try:
+        wait_for(lambda: "ready" in (tmp_path / "killed/worker-0.log").read_text("utf-8"))
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        assert stale.parent == temp and (stale / "pool.sock").is_socket()
+        fresh = worker.start_pool(1, logs=tmp_path / "fresh")
+        fresh.stop()
+        assert not stale.exists()
+        assert running.socket.is_socket()
+    finally:
+        running.stop()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_stopping_a_pool_ends_only_its_own_workers(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ __all__ = [
 #: The environment variable through which a pool's jobs find its socket.
 SOCKET_ENV = "REGBENCH_POOL_SOCKET"
 
+#: How a pool's socket folder in the temporary directory begins; the starting process's id follows.
+POOL_PREFIX = "regbench-pool-"
+
 #: What one worker may hold before it replaces itself: TensorFlow imported (~0.7 GB) and
 #: ~25 MB that TensorFlow keeps for good of every cell it traced (benchmarks/README.md), so
 #: that a worker trains the default study's cells without replacing itself.
@@ -431,8 +434,10 @@ def start_pool(
     """
     if workers < 1:
         raise ValueError(f"a pool needs at least one worker, not {workers}")
-    # A short private folder: socket paths are limited to 108 bytes.
-    pool = Pool(Path(tempfile.mkdtemp(prefix="regbench-pool-")))
+    _remove_stale_pools()
+    # A short private folder: socket paths are limited to 108 bytes. Its name
+    # carries this process's id, so a later run can tell when it is stale.
+    pool = Pool(Path(tempfile.mkdtemp(prefix=f"{POOL_PREFIX}{os.getpid()}-")))
     Path(logs).mkdir(parents=True, exist_ok=True)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(str(pool.socket))
@@ -456,6 +461,31 @@ def start_pool(
     # job's connection is refused (and it trains itself) instead of waiting forever.
     os.environ[SOCKET_ENV] = str(pool.socket)
     return pool
+
+
+def _remove_stale_pools() -> None:
+    """Remove the socket folders of pools whose starting process is gone.
+
+    Workers remove their pool's folder when their lifeline closes, but a
+    SIGKILL to the whole process group (``kill -9 -PGID``) ends them too
+    before they can; the next run clears what was left. A pool's workers end
+    with the process that started them, so a folder named after a dead
+    process serves nobody.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{POOL_PREFIX}*-*"):
+        pid = folder.name.removeprefix(POOL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process: alive, and not ours to judge.
+        return True
+    return True
 
 
 def pool_size(cores: int, *, per_worker_mb: int = WORKER_MB) -> int:
