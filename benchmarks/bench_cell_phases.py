@@ -30,14 +30,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,53 +98,47 @@ class Phases:
         self.seconds, self.nodes, self.epochs = {}, 0, []
 
 
-def prepared(study: Any, dataset: str, folder: Path) -> Any:
-    from regbench.datasets import load_prepared, prepare_files
-
-    npz = folder / f"{dataset}.npz"
-    if not npz.exists():
-        prepare_files(study.dataset_spec(dataset), npz, folder / f"{dataset}.json")
-    return load_prepared(npz)
-
-
 def part_cells(cells: list[str], seeds: list[int]) -> None:
-    from regbench.config import CellKey, load_study
+    from regbench.config import CellKey, load_config_file, load_study
+    from regbench.datasets import PreparedData, load_raw, prepare
     from regbench.training import configure_tensorflow, train_cell
 
     configure_tensorflow(1, "cpu")
-    study = load_study(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
+    study = load_study(load_config_file(str(REPO / "config.yaml")))
     if cells == ["all"]:
         cells = [key.path for key in study.cells]
     phases = Phases()
     totals: dict[str, float] = {}
+    datasets: dict[str, PreparedData] = {}
     print(f"Part 1: a cell of {len(seeds)} seeds in one warm process (one thread), seconds")
     header = "cell | total | build | trace | first epoch | other epochs | final | graph nodes"
     print(header + "\n" + "|".join(" --- " for _ in header.split("|")))
-    with tempfile.TemporaryDirectory() as folder:
-        for index, name in enumerate(["wine/mlp/none", *cells]):
-            cell = CellKey(*name.split("/"))
-            data = prepared(study, cell.dataset, Path(folder))
-            phases.reset()
-            started = time.perf_counter()
-            train_cell(study.cell_spec(cell), seeds, data, log=lambda line: None)
-            total = time.perf_counter() - started
-            if index == 0:
-                continue  # the process's first cell pays TensorFlow's own start-up
-            seconds, epochs = phases.seconds, phases.epochs
-            for phase, value in (
-                ("total", total),
-                ("build", seconds.get("build", 0)),
-                ("trace", seconds["trace"]),
-                ("first epoch", epochs[0]),
-                ("other epochs", sum(epochs[1:])),
-                ("final", seconds.get("final", 0)),
-            ):
-                totals[phase] = totals.get(phase, 0.0) + value
-            print(
-                f"{name} | {total:.2f} | {seconds.get('build', 0):.2f} | {seconds['trace']:.2f} "
-                f"| {epochs[0]:.2f} | {sum(epochs[1:]):.2f} ({len(epochs) - 1}) "
-                f"| {seconds.get('final', 0):.2f} | {phases.nodes}"
-            )
+    for index, name in enumerate(["wine/mlp/none", *cells]):
+        cell = CellKey(*name.split("/"))
+        if cell.dataset not in datasets:
+            spec = study.dataset_spec(cell.dataset)
+            datasets[cell.dataset] = prepare(spec, load_raw(spec))
+        phases.reset()
+        started = time.perf_counter()
+        train_cell(study.cell_spec(cell), seeds, datasets[cell.dataset], log=lambda line: None)
+        total = time.perf_counter() - started
+        if index == 0:
+            continue  # the process's first cell pays TensorFlow's own start-up
+        seconds, epochs = phases.seconds, phases.epochs
+        for phase, value in (
+            ("total", total),
+            ("build", seconds.get("build", 0)),
+            ("trace", seconds["trace"]),
+            ("first epoch", epochs[0]),
+            ("other epochs", sum(epochs[1:])),
+            ("final", seconds.get("final", 0)),
+        ):
+            totals[phase] = totals.get(phase, 0.0) + value
+        print(
+            f"{name} | {total:.2f} | {seconds.get('build', 0):.2f} | {seconds['trace']:.2f} "
+            f"| {epochs[0]:.2f} | {sum(epochs[1:]):.2f} ({len(epochs) - 1}) "
+            f"| {seconds.get('final', 0):.2f} | {phases.nodes}"
+        )
     print(f"sum of {len(cells)} cells | " + " | ".join(f"{v:.1f}" for v in totals.values()))
 
 
@@ -186,7 +178,7 @@ def part_convolutions(seeds: int, steps: int, repeats: int) -> None:
         (rng.standard_normal((seeds, 3, 3, 16, 32)) * 0.1).astype(np.float32),
     ]
 
-    def step_of(conv: Callable[[Any, Any], Any], size: int) -> Any:
+    def step_of(conv: Callable[[Any, Any], Any]) -> Any:
         def pool(y: Any) -> Any:
             shape = y.shape
             folded = tf.nn.max_pool2d(tf.reshape(y, [-1, *shape[2:]]), 2, 2, "VALID")
@@ -209,8 +201,9 @@ def part_convolutions(seeds: int, steps: int, repeats: int) -> None:
     print("way | ms per step | against per seed | bit for bit")
     print(" --- | --- | --- | --- ")
     base = None
+    alone_ways = conv_ways(1)
     for name, conv in conv_ways(seeds).items():
-        step = step_of(conv, seeds)
+        step = step_of(conv)
         tensors = [tf.constant(x), *map(tf.constant, kernels)]
         step(*tensors)
         times = []
@@ -222,8 +215,7 @@ def part_convolutions(seeds: int, steps: int, repeats: int) -> None:
         ms = statistics.median(times)
         base = base or ms
         together = [np.asarray(t)[1] for t in step(*tensors)]
-        one = conv_ways(1)[name]
-        alone = step_of(one, 1)(*[tf.constant(a[1:2]) for a in (x, *kernels)])
+        alone = step_of(alone_ways[name])(*[tf.constant(a[1:2]) for a in (x, *kernels)])
         same = all(
             np.array_equal(a, np.asarray(b)[0]) for a, b in zip(together, alone, strict=True)
         )
