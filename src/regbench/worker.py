@@ -484,7 +484,7 @@ def _process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # Another user's process: alive, and not ours to judge.
-        return True
+        pass
     return True
 
 
