@@ -301,6 +301,7 @@ def test_report_defaults_and_primary_is_added_to_metrics() -> None:
     assert load_study(raw_config()).config["report"] == {
         "primary": "test_accuracy",
         "metrics": ["test_accuracy", "test_loss", "gap_accuracy"],
+        "smallest_effect": {},
     }
     study = load_study(edited(lambda c: c.update(report={"primary": "test_loss"})))
     assert study.config["report"]["metrics"] == ["test_accuracy", "test_loss", "gap_accuracy"]
@@ -314,6 +315,7 @@ def test_report_defaults_and_primary_is_added_to_metrics() -> None:
     [
         ({"primary": "test_objective"}, "report.primary: 'test_objective'"),
         ({"metrics": ["test_accuracy", "accuracy"]}, r"report.metrics\[1\]: 'accuracy'"),
+        ({"smallest_effect": {"accuracy": 0.02}}, r"report.smallest_effect.accuracy: "),
     ],
 )
 def test_report_metric_must_be_compared(report: dict[str, Any], where: str) -> None:
@@ -403,7 +405,11 @@ def test_report_and_references_reach_no_run_spec() -> None:
     after = load_study(edited(edit))
     assert all_specs(after) == all_specs(before)
     settings = after.aggregation_settings()
-    assert settings["report"] == {"primary": "test_loss", "metrics": ["test_loss", "test_roc_auc"]}
+    assert settings["report"] == {
+        "primary": "test_loss",
+        "metrics": ["test_loss", "test_roc_auc"],
+        "smallest_effect": {},
+    }
     assert settings["references"] == after.references and len(after.references) == 1
     assert (settings["baseline"], settings["epochs"]) == ("none", 2)
     assert settings != before.aggregation_settings()

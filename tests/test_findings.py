@@ -65,8 +65,9 @@ def test_answers_say_loss_drops_while_accuracy_stays_within_noise() -> None:
     comparisons = study_a_like()
     sentences = answer_sentences(comparisons, ["test_accuracy", "test_loss"], "none", 5)
     assert sentences[0] == (
-        "No regularizer changes test accuracy beyond seed noise "
-        "(10 comparisons with none, all indistinguishable)."
+        "No regularizer changes test accuracy by the smallest effect of interest "
+        "(±1.0 points): all 10 comparisons are inconclusive (neither a difference nor "
+        "equivalence shown)."
     )
     loss = comparisons[comparisons["metric"] == "test_loss"]
     better = loss[loss["verdict"] == "better"]
@@ -75,7 +76,8 @@ def test_answers_say_loss_drops_while_accuracy_stays_within_noise() -> None:
     largest = format_diff(better["mean_diff"].abs().max(), "test_loss", signed=False)
     assert sentences[1] == (
         "Test loss is lower than with none for 8 of 10 regularizers (all but reg8 and reg9), "
-        f"by {smallest} to {largest}; the other 2 of 10 comparisons are within seed noise."
+        f"by {smallest} to {largest}; the other 2 comparisons are equivalent (shown within "
+        "the smallest effect)."
     )
     assert 2 <= len(sentences) <= 5
 
@@ -98,7 +100,7 @@ def test_gains_are_grouped_by_regularizer_with_their_numbers() -> None:
     comparisons = study_a_like()
     findings = findings_by_effect(comparisons, "test_loss", "none")
     assert [effect["heading"] for effect in findings["effects"]] == [
-        "Clear gains (better than none)"
+        "Clear gains (better than none by at least 0.010)"
     ]
     rows = findings["effects"][0]["rows"]
     assert [row["regularizer"] for row in rows] == [f"reg{i}" for i in range(7, -1, -1)]
@@ -146,7 +148,11 @@ def test_seeds_needed_beyond_the_cap_never_reaches_the_words() -> None:
     runs = make_runs(
         {"test_accuracy": {"none": list(base), "noise": list(base + rng.normal(0, 1e-4, 5))}}
     )
-    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    # A smallest effect far below the noise keeps the comparison inconclusive.
+    comparisons = stats.compare_to_baseline(
+        runs, "none", ["test_accuracy"], smallest_effects={"test_accuracy": 1e-6}
+    )
+    assert comparisons.iloc[0]["verdict"] == "inconclusive"
     needed = comparisons.iloc[0]["seeds_needed"]
     assert pd.isna(needed) or needed > 100
     text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
@@ -154,8 +160,24 @@ def test_seeds_needed_beyond_the_cap_never_reaches_the_words() -> None:
     assert "seeds)" not in text and "nan" not in text.lower()
 
 
+def test_a_difference_within_the_default_smallest_effect_is_called_equivalent() -> None:
+    """Noise-sized differences are equivalent within one point, and the words say so."""
+    rng = np.random.default_rng(11)
+    base = 0.8 + rng.normal(0, 0.02, 5)
+    runs = make_runs(
+        {"test_accuracy": {"none": list(base), "noise": list(base + rng.normal(0, 1e-4, 5))}}
+    )
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    assert comparisons.iloc[0]["verdict"] == "equivalent"
+    text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
+    assert (
+        "It is shown equivalent: two one-sided tests put the difference within ±1.0 points" in text
+    )
+    assert "More seeds" not in text and "Up to" not in text
+
+
 def test_verdict_matrix_marks_each_verdict_and_leaves_skipped_cells_empty() -> None:
-    """Better, worse and indistinguishable cells carry their symbol; a skipped one is None."""
+    """Better, worse, equivalent and inconclusive cells carry their symbol; skipped ones None."""
     base = [0.80, 0.82, 0.78, 0.81, 0.79]
     runs = make_runs(
         {
@@ -164,17 +186,23 @@ def test_verdict_matrix_marks_each_verdict_and_leaves_skipped_cells_empty() -> N
                 "up": [b + 0.05 + 0.001 * i for i, b in enumerate(base)],
                 "down": [b - 0.05 + 0.001 * i for i, b in enumerate(base)],
                 "same": [b + (0.001 if i % 2 else -0.001) for i, b in enumerate(base)],
+                "noisy": [
+                    b + d for b, d in zip(base, [0.06, -0.05, 0.04, -0.07, 0.03], strict=True)
+                ],
             }
         }
     )
     comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
     matrix = verdict_matrix(
-        comparisons, "test_accuracy", [("wine", "mlp")], ["up", "down", "same", "skipped"]
+        comparisons,
+        "test_accuracy",
+        [("wine", "mlp")],
+        ["up", "down", "same", "noisy", "skipped"],
     )
     entries = matrix[0]["entries"]
-    assert [e["symbol"] for e in entries[:3]] == ["▲", "▼", "○"]
-    assert [e["verdict"] for e in entries[:3]] == ["better", "worse", "indistinguishable"]
-    assert entries[3] is None
+    assert [e["symbol"] for e in entries[:4]] == ["▲", "▼", "■", "○"]
+    assert [e["verdict"] for e in entries[:4]] == ["better", "worse", "equivalent", "inconclusive"]
+    assert entries[4] is None
     assert entries[0]["diff"] == "+5.2"
 
 

@@ -122,8 +122,19 @@ def test_page_one_answers_the_question(rendered: Path) -> None:
     high = format_diff(gains["mean_diff"].max(), "test_accuracy", signed=False)
     assert (
         f"Test accuracy is higher than with none for l2_0 (on every dataset · model, "
-        f"{low} to {high} points); the other 6 of 9 comparisons are within seed noise."
+        f"{low} to {high} points); "
     ) in first
+    # The other six are counted by verdict, each count agreeing with comparisons.csv.
+    others = comparisons[
+        (comparisons["metric"] == "test_accuracy") & (comparisons["verdict"] != "better")
+    ]["verdict"].value_counts()
+    assert others.sum() == 6
+    if len(others) == 1:
+        assert f"the other 6 comparisons are {others.index[0]}" in first
+    else:
+        assert "of the other 6 comparisons, " in first
+        for verdict, count in others.items():
+            assert f"{count} {'is' if count == 1 else 'are'} {verdict}" in first
     assert "Caveats" in first and "8 seeds per cell, paired by seed" in first
     # The matrix prints each cell's paired difference, in points, with its symbol.
     for row in gains.itertuples():
@@ -256,10 +267,10 @@ def test_findings_group_the_real_effect_apart_from_noise(rendered: Path) -> None
     text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
     start = text.index("Findings Every regularizer")
     findings = text[start : text.index("Dataset: data0 ", start)]
-    gains = findings[findings.index("Clear gains") : findings.index("No detectable effect")]
+    gains = findings[findings.index("Clear gains") : findings.index("No significant difference")]
     assert "l2_0" in gains and "l2_1" not in gains and "l2_2" not in gains
     assert "data0 · mlp" in gains and "data2 · mlp" in gains
-    assert "6 comparisons show no difference beyond seed noise." in findings
+    assert "6 comparisons show no significant difference." in findings
 
 
 def test_no_table_row_is_split_across_pages(default_sized: Path) -> None:

@@ -406,7 +406,9 @@ def test_identical_runs_give_p_one_without_error() -> None:
     assert math.isnan(row["cohen_dz"])
     assert pd.isna(row["seeds_needed"]) and row["beyond_seed_cap"]
     assert row["prob_superiority"] == 0.5
-    assert row["verdict"] == "indistinguishable"
+    # No difference at all lies within any positive smallest effect.
+    assert row["tost_p"] == 0.0 and row["equivalent"]
+    assert row["verdict"] == "equivalent"
 
 
 def test_constant_shift_is_tested_by_wilcoxon() -> None:
@@ -419,6 +421,104 @@ def test_constant_shift_is_tested_by_wilcoxon() -> None:
     assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((0.25, 0.25))
     assert math.isnan(row["cohen_dz"])
     assert row["verdict"] == "better"
+
+
+def tost_by_scipy(diffs: np.ndarray, margin: float) -> float:
+    """Return the TOST p-value from two one-sided scipy t-tests of the shifted differences."""
+    lower = sps.ttest_1samp(diffs + margin, 0.0, alternative="greater").pvalue
+    upper = sps.ttest_1samp(diffs - margin, 0.0, alternative="less").pvalue
+    return float(max(lower, upper))
+
+
+def test_tost_p_values_match_an_independent_scipy_computation() -> None:
+    """TOST p-values equal two one-sided scipy t-tests, Holm-adjusted by hand, to 1e-8."""
+    runs = shifted_runs()
+    table = stats.compare_to_baseline(
+        runs, "none", ["test_accuracy"], smallest_effects={"test_accuracy": 0.02}
+    )
+    base = np.array(BASELINE)
+    expected = {
+        name: tost_by_scipy(
+            np.array([b + s for b, s in zip(base, shift, strict=True)]) - base, 0.02
+        )
+        for name, shift in SHIFTS.items()
+    }
+    adjusted = dict(zip(expected, holm_by_hand(list(expected.values())), strict=True))
+    for name in SHIFTS:
+        row = only_row(table, regularizer=name)
+        assert row["smallest_effect"] == 0.02 and row["smallest_effect_source"] == "declared"
+        assert row["tost_p"] == pytest.approx(expected[name], abs=1e-8)
+        assert row["tost_p_holm"] == pytest.approx(adjusted[name], abs=1e-8)
+        assert row["equivalent"] == (adjusted[name] < 0.05)
+    # l1's differences hug zero: equivalent within 2 points; dropout's 3 points are not.
+    assert only_row(table, regularizer="l1")["verdict"] == "equivalent"
+    assert only_row(table, regularizer="dropout")["verdict"] == "better"
+
+
+def test_significant_difference_smaller_than_the_smallest_effect_is_negligible() -> None:
+    """A consistent 0.0009-nat rise in loss is significant yet negligible against 0.01 nats."""
+    base = [0.050, 0.052, 0.049, 0.051, 0.053]
+    raised = [b + 0.0009 + 0.00002 * i for i, b in enumerate(base)]
+    runs = make_runs({"none": base, "reg": raised}, metric="test_loss")
+    row = only_row(stats.compare_to_baseline(runs, "none", ["test_loss"]), regularizer="reg")
+    assert row["significant"]
+    assert row["smallest_effect"] == stats.SMALLEST_EFFECT_LOSS
+    assert row["practical"] == "negligible" and row["equivalent"]
+    assert row["verdict"] == "negligible"
+    # Declared smaller than the difference, the same rise is a clear loss.
+    declared = stats.compare_to_baseline(
+        runs, "none", ["test_loss"], smallest_effects={"test_loss": 0.0005}
+    )
+    assert only_row(declared, regularizer="reg")["verdict"] == "worse"
+
+
+def test_noisy_difference_without_equivalence_is_inconclusive() -> None:
+    """Differences that swing by several points are neither significant nor equivalent."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    noisy = [b + d for b, d in zip(base, [0.06, -0.05, 0.04, -0.07, 0.03], strict=True)]
+    runs = make_runs({"none": base, "reg": noisy})
+    row = only_row(stats.compare_to_baseline(runs, "none", ["test_accuracy"]), regularizer="reg")
+    assert not row["significant"] and not row["equivalent"]
+    assert row["verdict"] == "inconclusive"
+
+
+def test_default_smallest_effect_is_a_point_or_one_test_example() -> None:
+    """One point of accuracy, one example where larger, 0.01 nats of loss, none for epochs."""
+    assert stats.default_smallest_effect("test_accuracy", 1000) == 0.01
+    assert stats.default_smallest_effect("test_accuracy", 38) == pytest.approx(1 / 38)
+    assert stats.default_smallest_effect("gap_accuracy", 38) == pytest.approx(1 / 38)
+    assert stats.default_smallest_effect("val_accuracy", 38) == 0.01
+    assert stats.default_smallest_effect("test_loss") == 0.01
+    assert math.isnan(stats.default_smallest_effect("epochs_run"))
+
+
+def test_metric_at_its_bound_in_every_run_is_saturated() -> None:
+    """100% test accuracy on every seed of both cells is saturated, and so is their gap."""
+    runs = make_runs({"none": [1.0] * 5, "reg": [1.0] * 5, "worse": [1.0, 1.0, 0.97, 1.0, 1.0]})
+    runs["gap_accuracy"] = 0.0
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy", "gap_accuracy"])
+    for metric in ("test_accuracy", "gap_accuracy"):
+        assert only_row(table, regularizer="reg", metric=metric)["verdict"] == "saturated"
+    assert only_row(table, regularizer="worse", metric="test_accuracy")["verdict"] != "saturated"
+    summary = stats.describe_cells(runs, ["test_accuracy"])
+    found = stats.saturated_cells(summary)
+    assert sorted(found["regularizer"]) == ["none", "reg"]
+    assert set(found["bound"]) == {1.0}
+
+
+def test_smaller_gap_with_worse_test_accuracy_is_underfitting() -> None:
+    """A gap 1.1 points smaller with test accuracy 1.8 points lower is underfitting."""
+    base = [0.75, 0.76, 0.74, 0.75, 0.77]
+    runs = make_runs({"none": base, "heavy": [b - 0.018 for b in base], "mild": base})
+    runs["gap_accuracy"] = [0.10, 0.11, 0.09, 0.10, 0.12] * 3
+    drop = (runs["regularizer"] != "none").to_numpy()
+    runs.loc[drop, "gap_accuracy"] -= [0.011, 0.010, 0.012, 0.011, 0.011] * 2
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy", "gap_accuracy"])
+    heavy = only_row(table, regularizer="heavy", metric="gap_accuracy")
+    assert heavy["significant"] and heavy["test_part_diff"] == pytest.approx(-0.018)
+    assert heavy["verdict"] == "underfitting"
+    # The same smaller gap with test accuracy unchanged is less overfitting: better.
+    assert only_row(table, regularizer="mild", metric="gap_accuracy")["verdict"] == "better"
 
 
 def test_one_seed_gives_no_statistics() -> None:

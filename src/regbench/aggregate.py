@@ -235,9 +235,15 @@ def compare(
     baseline: str,
     metrics: Sequence[str] = COMPARED_METRICS,
     test_sizes: Mapping[str, int] | None = None,
+    smallest_effects: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Paired comparisons of every regularizer with the baseline (``comparisons.csv``)."""
-    return compare_to_baseline(runs, baseline, metrics, test_sizes=test_sizes)
+    """Paired comparisons of every regularizer with the baseline (``comparisons.csv``).
+
+    ``smallest_effects`` is the study's ``report.smallest_effect`` (metric -> value).
+    """
+    return compare_to_baseline(
+        runs, baseline, metrics, test_sizes=test_sizes, smallest_effects=smallest_effects
+    )
 
 
 def sweep_tables(
@@ -259,7 +265,9 @@ def sweep_tables(
     return {
         "dose_response": sweeps.dose_response(runs, summary, families, baseline, metrics),
         "tuned": tuned,
-        "tuned_comparisons": sweeps.compare_tuned(runs, tuned, baseline, metrics, test_sizes),
+        "tuned_comparisons": sweeps.compare_tuned(
+            runs, tuned, baseline, metrics, test_sizes, settings["report"].get("smallest_effect")
+        ),
     }
 
 

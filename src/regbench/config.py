@@ -798,6 +798,12 @@ def _check_report(config: dict[str, Any]) -> None:
                 f"{where}: {name!r} is not a metric the comparisons compute; "
                 f"expected one of: {', '.join(HIGHER_IS_BETTER)}"
             )
+    for name in report["smallest_effect"]:
+        if name not in HIGHER_IS_BETTER:
+            raise ConfigError(
+                f"report.smallest_effect.{name}: not a metric the comparisons compute; "
+                f"expected one of: {', '.join(HIGHER_IS_BETTER)}"
+            )
     if report["primary"] not in report["metrics"]:
         report["metrics"] = [report["primary"], *report["metrics"]]
 

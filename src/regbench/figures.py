@@ -33,7 +33,13 @@ import pandas as pd
 
 from regbench.config import RunKey
 from regbench.metrics import NEAR_ZERO
-from regbench.wording import VERDICT_STYLES, VerdictStyle, join_names, metric_style
+from regbench.wording import (
+    VERDICT_STYLES,
+    VerdictStyle,
+    join_names,
+    metric_style,
+    verdict_legend,
+)
 
 __all__ = [
     "CURVE_LABELS",
@@ -275,15 +281,17 @@ def paired_differences(
         top=1 - 0.43 / height,
         wspace=0.12,
     )
+    # Only the verdicts this figure shows, so that the legend fits across it.
+    shown = [v for v in VERDICT_STYLES if v in set(cell["verdict"])]
     figure.legend(
-        handles=[_verdict_handle(verdict) for verdict in VERDICT_STYLES],
+        handles=[_verdict_handle(verdict) for verdict in shown],
         loc="upper center",
-        ncol=len(VERDICT_STYLES),
+        ncol=max(1, len(shown)),
         frameon=False,
         borderaxespad=0.1,
     )
     confidence, alpha = _only(cell["confidence"], "confidence"), _only(cell["alpha"], "alpha")
-    shapes = ", ".join(f"{style.symbol} {verdict}" for verdict, style in VERDICT_STYLES.items())
+    shapes = verdict_legend(shown)
     dataset, model = cell["dataset"].iloc[0], cell["model"].iloc[0]
     caption = (
         f"Paired differences from the {settings.baseline} baseline, {dataset} · {model}: for "
@@ -291,9 +299,9 @@ def paired_differences(
         f"{settings.baseline} on the same seed ({_count(cell['n_pairs'])} pairs), with its "
         f"{_percent(confidence)} confidence interval; proportions in percentage points. Marker "
         f"and colour give the paired test's verdict at the {_percent(alpha)} level after "
-        f"correction for the number of regularizers compared: {shapes} (fewer than two pairs). "
-        "The interval is not corrected for that number, so one that barely excludes zero can "
-        "still be indistinguishable."
+        f"correction for the number of regularizers compared and against the smallest effect "
+        f"of interest: {shapes}. The interval is not corrected for that number, so one that "
+        "barely excludes zero can still be inconclusive."
     )
     return figure, caption
 

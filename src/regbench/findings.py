@@ -45,6 +45,7 @@ __all__ = [
     "reference_sentence",
     "rests_on_undertrained",
     "selection_rows",
+    "smallest_effect_text",
     "strength_label",
     "strength_sentences",
     "tuned_rows",
@@ -156,18 +157,19 @@ def answer_sentences(
 
 
 def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
-    """What changed ``metric``: regularizers better, worse, and the count within noise."""
+    """What changed ``metric``: regularizers better, worse, and what the rest show."""
     style = metric_style(metric)
     tested = [r for r in rows if r["verdict"] != NOT_COMPARABLE]
     if not tested:
         return ""
     better = [r for r in tested if r["verdict"] == "better"]
     worse = [r for r in tested if r["verdict"] == "worse"]
+    underfit = [r for r in tested if r["verdict"] == "underfitting"]
     label = style.label[0].upper() + style.label[1:]
-    if not better and not worse:
+    if not better and not worse and not underfit:
         return (
-            f"No regularizer changes {style.label} beyond seed noise "
-            f"({plural(len(tested), 'comparison')} with {baseline}, all indistinguishable)."
+            f"No regularizer changes {style.label} by the smallest effect of interest "
+            f"({_smallest(tested, metric)}): {_rest_clause(tested, other=False)}."
         )
     clauses = []
     if better:
@@ -175,9 +177,71 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     if worse:
         lead = "" if better else f" than with {baseline}"
         clauses.append(f"{style.worse}{lead} for {_who(worse, rows, metric)}")
-    rest = len(tested) - len(better) - len(worse)
-    tail = f"; the other {rest} of {len(tested)} comparisons are within seed noise" if rest else ""
+    if underfit:
+        clauses.append(
+            f"{style.better} but with a worse test score, which is underfitting rather than "
+            f"less overfitting, for {_who(underfit, rows, metric)}"
+        )
+    rest = [r for r in tested if r not in better + worse + underfit]
+    tail = f"; {_rest_clause(rest, other=True)}" if rest else ""
     return f"{label} is {'; '.join(clauses)}{tail}."
+
+
+#: How a sentence counts the comparisons of each verdict that is not a clear change.
+_REST_WORDS = {
+    "negligible": "negligible (significant, but smaller than the smallest effect)",
+    "equivalent": "equivalent (shown within the smallest effect)",
+    "inconclusive": "inconclusive (neither a difference nor equivalence shown)",
+    "saturated": "saturated (every run at the metric's bound)",
+    "underfitting": "underfitting",
+    "better": "better",
+    "worse": "worse",
+}
+
+
+def _rest_clause(rows: list[Row], other: bool) -> str:
+    """``of the other 7 comparisons, 2 are negligible ... and 2 ...``, counted by verdict."""
+    counts = [
+        (sum(r["verdict"] == verdict for r in rows), words)
+        for verdict, words in _REST_WORDS.items()
+    ]
+    parts = [f"{count} {'is' if count == 1 else 'are'} {words}" for count, words in counts if count]
+    n = len(rows)
+    if len(parts) == 1:
+        only = parts[0].split(" ", 2)[2]
+        if other:
+            return f"the other {'comparison is' if n == 1 else f'{n} comparisons are'} {only}"
+        return f"{'the one comparison is' if n == 1 else f'all {n} comparisons are'} {only}"
+    noun = "comparison" if n == 1 else "comparisons"
+    return f"of {'the other ' if other else ''}{n} {noun}, {join_names(parts)}"
+
+
+def smallest_effect_text(comparisons: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """``test accuracy ±2.6 points (default), test loss ±0.01 (declared)``, per judged metric."""
+    parts = []
+    for metric in metrics:
+        rows = list(_records(comparisons[comparisons["metric"] == metric]))
+        if not rows:
+            continue
+        sources = sorted({str(r["smallest_effect_source"]) for r in rows})
+        parts.append(
+            f"{metric_style(metric).label} {_smallest(rows, metric)} ({'/'.join(sources)})"
+        )
+    return join_names(parts) if parts else "none"
+
+
+def _smallest(rows: list[Row], metric: str, sign: str = "±") -> str:
+    """The smallest effect of interest the rows were judged by: ``±1.0 points`` or a range."""
+    values = sorted(
+        {float(r["smallest_effect"]) for r in rows if not is_missing(r["smallest_effect"])}
+    )
+    if not values:
+        return "none set"
+    unit = " points" if metric_style(metric).proportion else ""
+    texts = [format_diff(v, metric, signed=False) for v in values]
+    if len(set(texts)) == 1:
+        return f"{sign}{texts[0]}{unit}"
+    return f"{sign}{texts[0]} to {texts[-1]}{unit}"
 
 
 def _who(chosen: list[Row], all_rows: list[Row], metric: str) -> str:
@@ -235,7 +299,7 @@ def _span(values: Sequence[float], metric: str) -> str:
 
 def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: int) -> str:
     """What these seeds can resolve on the primary metric: the median detectable difference."""
-    detectable = _detectable([r for r in rows if r["verdict"] == "indistinguishable"])
+    detectable = _detectable([r for r in rows if r["verdict"] == "inconclusive"])
     if not detectable:
         return ""
     median = float(pd.Series(detectable).median())
@@ -244,7 +308,7 @@ def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: in
     return (
         f"With {plural(n_seeds, 'seed')} per cell, a difference in {style.label} smaller than "
         f"about {format_diff(median, metric, signed=False)}{unit} (the median smallest "
-        "detectable difference) would usually go unseen, so “indistinguishable” is not "
+        "detectable difference) would usually go unseen, so “inconclusive” is not "
         "“no effect”."
     )
 
@@ -260,7 +324,7 @@ def findings_by_effect(
     cell carries a note.
     """
     rows = list(_records(comparisons[comparisons["metric"] == metric]))
-    changed = [r for r in rows if r["verdict"] in ("better", "worse")]
+    changed = [r for r in rows if r["verdict"] in _EFFECT_HEADINGS]
     tests = {_test_name(r) for r in changed}
     shown = {
         "show_cell": len({cell_name(r) for r in rows}) > 1,
@@ -283,17 +347,41 @@ def findings_by_effect(
                     [r for r in changed if r["verdict"] == verdict], metric, undertrained
                 ),
             }
-            for heading, verdict in (
-                (f"Clear gains (better than {baseline})", "better"),
-                (f"Clear losses (worse than {baseline})", "worse"),
+            for verdict, heading in (
+                (v, h.format(baseline=baseline, smallest=_smallest(rows, metric, "")))
+                for v, h in _EFFECT_HEADINGS.items()
             )
             if any(r["verdict"] == verdict for r in changed)
         ],
-        "no_effect": _no_effect([r for r in rows if r["verdict"] == "indistinguishable"], metric),
+        "no_effect": _no_effect(
+            [r for r in rows if r["verdict"] in ("equivalent", "inconclusive")], metric
+        ),
+        "saturated": _saturated_sentence([r for r in rows if r["verdict"] == "saturated"], metric),
         "not_comparable": _not_comparable(
             [r for r in rows if r["verdict"] == NOT_COMPARABLE], metric, baseline
         ),
     }
+
+
+#: The findings tables, one per verdict that is a difference, with their headings.
+_EFFECT_HEADINGS = {
+    "better": "Clear gains (better than {baseline} by at least {smallest})",
+    "worse": "Clear losses (worse than {baseline} by at least {smallest})",
+    "underfitting": "Smaller gap, worse test score (underfitting, not less overfitting)",
+    "negligible": "Significant but negligible (smaller than {smallest})",
+}
+
+
+def _saturated_sentence(rows: list[Row], metric: str) -> list[str]:
+    """The comparisons whose cells all sit at the metric's bound: no evidence either way."""
+    if not rows:
+        return []
+    label = metric_style(metric).label
+    return [
+        f"{_examples(rows)} and the baseline score at the bound of {label} in every run "
+        f"({plural(len(rows), 'comparison')}): this test set cannot tell them apart on it, "
+        "so these comparisons are no evidence either way."
+    ]
 
 
 def _table_note(tests: set[str], changed: list[Row], undertrained: Collection[Cell]) -> str:
@@ -355,15 +443,28 @@ def _effect_rows(
 
 
 def _no_effect(rows: list[Row], metric: str) -> list[str]:
-    """The comparisons within seed noise: how many, what these seeds could see, and what next."""
+    """The comparisons without a significant difference: equivalent or inconclusive, and why."""
     if not rows:
         return []
     style = metric_style(metric)
     unit = " points" if style.proportion else ""
     identical = [r for r in rows if r["test"] == "identical"]
     varying = [r for r in rows if r["test"] != "identical"]
+    equivalent = [r for r in rows if r["verdict"] == "equivalent"]
+    inconclusive = [r for r in rows if r["verdict"] == "inconclusive"]
     verb = "shows" if len(rows) == 1 else "show"
-    sentences = [f"{plural(len(rows), 'comparison')} {verb} no difference beyond seed noise."]
+    sentences = [f"{plural(len(rows), 'comparison')} {verb} no significant difference."]
+    if equivalent:
+        sentences.append(
+            f"{_count_of(equivalent, rows)} shown equivalent: two one-sided tests put the "
+            f"difference within {_smallest(equivalent, metric)} ({_examples(equivalent)})."
+        )
+    if inconclusive:
+        sentences.append(
+            f"{_count_of(inconclusive, rows)} inconclusive: the interval reaches beyond "
+            f"{_smallest(inconclusive, metric)}, so these seeds show neither a difference "
+            f"nor its absence ({_examples(inconclusive)})."
+        )
     if identical:
         share = "All" if len(identical) == len(rows) else f"{len(identical)} of them"
         verb = "is" if len(identical) == 1 and share != "All" else "are"
@@ -385,8 +486,15 @@ def _no_effect(rows: list[Row], metric: str) -> list[str]:
             f"In {len(tiny)} of them the mean difference is at most one test example per seed"
             f" ({_examples(tiny)})."
         )
-    sentences.append(_more_seeds(varying, metric))
+    sentences.append(_more_seeds([r for r in varying if r in inconclusive], metric))
     return [s for s in sentences if s]
+
+
+def _count_of(chosen: list[Row], rows: list[Row]) -> str:
+    """``All 3 are``, ``1 of them is``, ``2 of them are``."""
+    if len(chosen) == len(rows):
+        return "It is" if len(rows) == 1 else f"All {len(rows)} are"
+    return f"{len(chosen)} of them {'is' if len(chosen) == 1 else 'are'}"
 
 
 def _detectable(rows: list[Row]) -> list[float]:
@@ -600,8 +708,15 @@ def _records(table: pd.DataFrame) -> Iterable[Row]:
 
 #: How a variant's verdict against its family's best reads, singular and plural.
 _AGAINST_BEST = {
-    "indistinguishable": ("cannot be told apart from it", "cannot be told apart from it"),
+    "equivalent": ("is equivalent to it", "are equivalent to it"),
+    "inconclusive": ("cannot be told apart from it", "cannot be told apart from it"),
+    "negligible": ("differs from it negligibly", "differ from it negligibly"),
+    "saturated": ("ties with it at the metric's bound", "tie with it at the metric's bound"),
     "worse": ("is worse", "are worse"),
+    "underfitting": (
+        "has a smaller gap but a worse test score",
+        "have a smaller gap but worse test scores",
+    ),
     "better": ("is better on the seeds both ran", "are better on the seeds both ran"),
     NOT_COMPARABLE: (
         "could not be compared with it (fewer than two seed pairs)",
@@ -772,8 +887,10 @@ def tuned_sentence(tuned: pd.DataFrame, metric: str, baseline: str) -> str:
             comparative = style.better if row["verdict"] == "better" else style.worse
             difference = format_diff(row["mean_diff"], metric)
             clauses.append(f"{family} is {comparative} than {reference} ({difference}{unit})")
-        elif reference == baseline:
-            clauses.append(f"{family} is within seed noise of {reference}")
+        elif row["verdict"] == "equivalent":
+            clauses.append(f"{family} and {reference} are equivalent")
+        elif row["verdict"] == "negligible":
+            clauses.append(f"{family} and {reference} differ negligibly")
         else:
             clauses.append(f"{family} and {reference} cannot be told apart")
     return (

@@ -178,7 +178,8 @@ def aggregate_runs(
     summary.to_csv(outputs["summary"], index=False)
     cards = _read_cards(card_paths)
     test_sizes = aggregate.test_set_sizes(cards.values())
-    comparisons = aggregate.compare(runs, settings["baseline"], compared, test_sizes)
+    declared = settings["report"].get("smallest_effect", {})
+    comparisons = aggregate.compare(runs, settings["baseline"], compared, test_sizes, declared)
     comparisons.to_csv(outputs["comparisons"], index=False)
     for name, table in aggregate.sweep_tables(
         runs, summary, settings, compared, test_sizes

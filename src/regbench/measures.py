@@ -12,7 +12,10 @@ import math
 __all__ = [
     "EPOCH_METRICS",
     "HIGHER_IS_BETTER",
+    "LOSS_METRICS",
+    "PROPORTION_METRICS",
     "REFERENCE_METRICS",
+    "TEST_PARTS",
     "TEST_SHARE_METRICS",
     "VALIDATION_METRICS",
     "metric_range",
@@ -52,6 +55,10 @@ VALIDATION_METRICS = ("best_val_loss", "best_val_accuracy", "val_loss", "val_acc
 #: yardstick for macro-F1 and ROC AUC, which one example moves by a data-dependent amount.
 TEST_SHARE_METRICS = frozenset({"test_accuracy", "test_f1_macro", "test_roc_auc", "gap_accuracy"})
 
+#: The test metric each train-test gap is the test side of: a smaller gap is less
+#: overfitting only when this metric did not get worse (else the train side fell).
+TEST_PARTS = {"gap_accuracy": "test_accuracy", "gap_loss": "test_loss"}
+
 #: Metrics counted in epochs, which lie between 1 and the study's ``training.epochs``.
 EPOCH_METRICS = frozenset({"epochs_run", "best_epoch"})
 
@@ -82,6 +89,15 @@ _NON_NEGATIVE = frozenset(
         "job_seconds",
         "max_rss_mb",
     }
+)
+
+
+#: Proportions, whose differences are percentage points (the gap of two shares included).
+PROPORTION_METRICS = _SHARES | {"gap_accuracy"}
+
+#: Cross-entropies and their gap, measured in nats.
+LOSS_METRICS = frozenset(
+    {"test_loss", "train_eval_loss", "train_loss", "val_loss", "best_val_loss", "gap_loss"}
 )
 
 

@@ -34,6 +34,7 @@ from regbench.findings import (
     reference_rows,
     reference_sentence,
     selection_rows,
+    smallest_effect_text,
     strength_sentences,
     tuned_rows,
     tuned_sentence,
@@ -53,6 +54,7 @@ from regbench.wording import (
     join_names,
     metric_style,
     plural,
+    verdict_legend,
 )
 
 __all__ = [
@@ -321,12 +323,12 @@ def _glance(
             "caption": (
                 f"Each cell: the mean paired difference (regularizer minus {baseline}, {unit}) "
                 f"over the seeds both ran, and its {_level(comparisons)} confidence interval. "
-                f"{MATRIX_SYMBOLS['better']} better, {MATRIX_SYMBOLS['worse']} worse, "
-                f"{MATRIX_SYMBOLS['indistinguishable']} indistinguishable from {baseline} "
-                f"(Holm-adjusted p ≥ {_alpha(comparisons)}): the interval is that comparison's "
-                "alone, the verdict also corrects for the row's other comparisons, so an "
-                "interval that excludes 0 can still be indistinguishable. Italic: at most one "
-                "test example "
+                f"{verdict_legend(_shown_verdicts(comparisons, primary), meanings=False)} "
+                f"(Holm-adjusted p < {_alpha(comparisons)}, smallest effect "
+                f"{smallest_effect_text(comparisons, [primary])}; see Method): the interval is "
+                "that comparison's alone, the verdict also corrects for the row's other "
+                "comparisons, so an interval that excludes 0 can still be inconclusive. "
+                "Italic: at most one test example "
                 "per seed. †: still improving at the last epoch, after a row name the "
                 "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
@@ -334,6 +336,12 @@ def _glance(
         "sentences": [*sentences[:5], checked] if checked else sentences,
         "caveats": _caveats(config, tables, cards, primary, undertrained),
     }
+
+
+def _shown_verdicts(comparisons: pd.DataFrame, metric: str) -> list[str]:
+    """The verdicts the matrix shows (better and worse always): what its legend lists."""
+    found = set(comparisons.loc[comparisons["metric"] == metric, "verdict"])
+    return [v for v in VERDICT_STYLES if v in found or v in ("better", "worse")]
 
 
 def _level(comparisons: pd.DataFrame) -> str:
@@ -597,8 +605,9 @@ def _granularity_caveat(
         where = ", ".join([first.replace(" on ", " points on ", 1), *rest])
     chosen = comparisons[comparisons["metric"] == primary]
     tiny = int((chosen["within_one_example"].astype(bool) & (chosen["mean_diff"] != 0)).sum())
+    verb = "is" if tiny == 1 else "are"
     tail = (
-        f"; {tiny} of the {len(chosen)} differences in the matrix are at most one example "
+        f"; {tiny} of the {len(chosen)} differences in the matrix {verb} at most one example "
         "per seed (italics)"
         if tiny
         else ""
@@ -802,7 +811,7 @@ def _value_text(values: pd.DataFrame, metric: str, verdict: str | None) -> str:
             text += f" ± {below}"
         else:
             text += f" [{format_value(low, metric)}, {format_value(high, metric)}]"
-    mark = MATRIX_SYMBOLS[verdict] if verdict in ("better", "worse") else ""
+    mark = MATRIX_SYMBOLS[verdict] if verdict in ("better", "worse", "underfitting") else ""
     return f"{text} {mark}".strip()
 
 
@@ -989,6 +998,10 @@ def _method(
             if any(piece in body for body in config["regularizers"].values())
         ],
         "compared": join_names([metric_style(m).label for m in sorted(set(comparisons["metric"]))]),
+        "smallest_effect": smallest_effect_text(comparisons, judged),
+        "smallest_points": format_diff(stats.SMALLEST_EFFECT_POINTS, "test_accuracy", signed=False),
+        "smallest_examples": plural(stats.SMALLEST_EFFECT_EXAMPLES, "test example"),
+        "smallest_loss": f"{stats.SMALLEST_EFFECT_LOSS:g}",
         "judged": join_names([metric_style(m).label for m in judged]),
     }
 

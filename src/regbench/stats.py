@@ -27,7 +27,14 @@ from scipy import optimize
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from regbench.measures import HIGHER_IS_BETTER, TEST_SHARE_METRICS, metric_range
+from regbench.measures import (
+    HIGHER_IS_BETTER,
+    LOSS_METRICS,
+    PROPORTION_METRICS,
+    TEST_PARTS,
+    TEST_SHARE_METRICS,
+    metric_range,
+)
 
 __all__ = [
     "ADEQUACY_LOSS_FALL",
@@ -48,11 +55,16 @@ __all__ = [
     "RANKING_MIN_DATASETS",
     "REFERENCE_COLUMNS",
     "SEED_CAP",
+    "SMALLEST_EFFECT_EXAMPLES",
+    "SMALLEST_EFFECT_LOSS",
+    "SMALLEST_EFFECT_POINTS",
+    "VERDICTS",
     "RankingResult",
     "adequacy_window",
     "compare_pairs",
     "compare_to_baseline",
     "compare_to_references",
+    "default_smallest_effect",
     "describe_cells",
     "detectable_effect",
     "higher_is_better",
@@ -65,6 +77,8 @@ __all__ = [
     "rank_regularizers",
     "run_still_improving",
     "sample_sd",
+    "saturated_cells",
+    "tost_paired",
     "training_adequacy",
     "wilcoxon_min_pairs",
 ]
@@ -80,6 +94,36 @@ PREDICTION_LEVEL = 0.95
 
 #: The verdict of a comparison that has fewer than two seed pairs.
 NOT_COMPARABLE = "not comparable"
+
+#: Every verdict a comparison can get, in the order the report lists them (see
+#: :func:`compare_to_baseline`): a difference at least the smallest effect of interest in
+#: the metric's direction ("better", "worse"); a smaller gap bought with a worse test
+#: metric ("underfitting"); a significant difference smaller than the smallest effect
+#: ("negligible"); none, shown by TOST to lie within it ("equivalent") or not
+#: ("inconclusive"); every run of both cells at the metric's bound ("saturated");
+#: fewer than two pairs (:data:`NOT_COMPARABLE`).
+VERDICTS = (
+    "better",
+    "worse",
+    "underfitting",
+    "negligible",
+    "equivalent",
+    "inconclusive",
+    "saturated",
+    NOT_COMPARABLE,
+)
+
+#: The smallest difference of interest of a proportion when a study declares none
+#: (``report.smallest_effect``): one percentage point, or for a share of the test set
+#: ``SMALLEST_EFFECT_EXAMPLES`` test examples where that is larger (38 test flowers make
+#: one example 2.6 points: a smaller mean difference is not one flower per seed).
+SMALLEST_EFFECT_POINTS = 0.01
+SMALLEST_EFFECT_EXAMPLES = 1
+#: The smallest difference of interest of a cross-entropy (nats) when a study declares
+#: none. The loss is the mean of -log p(true class), so a fall of 0.01 nats is the
+#: probability given to the true class rising by a factor e^0.01, about 1%, on geometric
+#: average over the test set: the loss counterpart of one point of accuracy.
+SMALLEST_EFFECT_LOSS = 0.01
 
 #: The most paired seeds ``seeds_needed`` reports; beyond it the column is empty and
 #: ``beyond_seed_cap`` is true. Fifty is ten times the five seeds a study typically runs,
@@ -144,6 +188,16 @@ COMPARISON_COLUMNS = (
     "diff_in_examples",
     "max_diff_in_examples",
     "within_one_example",
+    "smallest_effect",
+    "smallest_effect_source",
+    "practical",
+    "tost_p_lower",
+    "tost_p_upper",
+    "tost_p",
+    "tost_p_holm",
+    "equivalent",
+    "saturated",
+    "test_part_diff",
     "verdict",
 )
 
@@ -560,22 +614,47 @@ def _baseline_pairs(runs: pd.DataFrame, baseline: str, metrics: Sequence[str]) -
 
 
 def _paired_statistics(
-    runs: pd.DataFrame, pairs: pd.DataFrame, confidence: float, alpha: float, test: str
+    runs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    settings: tuple[float, float, str],
+    declared: Mapping[str, float],
+    test_sizes: Mapping[str, int],
 ) -> pd.DataFrame:
-    """Pair each row's regularizer's successful runs with its baseline's by seed; compare them."""
+    """Pair each row's regularizer's successful runs with its baseline's by seed; compare them.
+
+    ``settings`` is (confidence, alpha, test). Each row also gets its smallest
+    effect of interest and the two one-sided tests against it, whether both
+    cells sit at the metric's bound, and for a gap the paired difference of its
+    test side.
+    """
+    confidence, alpha, test = settings
     ok = runs[runs["status"] == "ok"]
     cells = {key: cell.set_index("seed") for key, cell in ok.groupby(list(CELL_KEYS), sort=False)}
     empty = ok.iloc[0:0].set_index("seed")
     rows = []
     for pair in pairs.itertuples(index=False):
-        metric = str(pair.metric)
-        baseline_values = cells.get((pair.dataset, pair.model, pair.baseline), empty)[metric]
-        regularized_values = cells.get((pair.dataset, pair.model, pair.regularizer), empty)[metric]
+        metric, dataset = str(pair.metric), str(pair.dataset)
+        baseline_cell = cells.get((pair.dataset, pair.model, pair.baseline), empty)
+        regularized_cell = cells.get((pair.dataset, pair.model, pair.regularizer), empty)
+        part = TEST_PARTS.get(metric, metric)
+        has_part = metric in TEST_PARTS and part in ok.columns
+        columns = [metric, part] if has_part else [metric]
         matched = pd.concat(
-            {"baseline": baseline_values.dropna(), "regularized": regularized_values.dropna()},
+            {
+                "baseline": baseline_cell[metric].dropna(),
+                "regularized": regularized_cell[metric].dropna(),
+                **{
+                    f"{side}_part": cell[columns[-1]]
+                    for side, cell in (
+                        ("baseline", baseline_cell),
+                        ("regularized", regularized_cell),
+                    )
+                },
+            },
             axis=1,
             join="inner",
         ).sort_index()
+        matched = matched.dropna(subset=["baseline", "regularized"])
         statistics = _compare_pair(
             matched["baseline"].to_numpy(dtype=float),
             matched["regularized"].to_numpy(dtype=float),
@@ -584,18 +663,48 @@ def _paired_statistics(
             alpha,
             test,
         )
+        margin = _smallest_effect(metric, dataset, declared, test_sizes)
+        diffs = _paired_differences(
+            matched["baseline"].to_numpy(dtype=float), matched["regularized"].to_numpy(dtype=float)
+        )
+        statistics["tost_p_lower"], statistics["tost_p_upper"] = tost_paired(diffs, margin)
+        bounded = columns[-1]
         rows.append(
             {
                 **pair._asdict(),
                 "higher_is_better": higher_is_better(metric),
-                "n_baseline": int(baseline_values.notna().sum()),
-                "n_regularized": int(regularized_values.notna().sum()),
+                "n_baseline": int(baseline_cell[metric].notna().sum()),
+                "n_regularized": int(regularized_cell[metric].notna().sum()),
                 "confidence": confidence,
                 **statistics,
+                "smallest_effect": margin,
+                "smallest_effect_source": (
+                    "declared"
+                    if metric in declared
+                    else ("default" if math.isfinite(margin) else "none")
+                ),
+                "saturated": len(matched) > 0
+                and all(
+                    _at_bound(cell[bounded].dropna().to_numpy(dtype=float), bounded)
+                    for cell in (baseline_cell, regularized_cell)
+                ),
+                "test_part_diff": (
+                    float((matched["regularized_part"] - matched["baseline_part"]).mean())
+                    if has_part and len(matched)
+                    else float("nan")
+                ),
+                # For reading a gap (see _verdict); not a column of the result.
+                "_test_part_effect": (
+                    _smallest_effect(part, dataset, declared, test_sizes)
+                    if metric in TEST_PARTS
+                    else float("nan")
+                ),
             }
         )
-    columns = COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("p_value") + 1]
-    return pd.DataFrame(rows, columns=[*columns, "cohen_dz", "prob_superiority"])
+    columns_out = COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("p_value") + 1]
+    extra = ["cohen_dz", "prob_superiority", "tost_p_lower", "tost_p_upper", "smallest_effect"]
+    extra += ["smallest_effect_source", "saturated", "test_part_diff", "_test_part_effect"]
+    return pd.DataFrame(rows, columns=[*columns_out, *extra])
 
 
 def _adjust_for_multiplicity(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -663,12 +772,125 @@ def _resolution_columns(table: pd.DataFrame, test_sizes: Mapping[str, int]) -> p
     return table
 
 
+def default_smallest_effect(metric: str, n_test: float | None = None) -> float:
+    """Return the smallest difference of interest of ``metric`` when a study declares none.
+
+    :data:`SMALLEST_EFFECT_POINTS` of a proportion, or for a share of the test
+    set :data:`SMALLEST_EFFECT_EXAMPLES` test examples (of ``n_test``) where
+    that is larger; :data:`SMALLEST_EFFECT_LOSS` nats of a loss; NaN for other
+    metrics (epochs, sizes), which then get no practical-size judgement.
+    """
+    if metric in PROPORTION_METRICS:
+        examples = 0.0
+        if metric in TEST_SHARE_METRICS and n_test is not None and n_test > 0:
+            examples = SMALLEST_EFFECT_EXAMPLES / float(n_test)
+        return max(SMALLEST_EFFECT_POINTS, examples)
+    if metric in LOSS_METRICS:
+        return SMALLEST_EFFECT_LOSS
+    return float("nan")
+
+
+def tost_paired(diffs: np.ndarray, margin: float) -> tuple[float, float]:
+    """Return the two one-sided paired t-tests' p-values against ``-margin`` and ``+margin``.
+
+    ``(p_lower, p_upper)``: ``p_lower`` tests H0 mean <= -margin against
+    mean > -margin (``t.sf((mean + margin) / se, n - 1)``), ``p_upper`` H0
+    mean >= margin against mean < margin (``t.cdf((mean - margin) / se, n - 1)``),
+    se = sd / sqrt(n). The mean difference lies within +-margin at level alpha
+    when both are below alpha (Schuirmann's TOST; its p-value is the larger).
+    Differences without spread give 0 for a bound their mean lies strictly
+    inside of and 1 otherwise; NaNs below two pairs or without a margin.
+    """
+    n = len(diffs)
+    if n < 2 or not margin > 0.0:
+        return float("nan"), float("nan")
+    mean, sd = float(np.mean(diffs)), sample_sd(diffs)
+    if sd == 0.0:
+        return (0.0 if mean > -margin else 1.0), (0.0 if mean < margin else 1.0)
+    se = sd / math.sqrt(n)
+    p_lower = float(sps.t.sf((mean + margin) / se, n - 1))
+    p_upper = float(sps.t.cdf((mean - margin) / se, n - 1))
+    return p_lower, p_upper
+
+
+def _at_bound(values: np.ndarray, metric: str) -> bool:
+    """Whether every value sits at the same finite bound of ``metric``'s range."""
+    if not len(values):
+        return False
+    return any(math.isfinite(b) and bool(np.all(values == b)) for b in metric_range(metric))
+
+
+def saturated_cells(summary: pd.DataFrame) -> pd.DataFrame:
+    """The cells of ``summary`` whose every successful run sits at the metric's bound.
+
+    One row per such cell and metric (``dataset, model, regularizer, metric,
+    n, bound``): its mean equals a finite bound of the metric's range and its
+    runs do not vary, as 100% test accuracy on every seed. A comparison of two
+    such cells cannot tell them apart on this test set, however many seeds.
+    """
+    _require_columns(summary, [*CELL_KEYS, "metric", "n", "mean", "std"], "the summary table")
+    rows = []
+    for row in summary.itertuples(index=False):
+        if int(row.n) < 1 or not (row.std == 0.0 or int(row.n) == 1):
+            continue
+        for bound in metric_range(str(row.metric)):
+            if math.isfinite(bound) and float(row.mean) == bound:
+                rows.append(
+                    {
+                        **{key: getattr(row, key) for key in (*CELL_KEYS, "metric")},
+                        "n": int(row.n),
+                        "bound": bound,
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*CELL_KEYS, "metric", "n", "bound"])
+
+
+def _smallest_effect(
+    metric: str, dataset: str, declared: Mapping[str, float], test_sizes: Mapping[str, int]
+) -> float:
+    """A metric's declared smallest effect of interest, else its default for the dataset."""
+    if metric in declared:
+        return float(declared[metric])
+    return default_smallest_effect(metric, test_sizes.get(dataset))
+
+
+def _equivalence_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Add the practical-size judgement, the TOST p-value and its Holm adjustment per family."""
+
+    size = table["mean_diff"].abs()
+    known = table["smallest_effect"].notna() & table["mean_diff"].notna()
+    practical = np.where(size >= table["smallest_effect"], "relevant", "negligible")
+    table["practical"] = pd.Series(practical, index=table.index).where(known, "")
+    table["tost_p"] = table[["tost_p_lower", "tost_p_upper"]].max(axis=1, skipna=False)
+    table["tost_p_holm"] = float("nan")
+    for _, family in table.groupby(["dataset", "model", "metric"], sort=False):
+        tested = family["tost_p"].notna()
+        if tested.any():
+            adjusted = multipletests(family.loc[tested, "tost_p"].to_numpy(), method="holm")[1]
+            table.loc[family.index[tested.to_numpy()], "tost_p_holm"] = adjusted
+    table["equivalent"] = (table["tost_p_holm"] < table["alpha"]).astype(bool)
+    return table
+
+
 def _verdict(row: pd.Series) -> str:
+    """One comparison's verdict, from :data:`VERDICTS` (see :func:`compare_to_baseline`)."""
     if row["n_pairs"] < 2:
         return NOT_COMPARABLE
-    if not row["significant"] or row["mean_diff"] == 0.0:
-        return "indistinguishable"
-    return "better" if (row["mean_diff"] > 0.0) == row["higher_is_better"] else "worse"
+    if row["saturated"]:
+        return "saturated"
+    if row["significant"] and row["mean_diff"] != 0.0:
+        if row["practical"] == "negligible":
+            return "negligible"
+        better = (row["mean_diff"] > 0.0) == row["higher_is_better"]
+        if better and row["metric"] in TEST_PARTS:
+            # A smaller gap is less overfitting only if the test side did not get worse.
+            part = TEST_PARTS[row["metric"]]
+            worse_by = -row["test_part_diff"] if HIGHER_IS_BETTER[part] else row["test_part_diff"]
+            threshold = row["_test_part_effect"]
+            if worse_by > 0.0 and not worse_by < (threshold if math.isfinite(threshold) else 0.0):
+                return "underfitting"
+        return "better" if better else "worse"
+    return "equivalent" if row["equivalent"] else "inconclusive"
 
 
 def compare_to_baseline(
@@ -680,6 +902,7 @@ def compare_to_baseline(
     power: float = 0.8,
     test: Literal["auto", "wilcoxon", "paired_t"] = "auto",
     test_sizes: Mapping[str, int] | None = None,
+    smallest_effects: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Compare every regularizer with ``baseline`` on seed-paired runs, one row per metric.
 
@@ -727,8 +950,28 @@ def compare_to_baseline(
       steps of 1 / (n_pairs n_test), and ``max_diff_in_examples`` <= 1 means
       no seed differs by more than a single example. NaN / false for other
       metrics.
-    - ``verdict``: ``"better"``, ``"worse"`` or ``"indistinguishable"`` in the
-      metric's direction, :data:`NOT_COMPARABLE` with fewer than two pairs.
+    - ``smallest_effect``: the smallest difference of interest, from
+      ``smallest_effects`` (metric -> value, a study's ``report.smallest_effect``;
+      ``smallest_effect_source`` ``"declared"``) or
+      :func:`default_smallest_effect` (``"default"``; ``"none"`` and NaN where
+      a metric has no default). ``practical``: ``"relevant"`` when
+      |mean_diff| is at least it, ``"negligible"`` when smaller.
+    - ``tost_p_lower`` / ``tost_p_upper``: the two one-sided paired t-tests
+      of the mean difference against -smallest_effect and +smallest_effect
+      (:func:`tost_paired`); ``tost_p`` their maximum, ``tost_p_holm`` it
+      Holm-adjusted over the same family as ``p_holm``; ``equivalent`` is
+      ``tost_p_holm < alpha``: the difference lies within +-smallest_effect.
+    - ``saturated``: every successful run of both cells sits at the same bound
+      of the metric (a gap: of its test side), as 100% test accuracy does.
+    - ``test_part_diff``: for a train-test gap (:data:`TEST_PARTS`), the mean
+      paired difference of its test side over the same pairs; NaN otherwise.
+    - ``verdict``, one of :data:`VERDICTS`: :data:`NOT_COMPARABLE` with fewer
+      than two pairs; ``"saturated"``; with ``significant`` and a nonzero
+      difference, ``"negligible"`` when it is smaller than the smallest effect,
+      else ``"better"`` or ``"worse"`` in the metric's direction, except that a
+      smaller gap whose test side got worse by at least that side's smallest
+      effect is ``"underfitting"``; otherwise ``"equivalent"`` when TOST shows
+      it within the smallest effect and ``"inconclusive"`` when not.
     """
     probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
     _check_comparison(runs, metrics, probabilities, test)
@@ -736,9 +979,8 @@ def compare_to_baseline(
     if len(runs) and baseline not in regularizers:
         known = ", ".join(sorted(map(str, regularizers)))
         raise ValueError(f"baseline {baseline!r} is not a regularizer in the runs table: {known}")
-    return _compare(
-        runs, _baseline_pairs(runs, baseline, metrics), confidence, alpha, power, test, test_sizes
-    )
+    pairs = _baseline_pairs(runs, baseline, metrics)
+    return _compare(runs, pairs, confidence, alpha, power, test, test_sizes, smallest_effects)
 
 
 def compare_pairs(
@@ -749,6 +991,7 @@ def compare_pairs(
     power: float = 0.8,
     test: Literal["auto", "wilcoxon", "paired_t"] = "auto",
     test_sizes: Mapping[str, int] | None = None,
+    smallest_effects: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Compare any regularizers of the runs table pairwise, as :func:`compare_to_baseline` does.
 
@@ -764,7 +1007,7 @@ def compare_pairs(
         runs, metrics, {"confidence": confidence, "alpha": alpha, "power": power}, test
     )
     _require_columns(pairs, PAIR_COLUMNS, "the pairs table")
-    return _compare(runs, pairs, confidence, alpha, power, test, test_sizes)
+    return _compare(runs, pairs, confidence, alpha, power, test, test_sizes, smallest_effects)
 
 
 def _compare(
@@ -775,11 +1018,19 @@ def _compare(
     power: float,
     test: str,
     test_sizes: Mapping[str, int] | None,
+    smallest_effects: Mapping[str, float] | None,
 ) -> pd.DataFrame:
-    table = _paired_statistics(runs, pairs.loc[:, list(PAIR_COLUMNS)], confidence, alpha, test)
+    table = _paired_statistics(
+        runs,
+        pairs.loc[:, list(PAIR_COLUMNS)],
+        (confidence, alpha, test),
+        smallest_effects or {},
+        test_sizes or {},
+    )
     table = _adjust_for_multiplicity(table, alpha)
     table = _power_columns(table, power)
     table = _resolution_columns(table, test_sizes or {})
+    table = _equivalence_columns(table)
     table["verdict"] = (
         table.apply(_verdict, axis=1) if len(table) else pd.Series(dtype=object)
     ).astype(object)

@@ -109,11 +109,11 @@ def dose_response(
     Every other variant is compared with it on seed-paired runs
     (:func:`regbench.stats.compare_pairs`, Holm over the family's variants of
     one dataset x model x metric): ``diff_from_best`` (variant minus best),
-    its interval, ``p_holm`` and ``vs_best``, the verdict (``"worse"``,
-    ``"indistinguishable"``, rarely ``"better"`` where pairing leaves out
-    seeds, :data:`regbench.stats.NOT_COMPARABLE`; ``"best"`` for the best
-    itself). ``neighbour``: the variant is next to the best by strength, in a
-    family that sweeps one key.
+    its interval, ``p_holm`` and ``vs_best``, the verdict (one of
+    :data:`regbench.stats.VERDICTS`: mostly ``"worse"``, ``"negligible"``,
+    ``"equivalent"`` or ``"inconclusive"``, rarely ``"better"`` where pairing
+    leaves out seeds; ``"best"`` for the best itself). ``neighbour``: the
+    variant is next to the best by strength, in a family that sweeps one key.
     """
     described = summary.set_index([*CELL_KEYS, "metric"])
     rows: list[dict[str, Any]] = []
@@ -281,6 +281,7 @@ def compare_tuned(
     baseline: str,
     metrics: Sequence[str],
     test_sizes: Mapping[str, int] | None = None,
+    smallest_effects: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Each tuned family against the baseline and against each other family, paired by seed.
 
@@ -311,7 +312,10 @@ def compare_tuned(
         for metric in metrics
     ]
     return compare_pairs(
-        table, pd.DataFrame(pairs, columns=list(PAIR_COLUMNS)), test_sizes=test_sizes
+        table,
+        pd.DataFrame(pairs, columns=list(PAIR_COLUMNS)),
+        test_sizes=test_sizes,
+        smallest_effects=smallest_effects,
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "join_names",
     "metric_style",
     "plural",
+    "verdict_legend",
 ]
 
 
@@ -79,24 +80,59 @@ MINUS = "\u2212"
 
 @dataclass(frozen=True)
 class VerdictStyle:
-    """How one verdict is shown: a symbol and a marker shape (for grayscale print), and colours."""
+    """How one verdict is shown: a symbol and a marker shape (for grayscale print), and colours.
+
+    ``meaning`` says in a few words what the verdict means, for legends and captions.
+    """
 
     symbol: str  # In tables, sentences and captions.
-    marker: str  # The matplotlib marker of the same shape.
+    marker: str  # The matplotlib marker of the same shape, one per verdict.
     color: str
     background: str  # Behind a table cell that carries the verdict.
     filled: bool
+    meaning: str
 
 
-#: One look per verdict of ``comparisons.csv``, shared by the figures and the report's
-#: tables. Blue and orange stay apart for red-green colour blindness; shapes carry the
-#: verdict in grayscale.
+#: One look per verdict of ``comparisons.csv`` (:data:`regbench.stats.VERDICTS`, in its
+#: order), shared by the figures and the report's tables: the only place a verdict's
+#: symbol and meaning are written. Blue and orange stay apart for red-green colour
+#: blindness; shapes carry the verdict in grayscale. A verdict added here (and in stats)
+#: appears in every legend and caption.
 VERDICT_STYLES: dict[str, VerdictStyle] = {
-    "better": VerdictStyle("▲", "^", "#0b4f8a", "#d4e6f6", True),
-    "worse": VerdictStyle("▼", "v", "#9a4a00", "#fbe0c8", True),
-    "indistinguishable": VerdictStyle("○", "o", "#404040", "#ffffff", False),
-    NOT_COMPARABLE: VerdictStyle("×", "x", "#808080", "#ffffff", True),
+    "better": VerdictStyle(
+        "▲", "^", "#0b4f8a", "#d4e6f6", True, "better by at least the smallest effect"
+    ),
+    "worse": VerdictStyle(
+        "▼", "v", "#9a4a00", "#fbe0c8", True, "worse by at least the smallest effect"
+    ),
+    "underfitting": VerdictStyle(
+        "◁", "<", "#9a4a00", "#fdf0e4", False, "a smaller gap, but a worse test score"
+    ),
+    "negligible": VerdictStyle(
+        "◇", "D", "#404040", "#f2f2f2", False, "significant, but smaller than the smallest effect"
+    ),
+    "equivalent": VerdictStyle(
+        "■", "s", "#404040", "#ffffff", True, "within the smallest effect (equivalence tests)"
+    ),
+    "inconclusive": VerdictStyle(
+        "○", "o", "#404040", "#ffffff", False, "neither a difference nor equivalence shown"
+    ),
+    "saturated": VerdictStyle(
+        "☆", "*", "#808080", "#ffffff", False, "every run at the metric's bound: cannot tell"
+    ),
+    NOT_COMPARABLE: VerdictStyle("×", "x", "#808080", "#ffffff", True, "fewer than two pairs"),
 }
+
+
+def verdict_legend(verdicts: Sequence[str] | None = None, *, meanings: bool = True) -> str:
+    """``▲ better: better by at least ...; ▼ worse: ...`` for the given verdicts (all by default).
+
+    Without ``meanings``, only symbols and names: ``▲ better, ▼ worse``.
+    """
+    chosen = [v for v in VERDICT_STYLES if verdicts is None or v in verdicts]
+    if not meanings:
+        return ", ".join(f"{VERDICT_STYLES[v].symbol} {v}" for v in chosen)
+    return "; ".join(f"{VERDICT_STYLES[v].symbol} {v}: {VERDICT_STYLES[v].meaning}" for v in chosen)
 
 
 @dataclass(frozen=True)
