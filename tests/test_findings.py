@@ -16,6 +16,7 @@ from regbench import stats
 from regbench.findings import (
     answer_sentences,
     findings_by_effect,
+    saturation_sentences,
     verdict_matrix,
 )
 from regbench.wording import MINUS, format_diff, format_value, join_names
@@ -277,3 +278,70 @@ def test_page_one_and_findings_state_the_same_detectable_difference() -> None:
     text = " ".join(findings_by_effect(comparisons, "test_accuracy", "none")["no_effect"])
     assert f"is typically {median} points" in text
     assert "1 of them is identical to the baseline on every seed (same)." in text
+
+
+def test_a_metric_at_its_ceiling_is_said_to_tell_nothing_and_gives_no_verdict() -> None:
+    """100% test accuracy everywhere: page one says so, and no answer sentence judges it."""
+    full = {name: [1.0] * 5 for name in ("none", "activity", "combined")}
+    loss = {
+        "none": [0.010, 0.012, 0.011, 0.013, 0.012],
+        "activity": [0.0109, 0.0128, 0.0120, 0.0139, 0.0131],
+        "combined": [0.011, 0.013, 0.012, 0.014, 0.013],
+    }
+    gap = {name: [0.0] * 5 for name in full}
+    runs = make_runs(
+        {"test_accuracy": full, "gap_accuracy": gap, "test_loss": loss}, dataset="iris"
+    )
+    metrics = ["test_accuracy", "test_loss", "gap_accuracy"]
+    comparisons = stats.compare_to_baseline(runs, "none", metrics, test_sizes={"iris": 38})
+    accuracy = comparisons[comparisons["metric"] != "test_loss"]
+    assert set(accuracy["verdict"]) == {"saturated"}
+    summary = stats.describe_cells(runs, metrics)
+    rows = {("iris", "mlp"): ["none", "activity", "combined"]}
+    sentences = saturation_sentences(stats.saturated_cells(summary), rows, metrics)
+    assert sentences == [
+        "Test accuracy is 100% in every run of every variant on iris · mlp: this test set "
+        "cannot tell the variants apart on it, nor can the train–test accuracy gap, whose "
+        "test side it is, so no verdict there is evidence either way."
+    ]
+    answers = answer_sentences(comparisons, metrics, "none", 5)
+    assert not any("accuracy" in sentence for sentence in answers)
+    # The loss rises by about 0.001 nats on every seed: significant, yet negligible.
+    loss_rows = comparisons[comparisons["metric"] == "test_loss"].set_index("regularizer")
+    assert loss_rows.loc["activity", "significant"]
+    assert loss_rows.loc["activity", "verdict"] == "negligible"
+    assert "negligible" in answers[0]
+    saturated = findings_by_effect(comparisons, "test_accuracy", "none")["saturated"]
+    assert saturated and "no evidence either way" in saturated[0]
+
+
+def test_a_smaller_gap_reads_as_underfitting_when_test_accuracy_fell() -> None:
+    """Dropout_0.9-like: gap 1.1 points smaller, accuracy 1.8 lower, is underfitting."""
+    base = [0.75, 0.76, 0.74, 0.75, 0.77]
+    gap = [0.10, 0.11, 0.09, 0.10, 0.12]
+    shrink = [0.011, 0.010, 0.012, 0.011, 0.011]
+    runs = make_runs(
+        {
+            "test_accuracy": {"none": base, "heavy": [b - 0.018 for b in base], "mild": base},
+            "gap_accuracy": {
+                "none": gap,
+                "heavy": [g - d for g, d in zip(gap, shrink, strict=True)],
+                "mild": [g - d for g, d in zip(gap, shrink, strict=True)],
+            },
+        }
+    )
+    metrics = ["test_accuracy", "gap_accuracy"]
+    comparisons = stats.compare_to_baseline(runs, "none", metrics)
+    sentence = answer_sentences(comparisons, ["gap_accuracy"], "none", 5)[0]
+    assert sentence.startswith(
+        "The train–test accuracy gap is smaller than with none (less overfitting: the test "
+        "score did not get worse) for mild"
+    )
+    assert "underfitting rather than less overfitting, for heavy" in sentence
+    headings = [
+        e["heading"] for e in findings_by_effect(comparisons, "gap_accuracy", "none")["effects"]
+    ]
+    assert headings[0].startswith("Less overfitting")
+    assert headings[1].startswith("Smaller gap, worse test score (underfitting")
+    matrix = verdict_matrix(comparisons, "gap_accuracy", [("wine", "mlp")], ["heavy", "mild"])
+    assert [e["symbol"] for e in matrix[0]["entries"]] == ["◁", "▲"]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from regbench.measures import TEST_PARTS
 from regbench.stats import NOT_COMPARABLE
 from regbench.wording import (
     MINUS,
@@ -44,6 +45,7 @@ __all__ = [
     "reference_rows",
     "reference_sentence",
     "rests_on_undertrained",
+    "saturation_sentences",
     "selection_rows",
     "smallest_effect_text",
     "strength_label",
@@ -137,6 +139,48 @@ def _matrix_entry(row: Row, metric: str, undertrained: Collection[Cell]) -> dict
     }
 
 
+def saturation_sentences(
+    saturated: pd.DataFrame,
+    regularizers: Mapping[tuple[str, str], Sequence[str]],
+    metrics: Sequence[str],
+) -> list[str]:
+    """Page one's word on metrics at their bound in every run: no evidence either way there.
+
+    ``saturated`` is :func:`regbench.stats.saturated_cells` of the summary;
+    ``regularizers`` lists each dataset · model row's regularizers (baseline
+    included); ``metrics`` are the judged ones. A judged gap is named with its
+    test side, whose bound makes it unable to tell the variants apart too.
+    """
+    gaps = {TEST_PARTS[m]: m for m in metrics if m in TEST_PARTS}
+    checked = list(dict.fromkeys([m for m in metrics if m not in TEST_PARTS] + list(gaps)))
+    sentences = []
+    for metric in checked:
+        chosen = saturated[saturated["metric"] == metric]
+        style = metric_style(metric)
+        for (dataset, model), found in chosen.groupby(["dataset", "model"], sort=True):
+            names = [
+                r for r in regularizers.get((dataset, model), []) if r in set(found["regularizer"])
+            ]
+            if len(names) < 2:
+                continue
+            bound = float(found["bound"].iloc[0])
+            value = f"{bound * 100:g}%" if style.proportion else f"{bound:g}"
+            everyone = len(names) == len(regularizers.get((dataset, model), []))
+            who = "every variant" if everyone else join_names(names)
+            also = (
+                f", nor can {metric_style(gaps[metric]).label}, whose test side it is"
+                if metric in gaps
+                else ""
+            )
+            label = style.label[0].upper() + style.label[1:]
+            sentences.append(
+                f"{label} is {value} in every run of {who} on {dataset} · {model}: this test "
+                f"set cannot tell {'the variants' if everyone else 'them'} apart on it{also}, "
+                "so no verdict there is evidence either way."
+            )
+    return sentences
+
+
 def answer_sentences(
     comparisons: pd.DataFrame, metrics: Sequence[str], baseline: str, n_seeds: int
 ) -> list[str]:
@@ -160,7 +204,8 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     """What changed ``metric``: regularizers better, worse, and what the rest show."""
     style = metric_style(metric)
     tested = [r for r in rows if r["verdict"] != NOT_COMPARABLE]
-    if not tested:
+    if all(r["verdict"] == "saturated" for r in tested):
+        # Nothing to say but that the metric is at its bound: saturation_sentences says so.
         return ""
     better = [r for r in tested if r["verdict"] == "better"]
     worse = [r for r in tested if r["verdict"] == "worse"]
@@ -173,7 +218,13 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
         )
     clauses = []
     if better:
-        clauses.append(f"{style.better} than with {baseline} for {_who(better, rows, metric)}")
+        # A smaller gap with a test score no worse is what "less overfitting" means.
+        reading = (
+            " (less overfitting: the test score did not get worse)" if metric in TEST_PARTS else ""
+        )
+        clauses.append(
+            f"{style.better} than with {baseline}{reading} for {_who(better, rows, metric)}"
+        )
     if worse:
         lead = "" if better else f" than with {baseline}"
         clauses.append(f"{style.worse}{lead} for {_who(worse, rows, metric)}")
@@ -349,7 +400,7 @@ def findings_by_effect(
             }
             for verdict, heading in (
                 (v, h.format(baseline=baseline, smallest=_smallest(rows, metric, "")))
-                for v, h in _EFFECT_HEADINGS.items()
+                for v, h in _effect_headings(metric).items()
             )
             if any(r["verdict"] == verdict for r in changed)
         ],
@@ -370,6 +421,18 @@ _EFFECT_HEADINGS = {
     "underfitting": "Smaller gap, worse test score (underfitting, not less overfitting)",
     "negligible": "Significant but negligible (smaller than {smallest})",
 }
+
+
+def _effect_headings(metric: str) -> dict[str, str]:
+    """The findings tables' headings; a gap's gains read as less overfitting."""
+    if metric not in TEST_PARTS:
+        return _EFFECT_HEADINGS
+    return {
+        **_EFFECT_HEADINGS,
+        "better": "Less overfitting (gap smaller than {baseline}'s by at least {smallest}, "
+        "test score not worse)",
+        "worse": "More overfitting (gap larger than {baseline}'s by at least {smallest})",
+    }
 
 
 def _saturated_sentence(rows: list[Row], metric: str) -> list[str]:

@@ -33,6 +33,7 @@ from regbench.findings import (
     ranking_words,
     reference_rows,
     reference_sentence,
+    saturation_sentences,
     selection_rows,
     smallest_effect_text,
     strength_sentences,
@@ -314,6 +315,14 @@ def _glance(
     tuned = tuned_sentence(tables.tuned_comparisons, primary, baseline)
     sentences = [*sentences, tuned] if tuned else sentences
     checked = reference_sentence(tables.references)
+    row_regularizers = {
+        (dataset, model): list(group["regularizer"].drop_duplicates())
+        for (dataset, model), group in tables.summary.groupby(["dataset", "model"], sort=False)
+    }
+    saturated = saturation_sentences(
+        stats.saturated_cells(tables.summary), row_regularizers, list(judged)
+    )
+    sentences = [*saturated, *sentences]
     return {
         "question": config["study"].get("description") or config["study"]["title"],
         "matrix": {
@@ -333,7 +342,7 @@ def _glance(
                 "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
         },
-        "sentences": [*sentences[:5], checked] if checked else sentences,
+        "sentences": [*sentences[: 5 + len(saturated)], checked] if checked else sentences,
         "caveats": _caveats(config, tables, cards, primary, undertrained),
     }
 
