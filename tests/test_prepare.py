@@ -155,6 +155,31 @@ def test_validation_mode_test_uses_the_test_split_and_says_so(tmp_path: Path) ->
     assert any("sparse categorical cross-entropy" in note for note in card["notes"])
 
 
+def test_study_d_split_reproduces_the_notebooks_rows() -> None:
+    """Study D's held_out split gives exactly notebook 003's 398/85/86 rows, scaled on train."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import MinMaxScaler
+
+    study = load_study(load_config_file(str(REPO / "studies/d_breast_cancer_dropout.yaml")))
+    spec = study.dataset_spec("breast_cancer")
+    raw = load_raw(spec)
+    data = prepare(spec, raw)
+    card = data_card(spec, raw, data)
+
+    # The notebook: hold out 30%, then halve it, random_state 42 both times.
+    x, y = load_breast_cancer(return_X_y=True)
+    x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.3, random_state=42)
+    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5, random_state=42)
+    scaler = MinMaxScaler().fit(x_train)
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (398, 85, 86)
+    np.testing.assert_array_equal(data.y_train, y_train)
+    np.testing.assert_array_equal(data.y_val, y_val)
+    np.testing.assert_array_equal(data.y_test, y_test)
+    np.testing.assert_allclose(data.x_test, scaler.transform(x_test), atol=1e-6)
+    np.testing.assert_allclose(data.x_val, scaler.transform(x_val), atol=1e-6)
+    assert card["validation"] == "a random 50.0% of the 30% held out, the rest being the test split"
+
+
 # --------------------------------------------------------------------------- study A's data
 
 

@@ -745,7 +745,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         _check_url_source(name, body)
         split = body["split"]
         held_out = split["test"]
-        if split["validation_mode"] != "test":
+        if split["validation_mode"] in ("random", "last"):
             held_out += split["validation"] * (1 - split["test"])
         if held_out >= 1:
             raise ConfigError(f"datasets.{name}.split leaves no training data")

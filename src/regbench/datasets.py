@@ -243,6 +243,24 @@ def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
     else:
         train, test = np.arange(len(raw.y)), np.arange(len(raw.y_test))
         test_labels = raw.y_test
+    held_out_val: np.ndarray | None = None
+    if split["validation_mode"] == "held_out":
+        if raw.y_test is not None:
+            raise DataError(
+                f"dataset {name}: split.validation_mode held_out cuts validation from the "
+                "held-out rows, but this dataset comes with its own test set; use random or last"
+            )
+        # As a notebook that holds out split.test of the rows and splits that part again
+        # with the same random state: train_test_split keeps the validation share first.
+        held_out_val, test = _split(
+            name,
+            "validation split",
+            test,
+            raw.y,
+            1.0 - split["validation"],
+            seed,
+            split["stratify"],
+        )
     train_pool, test_pool = len(train), len(test)
     test_seed = seed if raw.y_test is None else split["random_state"]
     train = _subsample(name, "train", train, raw.y, subsample.get("train"), seed)
@@ -251,6 +269,8 @@ def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
     val: np.ndarray | None
     if split["validation_mode"] == "test":
         val = None
+    elif held_out_val is not None:
+        val = held_out_val
     elif split["validation_mode"] == "last":
         # Keras's validation_split trains on the first floor(n * (1 - fraction)) rows,
         # unshuffled, and validates on the rest; here neither part may be empty.
@@ -419,6 +439,11 @@ def _validation_text(split: Mapping[str, Any]) -> str:
         return (
             f"the last {split['validation']:.1%} of the training split, unshuffled "
             "(Keras validation_split)"
+        )
+    if split["validation_mode"] == "held_out":
+        return (
+            f"a random {'stratified ' if split['stratify'] else ''}{split['validation']:.1%} "
+            f"of the {split['test']:.0%} held out, the rest being the test split"
         )
     return (
         f"a random {'stratified ' if split['stratify'] else ''}"

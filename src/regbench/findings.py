@@ -753,7 +753,23 @@ def reference_sentence(references: pd.DataFrame) -> str:
     untested = total - consistent - len(outside)
     if untested:
         text += f"; {untested} could not be placed (fewer than two runs)"
+    widths = _interval_widths([r for r in _records(references) if r["verdict"] == "consistent"])
+    if widths:
+        text += (
+            f". Inside is weak evidence where the interval is wide: one run's interval spans "
+            f"{widths}"
+        )
     return text + "."
+
+
+def _interval_widths(rows: list[Row]) -> str:
+    """``3.1 to 5.2 points of test accuracy and 0.04 of test objective``: widths per metric."""
+    parts = []
+    for metric in dict.fromkeys(str(r["metric"]) for r in rows):
+        widths = [float(r["pi_high"]) - float(r["pi_low"]) for r in rows if r["metric"] == metric]
+        unit = " points" if metric_style(metric).proportion else ""
+        parts.append(f"{_span(widths, metric)}{unit} of {metric_style(metric).label}")
+    return join_names(parts)
 
 
 def _shortlist(names: Sequence[str]) -> str:
