@@ -536,3 +536,20 @@ def test_what_a_seed_varies_follows_the_regularizers_random_draws(
 
     config = {"datasets": {"iris": {"source": "sklearn", "loader": "iris"}}}
     assert _seed_sources({**config, "regularizers": regularizers}) == expected
+
+
+def test_the_one_example_caveat_agrees_in_number() -> None:
+    """One difference of at most one example 'is'; two 'are'."""
+    from regbench.report import _granularity_caveat
+
+    cards = {"iris": {"split_sizes": {"test": 38}}}
+    rows = {
+        "metric": ["test_accuracy"] * 3,
+        "within_one_example": [True, False, False],
+        "mean_diff": [0.01, 0.2, 0.3],
+    }
+    one = _granularity_caveat(pd.DataFrame(rows), cards, "test_accuracy")
+    assert "; 1 of the 3 differences in the matrix is at most one example per seed" in one
+    rows["within_one_example"] = [True, True, False]
+    two = _granularity_caveat(pd.DataFrame(rows), cards, "test_accuracy")
+    assert "; 2 of the 3 differences in the matrix are at most one example per seed" in two

@@ -663,7 +663,7 @@ def test_a_family_of_several_keys_is_worded_by_setting() -> None:
     (sentence,) = strength_sentences(dose, "test_accuracy", {"p": family})
 
     assert sentence["sentence"].startswith("Best setting by test accuracy: l1 0, l2 0.001 (")
-    assert sentence["sentence"].endswith("L1 0.01, l2 0 is worse.")
+    assert sentence["sentence"].endswith("Of the others, l1 0.01, l2 0 is worse.")
 
 
 def test_page_one_sentence_gives_each_tuned_sweep_against_the_baseline_and_each_other() -> None:

@@ -262,7 +262,8 @@ def _rest_clause(rows: list[Row], other: bool) -> str:
         only = parts[0].split(" ", 2)[2]
         if other:
             return f"the other {'comparison is' if n == 1 else f'{n} comparisons are'} {only}"
-        return f"{'the one comparison is' if n == 1 else f'all {n} comparisons are'} {only}"
+        many = "both comparisons are" if n == 2 else f"all {n} comparisons are"
+        return f"{'the one comparison is' if n == 1 else many} {only}"
     noun = "comparison" if n == 1 else "comparisons"
     return f"of {'the other ' if other else ''}{n} {noun}, {join_names(parts)}"
 
@@ -866,7 +867,8 @@ def _strength_sentence(rows: pd.DataFrame, family: Mapping[str, Any], metric: st
             _against_best_clauses(near, family, "Its neighbour" + ("s" if len(near) > 1 else ""))
         )
     if len(rest):
-        clauses.append(_against_best_clauses(rest, family, "Of the others," if len(near) else ""))
+        # Always led by words: a clause that began with a setting would capitalize its key.
+        clauses.append(_against_best_clauses(rest, family, "Of the others,"))
     return " ".join([lead, *(f"{c}." for c in clauses)])
 
 

@@ -192,7 +192,7 @@ def build_context(
             if any(d == dataset for d, _ in cells)
         ],
         "variance": _variance_view(config, tables, judged),
-        "rankings": _rankings(tables, judged[0], pictures),
+        "rankings": _rankings(tables, judged[0], pictures, split_twins(config)),
         "method": {**_method(config, tables, judged), **_split_method(config, cards)},
         "verdict_styles": VERDICT_STYLES,
         "html_only": _html_only(figures),
@@ -348,9 +348,9 @@ def _glance(
 
 
 def _shown_verdicts(comparisons: pd.DataFrame, metric: str) -> list[str]:
-    """The verdicts the matrix shows (better and worse always): what its legend lists."""
+    """The verdicts the matrix shows: what its legend lists."""
     found = set(comparisons.loc[comparisons["metric"] == metric, "verdict"])
-    return [v for v in VERDICT_STYLES if v in found or v in ("better", "worse")]
+    return [v for v in VERDICT_STYLES if v in found]
 
 
 def _level(comparisons: pd.DataFrame) -> str:
@@ -880,8 +880,13 @@ def _rankings(
     tables: ReportTables,
     metric: str,
     pictures: Mapping[tuple[str | None, str], list[dict[str, Any]]],
+    twins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Per model ranked over enough datasets: ranks, the tests, what they could detect, the CD."""
+    """Per model ranked over enough datasets: ranks, the tests, what they could detect, the CD.
+
+    ``twins`` maps each dataset run with a split per seed to its fixed-split twin: a
+    ranking counts the two as one dataset, which the note on a missing ranking says.
+    """
     tests = tables.ranking_tests[tables.ranking_tests["metric"] == metric]
     rankings = tables.rankings[tables.rankings["metric"] == metric]
     models = []
@@ -902,10 +907,16 @@ def _rankings(
             }
         )
     left_out = [t for t in tests.to_dict("records") if not bool(t["ranked"])]
+    counted_once = join_names([f"{v} and {k}" for k, v in (twins or {}).items()])
+    once = (
+        f" ({counted_once}: one dataset run both ways, which counts once)"
+        if counted_once and left_out
+        else ""
+    )
     return {
         "label": metric_style(metric).label,
         "models": models,
-        "left_out": "; ".join(f"{t['model']}: {t['note']}" for t in left_out),
+        "left_out": "; ".join(f"{t['model']}: {t['note']}" for t in left_out) + once,
     }
 
 
