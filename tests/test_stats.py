@@ -909,3 +909,18 @@ def test_auto_never_picks_a_wilcoxon_test_that_cannot_reach_alpha() -> None:
     assert sps.shapiro(more).pvalue < stats.NORMALITY_ALPHA
     row = only_row(stats.compare_to_baseline(_shifted_pairs(more), "none", ["test_accuracy"]))
     assert row["test"] == "wilcoxon"
+
+
+def test_driving_seed_is_the_one_far_outside_the_others() -> None:
+    """One seed 20 points off the others' spread drives the mean; an ordinary spread names none."""
+    spread = np.array([-0.03, -0.02, -0.04, -0.035, -0.025])
+    assert stats.driving_seed(spread, 0.01) is None
+    outlier = np.array([-0.03, -0.02, -0.23, -0.035, -0.025])
+    assert stats.driving_seed(outlier, 0.01) == 2
+    # By hand: the others' 99% prediction interval excludes the seed's difference.
+    others = np.delete(outlier, 2)
+    half = sps.t.isf(0.005, 3) * np.std(others, ddof=1) * math.sqrt(1 + 1 / 4)
+    assert abs(outlier[2] - others.mean()) > half
+    # A departure smaller than the smallest effect from identical others is not named.
+    assert stats.driving_seed(np.array([0.0, 0.0, 0.0, 0.0, 0.001]), 0.01) is None
+    assert stats.driving_seed(np.array([0.1, 0.2, 0.3]), 0.0) is None

@@ -50,6 +50,8 @@ __all__ = [
     "smallest_effect_text",
     "strength_label",
     "strength_sentences",
+    "survival_rows",
+    "survival_sentence",
     "tuned_rows",
     "tuned_sentence",
     "verdict_matrix",
@@ -986,3 +988,104 @@ def _by_pair(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
     for row in rows:
         pairs.setdefault((str(row["baseline"]), str(row["regularizer"])), []).append(row)
     return pairs
+
+
+# --------------------------------------------------------------------------- split survival
+
+
+def _survival_why(row: Row) -> str:
+    """Why a verdict changed with a split per seed, or what held; with any driving seed."""
+    metric = str(row["metric"])
+    unit = " points" if metric_style(metric).proportion else ""
+    before, after = (format_diff(row[f"mean_diff_{w}"], metric) for w in ("fixed", "varied"))
+    shift = f"{before} → {after}{unit}"
+    if row["verdict_fixed"] == "saturated":
+        why = (
+            f"with one split every run sat at the bound of {metric_style(metric).label}, so "
+            "that verdict was no evidence; a split per seed gives a test set that can tell"
+        )
+    elif bool(row["moved"]):
+        why = f"the estimate moved ({shift}, beyond both intervals' joint uncertainty)"
+    elif is_missing(row["sd_diff_ratio"]):
+        why = f"the estimate did not move ({shift}); the paired differences now vary"
+    else:
+        why = (
+            f"the estimate did not move ({shift}); the paired sd grew "
+            f"{format_number(row['sd_diff_ratio'], 1)}×"
+            if float(row["sd_diff_ratio"]) > 1.0
+            else f"the estimate did not move ({shift}); the paired sd shrank to "
+            f"{format_number(row['sd_diff_ratio'], 2)}×"
+        )
+    driver = _driver_text(row, "varied")
+    return f"{why}; {driver}" if driver else why
+
+
+def _driver_text(row: Row, way: str) -> str:
+    """``seed 3 drives the mean (per seed 0: -2.3, ...; without it -3.1 points)``, or empty."""
+    seed = row[f"driving_seed_{way}"]
+    if seed is None or is_missing(seed):
+        return ""
+    metric = str(row["metric"])
+    unit = " points" if metric_style(metric).proportion else ""
+    per_seed = ", ".join(
+        f"{int(s)}: {format_diff(d, metric, compact=True)}" for s, d in row[f"seed_diffs_{way}"]
+    )
+    without = format_diff(row[f"without_driver_{way}"], metric)
+    return (
+        f"seed {int(seed)} drives the mean, its difference far outside the others' "
+        f"(per seed {per_seed}; without it {without}{unit})"
+    )
+
+
+def survival_rows(survival: pd.DataFrame) -> list[dict[str, str]]:
+    """Each comparison of a dataset run both ways as a table row: both verdicts and why."""
+    rows = []
+    for row in _records(survival):
+        metric = str(row["metric"])
+        ways = {}
+        for way in ("fixed", "varied"):
+            verdict = str(row[f"verdict_{way}"])
+            interval = format_interval(
+                row[f"diff_ci_low_{way}"], row[f"diff_ci_high_{way}"], metric
+            )
+            ways[way] = (
+                f"{MATRIX_SYMBOLS.get(verdict, '?')} {verdict} "
+                f"{format_diff(row[f'mean_diff_{way}'], metric)} [{interval}]"
+            )
+        rows.append(
+            {
+                "comparison": f"{row['regularizer']} · {metric_style(metric).label}",
+                "cell": f"{row['dataset']} / {row['fixed_dataset']} · {row['model']}",
+                "fixed": ways["fixed"],
+                "varied": ways["varied"],
+                "survives": "yes" if bool(row["survives"]) else "no",
+                "why": _survival_why(row),
+            }
+        )
+    return rows
+
+
+def survival_sentence(survival: pd.DataFrame) -> str:
+    """Page one: how many conclusions survive a split per seed, and the changed ones named."""
+    if survival.empty:
+        return ""
+    rows = list(_records(survival))
+    kept = sum(bool(r["survives"]) for r in rows)
+    # Changes the bound forced say least, so the others are named first.
+    changed = sorted(
+        (r for r in rows if not bool(r["survives"])),
+        key=lambda r: r["verdict_fixed"] == "saturated",
+    )
+    text = (
+        f"With a split per seed, the verdict holds for {kept} of {plural(len(rows), 'comparison')}"
+    )
+    if not changed:
+        return text + "."
+    named = [
+        f"{r['regularizer']} on {metric_style(str(r['metric'])).label} "
+        f"({r['verdict_fixed']} → {r['verdict_varied']}: {_survival_why(r)})"
+        for r in changed[:2]
+    ]
+    more = len(changed) - len(named)
+    tail = f" and {more} more (see What the split alone moves)" if more else ""
+    return f"{text}; changed: {'; '.join(named)}{tail}."

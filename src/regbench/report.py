@@ -37,12 +37,14 @@ from regbench.findings import (
     selection_rows,
     smallest_effect_text,
     strength_sentences,
+    survival_rows,
+    survival_sentence,
     tuned_rows,
     tuned_sentence,
     verdict_matrix,
 )
 from regbench.measures import HIGHER_IS_BETTER
-from regbench.variance import split_variance
+from regbench.variance import split_survival, split_variance
 from regbench.wording import (
     MINUS,
     PIECE_METHODS,
@@ -323,6 +325,8 @@ def _glance(
         stats.saturated_cells(tables.summary), row_regularizers, list(judged)
     )
     sentences = [*saturated, *sentences]
+    survived = survival_sentence(_survival(config, tables, judged))
+    sentences = [*sentences, survived] if survived else sentences
     return {
         "question": config["study"].get("description") or config["study"]["title"],
         "matrix": {
@@ -342,7 +346,7 @@ def _glance(
                 "baseline's runs, after a value the regularizer's. A dash: a combination not run."
             ),
         },
-        "sentences": [*sentences[: 5 + len(saturated)], checked] if checked else sentences,
+        "sentences": [*sentences[: 6 + len(saturated)], checked] if checked else sentences,
         "caveats": _caveats(config, tables, cards, primary, undertrained),
     }
 
@@ -470,6 +474,16 @@ def _split_caveat(config: Mapping[str, Any], cards: Mapping[str, Mapping[str, An
     return " ".join(sentences)
 
 
+def _survival(
+    config: Mapping[str, Any], tables: ReportTables, judged: Sequence[str]
+) -> pd.DataFrame:
+    """Each comparison of a dataset run both ways, with one split and a split per seed."""
+    levels = tables.comparisons["confidence"].dropna().unique()
+    confidence = float(levels[0]) if len(levels) else 0.95
+    twins = split_twins(config)
+    return split_survival(tables.runs, tables.comparisons, twins, list(judged), confidence)
+
+
 def _variance_view(
     config: Mapping[str, Any], tables: ReportTables, judged: Sequence[str]
 ) -> dict[str, Any] | None:
@@ -500,6 +514,17 @@ def _variance_view(
             "for every seed, and with a split drawn per seed, all else equal."
         ),
         "rows": rows,
+        "survival": survival_rows(_survival(config, tables, judged)),
+        "survival_caption": (
+            f"Each comparison with {baseline} on the judged metrics, with one split for every "
+            f"seed and with a split per seed: verdict, mean paired difference and its "
+            f"{confidence * 100:g}% interval. It survives when the verdict is the same. A changed "
+            "verdict comes from the estimate when the two estimates differ beyond their joint "
+            "(Welch) interval, else from the noise: the ratio of the paired differences' "
+            f"standard deviations. A seed drives the mean when its difference lies outside the "
+            f"{stats.DRIVING_SEED_LEVEL * 100:g}% prediction interval of the others' and at least "
+            "the smallest effect from their mean."
+        ),
         "sentences": [_variance_sentence(r, baseline) for r in records if r["metric"] == judged[0]],
         "caption": (
             f"{baseline}'s runs: mean ± standard deviation over the seeds (lowest to highest; "

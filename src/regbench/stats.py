@@ -46,6 +46,7 @@ __all__ = [
     "BOOTSTRAP_SEED",
     "CELL_KEYS",
     "COMPARISON_COLUMNS",
+    "DRIVING_SEED_LEVEL",
     "HIGHER_IS_BETTER",
     "NORMALITY_ALPHA",
     "NORMALITY_MIN_N",
@@ -67,6 +68,7 @@ __all__ = [
     "default_smallest_effect",
     "describe_cells",
     "detectable_effect",
+    "driving_seed",
     "higher_is_better",
     "iman_davenport",
     "mean_ci",
@@ -119,6 +121,11 @@ VERDICTS = (
 #: one example 2.6 points: a smaller mean difference is not one flower per seed).
 SMALLEST_EFFECT_POINTS = 0.01
 SMALLEST_EFFECT_EXAMPLES = 1
+#: One seed drives a mean paired difference when its own difference lies outside this
+#: prediction interval of the other seeds' (see :func:`driving_seed`): 99%, so that with
+#: five seeds an ordinary spread is not named by chance more than about once in twenty.
+DRIVING_SEED_LEVEL = 0.99
+
 #: The smallest difference of interest of a cross-entropy (nats) when a study declares
 #: none. The loss is the mean of -log p(true class), so a fall of 0.01 nats is the
 #: probability given to the true class rising by a factor e^0.01, about 1%, on geometric
@@ -811,6 +818,28 @@ def tost_paired(diffs: np.ndarray, margin: float) -> tuple[float, float]:
     p_lower = float(sps.t.sf((mean + margin) / se, n - 1))
     p_upper = float(sps.t.cdf((mean - margin) / se, n - 1))
     return p_lower, p_upper
+
+
+def driving_seed(diffs: np.ndarray, smallest_effect: float = 0.0) -> int | None:
+    """Return the position of the one paired difference that drives the mean, or None.
+
+    The difference farthest from the mean of the others is the candidate; it
+    drives the mean when it lies outside the :data:`DRIVING_SEED_LEVEL`
+    prediction interval of the others (:func:`prediction_interval`, which
+    needs three of them with some spread, or equal others) and at least
+    ``smallest_effect`` from their mean, so a tiny departure from identical
+    differences is not named.
+    """
+    n = len(diffs)
+    if n < 4:
+        return None
+    far = [abs(float(diffs[i]) - float(np.mean(np.delete(diffs, i)))) for i in range(n)]
+    index = int(np.argmax(far))
+    others = np.delete(diffs, index)
+    if far[index] < smallest_effect or far[index] == 0.0:
+        return None
+    low, high = prediction_interval(others, DRIVING_SEED_LEVEL)
+    return index if not low <= float(diffs[index]) <= high else None
 
 
 def _at_bound(values: np.ndarray, metric: str) -> bool:
