@@ -1008,13 +1008,14 @@ def _survival_why(row: Row) -> str:
         why = f"the estimate moved ({shift}, beyond both intervals' joint uncertainty)"
     elif is_missing(row["sd_diff_ratio"]):
         why = f"the estimate did not move ({shift}); the paired differences now vary"
+    elif float(row["sd_diff_ratio"]) == 0.0:
+        why = f"the estimate did not move ({shift}); every seed now gives the same difference"
     else:
+        ratio = float(row["sd_diff_ratio"])
+        change = "grew" if ratio > 1.0 else "shrank to"
         why = (
-            f"the estimate did not move ({shift}); the paired sd grew "
-            f"{format_number(row['sd_diff_ratio'], 1)}×"
-            if float(row["sd_diff_ratio"]) > 1.0
-            else f"the estimate did not move ({shift}); the paired sd shrank to "
-            f"{format_number(row['sd_diff_ratio'], 2)}×"
+            f"the estimate did not move ({shift}); the paired sd {change} "
+            f"{format_number(ratio, 1 if ratio > 1.0 else 2)}×"
         )
     driver = _driver_text(row, "varied")
     return f"{why}; {driver}" if driver else why
