@@ -35,7 +35,12 @@ from regbench.inputs import (
     parse_target_transform,
     quote,
 )
-from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_METRICS
+from regbench.measures import (
+    HIGHER_IS_BETTER,
+    REFERENCE_METRICS,
+    TUNING_CRITERIA,
+    VALIDATION_METRICS,
+)
 from regbench.topology import (
     CONV_ONLY,
     INPUTS,
@@ -47,7 +52,11 @@ from regbench.topology import (
 )
 
 __all__ = [
+    "DEFAULT_MIN_DELTA",
+    "DEFAULT_PATIENCE",
     "ERROR_FILE",
+    "FIXED",
+    "PLATEAU",
     "CellKey",
     "ConfigError",
     "RunKey",
@@ -342,6 +351,7 @@ class Study:
             "report": self.config["report"],
             "references": self.references,
             "epochs": self.config["training"]["epochs"],
+            "protocol": self.config["training"]["protocol"],
             "families": self.families,
             "tuning": self.config["tuning"],
         }
@@ -395,6 +405,7 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
     _check_semantics(config)
     _check_report(config)
     _check_tuning(config)
+    _check_protocol(config)
     runs, skipped = _grid(config)
     if not runs:
         raise ConfigError(
@@ -869,11 +880,54 @@ def _check_functions(config: Mapping[str, Any], code_dirs: Sequence[str | Path])
 def _check_tuning(config: dict[str, Any]) -> None:
     """Check that the tuned comparison chooses variants by a validation metric."""
     criterion = config["tuning"]["criterion"]
-    if criterion not in VALIDATION_METRICS:
+    if criterion in VALIDATION_METRICS and criterion not in TUNING_CRITERIA:
+        raise ConfigError(
+            f"tuning.criterion: {criterion!r} is read at another epoch than the tested "
+            f"weights'; use {' or '.join(TUNING_CRITERIA)} (the tested weights' value)"
+        )
+    if criterion not in TUNING_CRITERIA:
         raise ConfigError(
             f"tuning.criterion: {criterion!r} is not a validation metric; expected one of: "
-            f"{', '.join(VALIDATION_METRICS)} (no test-set number may choose a variant)"
+            f"{', '.join(TUNING_CRITERIA)} (no test-set number may choose a variant)"
         )
+
+
+#: The training protocols a study may declare (``training.protocol``, as the schema
+#: describes them): ``fixed`` trains every seed ``training.epochs`` epochs and tests its
+#: last weights; ``plateau`` trains each seed until its validation data loss has not
+#: improved for ``training.patience`` epochs and tests its best validation epoch's.
+FIXED, PLATEAU = "fixed", "plateau"
+
+#: The patience of protocol plateau when a study gives none: long enough that the
+#: validation loss of a small network on a few hundred rows, which wanders from epoch to
+#: epoch, is not taken for a plateau after a short stall.
+DEFAULT_PATIENCE = 20
+
+#: The improvement of the validation data loss (nats) that protocol plateau counts when a
+#: study gives none: a confident model's validation loss can drift down by ever smaller
+#: steps for hundreds of epochs with no change in what it predicts.
+DEFAULT_MIN_DELTA = 0.001
+
+
+def _check_protocol(config: dict[str, Any]) -> None:
+    """Fill the plateau protocol's patience; refuse settings the protocol cannot honour."""
+    training = config["training"]
+    if training["protocol"] != PLATEAU:
+        for key in ("patience", "min_delta"):
+            if key in training:
+                raise ConfigError(
+                    f"training.{key} applies only to protocol plateau; "
+                    f"this study's protocol is {training['protocol']}"
+                )
+        return
+    training.setdefault("patience", DEFAULT_PATIENCE)
+    training.setdefault("min_delta", DEFAULT_MIN_DELTA)
+    for name, body in config["datasets"].items():
+        if body["split"]["validation_mode"] == "test":
+            raise ConfigError(
+                f"datasets.{name}.split.validation_mode: test would let protocol plateau pick "
+                "each seed's tested weights on the test split; hold out a validation split"
+            )
 
 
 def _only_declared(config: Mapping[str, Any], kind: str, where: str, name: str | None) -> str:

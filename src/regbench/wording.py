@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regbench.stats import NOT_COMPARABLE
+from regbench.stats import NOT_COMPARABLE, UNDERTRAINED
 
 __all__ = [
     "MINUS",
@@ -96,6 +96,8 @@ VERDICT_STYLES: dict[str, VerdictStyle] = {
     "worse": VerdictStyle("▼", "v", "#9a4a00", "#fbe0c8", True),
     "indistinguishable": VerdictStyle("○", "o", "#404040", "#ffffff", False),
     NOT_COMPARABLE: VerdictStyle("×", "x", "#808080", "#ffffff", True),
+    # Withheld: a run of the pair had not converged by the training protocol.
+    UNDERTRAINED: VerdictStyle("†", "d", "#7a5c00", "#f3f0e6", False),
 }
 
 
