@@ -385,6 +385,8 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
     config = _apply_schema(copy.deepcopy(dict(raw)), schema, schema, fill=False)
     errors = sorted(_validator().iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
+        if len(errors) == 1:
+            raise ConfigError(_describe(errors[0]))
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
     _check_model_keys(config)
@@ -1104,11 +1106,25 @@ def _validator() -> jsonschema.protocols.Validator:
             yield jsonschema.ValidationError(f"{quote(instance)} does not match {pattern!r}")
 
     def finite_number(checker: Any, instance: Any) -> bool:
-        return base.TYPE_CHECKER.is_type(instance, "number") and _is_finite(instance)
+        # Any int is a number, however large: were a huge one "not a number", every
+        # bound (minimum, maximum) would skip it, as JSON Schema's bounds skip non-numbers.
+        if isinstance(instance, float):
+            return math.isfinite(instance)
+        return bool(base.TYPE_CHECKER.is_type(instance, "number"))
+
+    def float_sized_type(
+        validator: Any, types: Any, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[jsonschema.ValidationError]:
+        yield from base.VALIDATORS["type"](validator, types, instance, schema)
+        kinds = [types] if isinstance(types, str) else list(types)
+        # An int beyond the float range where a float goes: it would overflow to inf.
+        huge_int = isinstance(instance, int) and not _is_finite(instance)
+        if huge_int and "number" in kinds and "integer" not in kinds:
+            yield jsonschema.ValidationError(f"{quote(instance)} is not a finite number")
 
     extended = jsonschema.validators.extend(
         base,
-        validators={"pattern": full_pattern},
+        validators={"pattern": full_pattern, "type": float_sized_type},
         type_checker=base.TYPE_CHECKER.redefine("number", finite_number),
     )
     return extended(_schema())
