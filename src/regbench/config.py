@@ -35,7 +35,12 @@ from regbench.inputs import (
     parse_target_transform,
     quote,
 )
-from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_METRICS
+from regbench.measures import (
+    HIGHER_IS_BETTER,
+    REFERENCE_METRICS,
+    VALIDATION_METRICS,
+    metric_range,
+)
 from regbench.topology import (
     CONV_ONLY,
     INPUTS,
@@ -669,6 +674,12 @@ def skip_reason(
     kinds = hidden_layer_kinds(model)
     for piece in PIECES:
         scope = regularizer.get(piece, {}).get("layers")
+        if scope == "all" and not kinds:
+            return (
+                f"regularizer {regularizer['name']} puts its {piece} on hidden layers; "
+                f"model {model['name']} has none (units: []), so it would equal the "
+                "unregularized model"
+            )
         if isinstance(scope, str) and scope not in ("all", INPUTS) and scope not in kinds:
             return (
                 f"regularizer {regularizer['name']} puts its {piece} on {scope} layers; "
@@ -928,6 +939,12 @@ def resolve_references(config: Mapping[str, Any]) -> list[dict[str, Any]]:
                     f"{', '.join(REFERENCE_METRICS)} (e.g. test_accuracy: 0.75)"
                 )
             for metric, value in values.items():
+                low, high = metric_range(metric)
+                if not low <= value <= high:
+                    raise ConfigError(
+                        f"{where}.{metric}: {quote(value)} is outside the metric's range "
+                        f"[{low:g}, {high:g}]" + (" (a share: 0.75, not 75)" if high == 1 else "")
+                    )
                 if (dataset, model, regularizer, metric) in seen:
                     raise ConfigError(
                         f"{where}: a second {metric} for dataset {dataset}, model {model}; "
