@@ -59,6 +59,7 @@ __all__ = [
     "Skipped",
     "Study",
     "canonical_json",
+    "check_unique_keys",
     "load_config_file",
     "load_study",
     "prepared_folder",
@@ -363,17 +364,64 @@ def canonical_json(value: Any) -> str:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a YAML config file, naming the file in any error."""
+    """Read a YAML (or JSON) config file, naming the file in any error.
+
+    A key given twice in one mapping is refused (:func:`check_unique_keys`).
+    """
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read()
+        data = yaml.safe_load(text)
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    check_unique_keys(text)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {data!r}")
     return data
+
+
+def check_unique_keys(text: str) -> None:
+    """Refuse a key given twice in one mapping, naming it and both lines.
+
+    YAML and JSON readers keep the last of two equal keys without a word, so a
+    second ``l2:`` under ``regularizers`` would silently replace the first.
+    The file is composed into nodes, which never runs a tag's constructor, and
+    each node is visited once however many aliases share it. JSON is YAML but
+    for tabs, which JSON allows only between tokens (where a space means the same).
+    """
+    try:
+        root = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return  # Unreadable as YAML: the reader that loaded it says what is wrong.
+    seen: set[int] = set()
+
+    def visit(node: yaml.Node, path: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = f"{path}.{key.value}" if path else key.value
+                    line = key.start_mark.line + 1
+                    if key.value in lines:
+                        raise ConfigError(
+                            f"{quote(name)[1:-1]} is given twice (lines {lines[key.value]} and "
+                            f"{line}); a reader would keep only the second: keep one"
+                        )
+                    lines[key.value] = line
+                    visit(value, name)
+                else:
+                    visit(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                visit(item, f"{path}.{index}" if path else str(index))
+
+    if root is not None:
+        visit(root, "")
 
 
 def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> Study:
@@ -754,6 +802,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"datasets.{name}.synthetic: n_informative + n_redundant "
                     f"({params['n_informative']} + {params['n_redundant']}) must not exceed "
                     f"n_features ({params['n_features']})"
+                )
+            # make_classification puts 2 clusters per class on corners of a hypercube
+            # of n_informative dimensions, which has 2**n_informative of them.
+            if params["n_classes"] * 2 > 2 ** params["n_informative"]:
+                raise ConfigError(
+                    f"datasets.{name}.synthetic: n_classes {params['n_classes']} x 2 clusters "
+                    f"need more than the 2**n_informative = {2 ** params['n_informative']} "
+                    "corners make_classification has; raise n_informative"
                 )
         _check_url_source(name, body)
         split = body["split"]
