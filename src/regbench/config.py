@@ -41,6 +41,7 @@ from regbench.measures import (
     VALIDATION_METRICS,
     metric_range,
 )
+from regbench.shapes import known_data
 from regbench.topology import (
     CONV_ONLY,
     INPUTS,
@@ -457,7 +458,7 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
             "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
         )
     _check_references(config, runs)
-    code = _check_functions(config, code_dirs)
+    code = _check_functions(config, code_dirs, runs)
     return Study(config=config, runs=tuple(runs), skipped=tuple(skipped), code=code)
 
 
@@ -912,27 +913,51 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def _check_functions(config: Mapping[str, Any], code_dirs: Sequence[str | Path]) -> dict[str, str]:
-    """Import and check every function the study names; each module's source digest."""
-    named = [
-        (f"models.{name}", body["function"], body["args"], True)
-        for name, body in config["models"].items()
-        if body["type"] == "custom"
-    ] + [
-        (f"regularizers.{name}.custom", body["custom"]["function"], body["custom"]["args"], False)
-        for name, body in config["regularizers"].items()
-        if "custom" in body
-    ]
-    if not named:
+def _check_functions(
+    config: Mapping[str, Any], code_dirs: Sequence[str | Path], runs: Sequence[RunKey]
+) -> dict[str, str]:
+    """Check every function the study names, in a child process; each module's source digest.
+
+    A model function is tried on the input shape and classes of each dataset
+    it trains on, where the dataset's spec says them (:mod:`regbench.shapes`).
+    """
+    items: list[dict[str, Any]] = []
+    for name, body in config["models"].items():
+        if body["type"] == "custom":
+            inputs = []
+            for dataset in dict.fromkeys(key.dataset for key in runs if key.model == name):
+                known = known_data(config["datasets"][dataset])
+                if known is not None:
+                    inputs.append([list(known.example_shape), known.classes])
+            items.append(
+                {
+                    "where": f"models.{name}",
+                    "function": body["function"],
+                    "args": body["args"],
+                    "kind": "model",
+                    "block": {"name": name, **body},
+                    "inputs": [i for n, i in enumerate(inputs) if i not in inputs[:n]],
+                }
+            )
+    for name, body in config["regularizers"].items():
+        if "custom" in body:
+            block = body["custom"]
+            items.append(
+                {
+                    "where": f"regularizers.{name}.custom",
+                    "function": block["function"],
+                    "args": block["args"],
+                    "kind": "penalty",
+                    "block": block,
+                }
+            )
+    if not items:
         return {}
     custom.use_study_path(code_dirs)
-    code = {}
-    for where, function, args, is_model in named:
-        try:
-            code[custom.module_of(function)] = custom.check(function, args, model=is_model)
-        except ValueError as error:
-            raise ConfigError(f"{where}.function: {error}") from None
-    return code
+    try:
+        return custom.check_all(items)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_tuning(config: dict[str, Any]) -> None:

@@ -27,14 +27,12 @@ from regbench.formats import DataError, read_cifar, read_csv, read_npz
 from regbench.inputs import cached_file_name, extraction_folder
 
 __all__ = [
-    "KNOWN_COUNTS",
     "DataError",
     "PreparedData",
     "RawData",
     "check_split_sizes",
     "combine_cards",
     "data_card",
-    "known_counts",
     "load_prepared",
     "load_raw",
     "prepare",
@@ -52,15 +50,6 @@ _SEED_FIELDS = ("split_seed", "split_random_state", "test_rows", "test_classes")
 # scikit-learn is imported where it is used: the Snakefile imports this module to
 # plan downloads, and importing scikit-learn there would cost every invocation a second.
 _SKLEARN_LOADERS = ("breast_cancer", "iris", "wine", "digits")
-
-
-#: Rows and classes of each scikit-learn loader's data, known without loading it (and
-#: without importing scikit-learn), so that a split it cannot make is refused when the
-#: study loads; tests/test_hostile_inputs.py checks them against scikit-learn.
-KNOWN_COUNTS = {"breast_cancer": (569, 2), "iris": (150, 3), "wine": (178, 3), "digits": (1797, 10)}
-
-# CIFAR-10's training and official test batches: rows, test rows and classes.
-_CIFAR_COUNTS = (50_000, 10_000, 10)
 
 
 @dataclass(frozen=True)
@@ -233,19 +222,6 @@ def split_random_state(split: Mapping[str, Any]) -> int:
     return int(words.generate_state(1, np.uint32)[0])
 
 
-def known_counts(spec: Mapping[str, Any]) -> tuple[int, int | None, int] | None:
-    """A dataset's rows, official test rows (None: cut from the rows) and classes, where its
-    spec alone says them; None for a downloaded CSV or npz file, known only once read."""
-    if spec["source"] == "sklearn":
-        rows, classes = KNOWN_COUNTS[spec["loader"]]
-        return rows, None, classes
-    if spec["source"] == "synthetic":
-        return spec["synthetic"]["n_samples"], None, spec["synthetic"]["n_classes"]
-    if spec["source"] == "url" and spec["format"] == "cifar":
-        return _CIFAR_COUNTS
-    return None
-
-
 def check_split_sizes(
     spec: Mapping[str, Any], rows: int, test_rows: int | None, classes: int
 ) -> None:
@@ -255,7 +231,7 @@ def check_split_sizes(
     subsamples, validation hold-out), with scikit-learn's rounding: a fraction
     ``f`` of ``n`` rows holds out ``ceil(f * n)``, and a stratified split needs
     at least one row per class on either side. The study's loading asks this
-    with the counts a spec implies (:func:`known_counts`), and preparation with
+    with the counts a spec implies (:func:`regbench.shapes.known_data`), and preparation with
     the data's own, so both refuse alike; the DataError names the key at fault.
     """
     where = f"datasets.{spec['name']}"

@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from regbench.config import ConfigError, Study, check_unique_keys, load_study
-from regbench.datasets import DataError, check_split_sizes, known_counts
+from regbench.datasets import DataError, check_split_sizes
 from regbench.download import DownloadError, download_path, file_sha256, verify_cached
+from regbench.shapes import known_data
 
 __all__ = ["load_checked", "typed_overrides"]
 
@@ -64,11 +65,11 @@ def load_checked(
     for name in study.datasets:
         spec = study.dataset_spec(name)
         where = _source(f"datasets.{name}", label, overrides)
-        counts = known_counts(spec)
-        if counts is not None:
+        known = known_data(spec)
+        if known is not None:
             try:
                 # Every seed's split has the same sizes; the one of the first stands for all.
-                check_split_sizes(spec, *counts)
+                check_split_sizes(spec, known.rows, known.test_rows, known.classes)
             except DataError as error:
                 raise ConfigError(f"{where}: {error}") from None
         if spec["source"] == "url":
