@@ -111,7 +111,7 @@ def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in top.items():
         old = merged.get(key)
         both = isinstance(old, Mapping) and isinstance(value, Mapping)
-        merged[key] = _merged(old, value) if both else value  # type: ignore[arg-type]
+        merged[key] = _merged(old, value) if both else value  # type: ignore[arg-type]  # both: mappings
     return merged
 
 
