@@ -647,7 +647,7 @@ def test_epochs_have_a_documented_ceiling() -> None:
 def test_a_huge_integer_in_a_study_file_stops_snakemake_before_any_job(
     name: str, tmp_path: Path
 ) -> None:
-    """YAML and JSON study files alike: a 401-digit seed and a huge layer index are refused."""
+    """YAML and JSON study files alike: a 401-digit seed is refused naming its key."""
     import json
 
     study = edited(lambda c: c.update(seeds=[0, HUGE]))
