@@ -949,6 +949,7 @@ def _check_functions(
                     "args": block["args"],
                     "kind": "penalty",
                     "block": block,
+                    "touches": _touched_kinds(config, name, runs),
                 }
             )
     if not items:
@@ -958,6 +959,25 @@ def _check_functions(
         return custom.check_all(items)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _touched_kinds(
+    config: Mapping[str, Any], regularizer: str, runs: Sequence[RunKey]
+) -> list[str]:
+    """The kinds of hidden layer ("conv", "dense") a custom penalty reaches in the study's runs.
+
+    A custom model's layers are known only once built; they count as dense.
+    """
+    block = config["regularizers"][regularizer]["custom"]
+    kinds: set[str] = set()
+    for model in {key.model for key in runs if key.regularizer == regularizer}:
+        body = config["models"][model]
+        if body["type"] == "custom":
+            kinds.add("dense")
+            continue
+        hidden = hidden_layer_kinds(body)
+        kinds |= {hidden[i] for i in select_layers(block["layers"], hidden, regularizer)}
+    return sorted(kinds) or ["dense"]
 
 
 def _check_tuning(config: dict[str, Any]) -> None:

@@ -12,8 +12,9 @@ this process; the parent's time limit covers the rest.
 Each function is imported and its signature checked
 (:func:`regbench.custom.check`); then it is called as a training job would
 call it, through :func:`regbench.models.build_model`, on a probe: a
-regularizer's penalty on a small MLP (it must return a finite scalar for each
-kernel, bias or activation it is given), a model function on the input shape
+regularizer's penalty on a small model with the kinds of layer (dense,
+convolutional) it reaches in the study (it must return a finite scalar for
+each kernel, bias or activation it is given), a model function on the input shape
 and classes of each dataset it is paired with, where the dataset's spec says
 them (:func:`regbench.shapes.known_data`).
 """
@@ -30,9 +31,17 @@ from regbench import custom
 
 __all__ = ["main"]
 
-# The small MLP a penalty is tried on: 4 features, one hidden layer of 3 units, 3 classes.
-_PROBE_MODEL = {"name": "probe", "type": "mlp", "units": [3], "activation": "relu"}
-_PROBE_SHAPE, _PROBE_CLASSES = (4,), 3
+# The small models a penalty is tried on, 3 classes: an MLP (4 features, 3 hidden units)
+# where it reaches dense layers only, else a CNN (6 x 6 x 1 images, 2 filters, 3 units).
+_PROBE_MLP = {"name": "probe", "type": "mlp", "units": [3], "activation": "relu"}
+_PROBE_CNN = {
+    **_PROBE_MLP,
+    "type": "cnn",
+    "filters": [2],
+    "kernel_size": 3,
+    "pool_size": 2,
+    "padding": "same",
+}
 
 
 def main(argv: list[str]) -> None:
@@ -104,10 +113,14 @@ def _probe_model(
 
 
 def _probe_penalty(models: Any, np: Any, item: Mapping[str, Any], digest: str) -> None:
-    """Put the penalty on every hidden layer of a small MLP; each value must be a finite scalar."""
-    block = {**item["block"], "layers": "all", "code": digest}
-    built = models.build_model(_PROBE_MODEL, {"name": "probe", "custom": block}, _PROBE_SHAPE, 3)
-    features = np.random.default_rng(0).normal(size=(2, *_PROBE_SHAPE)).astype("float32")
+    """Put the penalty on the kinds of layer it reaches in the study, in a small model; each
+    value must be a finite scalar."""
+    touches = item["touches"]
+    model, shape = (_PROBE_MLP, (4,)) if touches == ["dense"] else (_PROBE_CNN, (6, 6, 1))
+    layers = touches[0] if len(touches) == 1 else "all"
+    block = {**item["block"], "layers": layers, "code": digest}
+    built = models.build_model(model, {"name": "probe", "custom": block}, shape, 3)
+    features = np.random.default_rng(0).normal(size=(2, *shape)).astype("float32")
     built(features, training=True)
     for loss in built.losses:
         value = np.asarray(loss)
