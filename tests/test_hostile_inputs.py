@@ -1045,3 +1045,36 @@ def test_a_reference_outside_its_metrics_range_is_refused(metric: str, value: fl
         ConfigError, match=rf"^references\.none\.{metric}: {value} is outside the metric's range"
     ):
         load_study(config)
+
+
+SHAPED_PENALTIES = """
+from keras import ops
+
+def conv_only():
+    def penalty(kernel):
+        if len(kernel.shape) != 4:
+            raise ValueError(f"a convolution kernel has 4 axes, not {len(kernel.shape)}")
+        return ops.sum(ops.square(kernel))
+    return penalty
+"""
+
+
+@pytest.mark.parametrize(("layers", "accepted"), [("conv", True), ("all", False)])
+def test_a_penalty_is_tried_on_the_kinds_of_layer_it_reaches(
+    layers: str, accepted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A penalty written for convolution kernels passes where the study puts it on a CNN's
+    convolutions only, and is refused where it would also reach the dense layers."""
+    from regbench import custom
+
+    monkeypatch.setenv(custom.STUDY_PATH_ENV, "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    config = yaml.safe_load(own_study(tmp_path, SHAPED_PENALTIES, "conv_only"))
+    config["datasets"] = {"digits": {"source": "sklearn", "loader": "digits"}}
+    config["models"] = {"cnn": {"type": "cnn", "filters": [2], "units": [4]}}
+    config["regularizers"]["mine"]["custom"]["layers"] = layers
+    if accepted:
+        assert "own23.mod" in load_study(config, [tmp_path]).code
+    else:
+        with pytest.raises(ConfigError, match=r"conv_only on a probe raised ValueError: a conv"):
+            load_study(config, [tmp_path])
