@@ -263,7 +263,7 @@ def _report_metrics(config: Mapping[str, Any], comparisons: pd.DataFrame) -> lis
 
 def _undertrained(adequacy: pd.DataFrame) -> set[Cell]:
     """The (dataset, model, regularizer) cells with a run that had not converged."""
-    flagged = adequacy[adequacy["still_improving"].astype(bool)]
+    flagged = adequacy[~adequacy["converged"].astype(bool)]
     return {(str(r.dataset), str(r.model), str(r.regularizer)) for r in flagged.itertuples()}
 
 

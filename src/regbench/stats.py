@@ -1117,9 +1117,9 @@ def training_adequacy(
     (``n_best_late``), a still-falling training loss (``n_loss_falling``) and
     either (``n_still_improving``), as :func:`run_still_improving` defines
     them over the last ``window`` epochs. ``converged`` is true when every run
-    converged; ``still_improving`` when one did not: a difference the cell
-    shows may be one of training length rather than of regularization, and no
-    comparison resting on it is judged.
+    converged; when one did not, a difference the cell shows may be one of
+    training length rather than of regularization, and no comparison resting
+    on that run is judged.
     """
     marked = mark_converged(runs, histories, protocol, epochs)
     rows = []
@@ -1146,12 +1146,11 @@ def training_adequacy(
                 "window": adequacy_window(epochs),
                 **counts,
                 "converged": converged,
-                "still_improving": not converged,
             }
         )
     columns = [*CELL_KEYS, "protocol", "epochs", "window", "n_runs", "n_stopped_early"]
     columns += ["n_converged", "n_best_late", "n_loss_falling", "n_still_improving"]
-    return pd.DataFrame(rows, columns=[*columns, "converged", "still_improving"])
+    return pd.DataFrame(rows, columns=[*columns, "converged"])
 
 
 def compare_to_references(
