@@ -811,6 +811,8 @@ def judged_sentence(
 ) -> str:
     """How many of the report's comparisons were judged, how many not, and what to change."""
     rows = comparisons[comparisons["metric"].isin(metrics)]
+    if rows.empty:
+        return ""
     withheld = int((rows["verdict"] == UNDERTRAINED).sum())
     cells = f"{int(adequacy['converged'].sum())} of {plural(len(adequacy), 'cell')} converged"
     if not withheld:
@@ -819,7 +821,7 @@ def judged_sentence(
         f"Judged: {len(rows) - withheld} of {plural(len(rows), 'comparison')}; {withheld} not "
         f"judged because a run had not converged ({UNDERTRAINED}, "
         f"{VERDICT_STYLES[UNDERTRAINED].symbol}; {cells}). To judge them, raise training.epochs"
-        + (" or use protocol plateau." if rows.empty or _fixed(adequacy) else ".")
+        + (" or use protocol plateau." if _fixed(adequacy) else ".")
     )
 
 
