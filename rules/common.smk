@@ -12,7 +12,6 @@ from regbench.config import (
     ConfigError,
     RunKey,
     canonical_json,
-    load_study,
     prepared_folder,
 )
 from regbench.fingerprint import (
@@ -24,17 +23,25 @@ from regbench.fingerprint import (
 from regbench import worker
 from regbench.download import download_cache, download_path
 from regbench.inputs import FILE_NAME
+from regbench.preflight import load_checked
 
+# Shared by every study run from this folder; $REGBENCH_DOWNLOADS moves it.
+DOWNLOADS = download_cache()
 # A study's own functions are looked up beside its file first (regbench.custom).
 CONFIG_FILES = [Path(f).resolve() for f in workflow.configfiles]
 try:
-    STUDY = load_study(config, code_dirs=[f.parent for f in CONFIG_FILES])
-except ConfigError as error:
-    # The message names the key at fault and what is allowed; Snakemake would
-    # wrap it in a traceback of this file, so it is printed alone instead.
-    sys.exit(
-        f"regbench: {', '.join(map(str, workflow.configfiles)) or 'config'}: {error}"
+    # Every check made before any job runs (regbench.preflight).
+    STUDY = load_checked(
+        config,
+        workflow.configfiles,
+        dict(workflow.config_settings.config),
+        DOWNLOADS,
     )
+except ConfigError as error:
+    # The message names the file (or --config) and the key at fault, and what is
+    # allowed; Snakemake would wrap it in a traceback of this file, so it is
+    # printed alone instead.
+    sys.exit(f"regbench: {error}")
 TRAINING_CODE = code_digest(TRAINING_MODULES)
 PREPARATION_CODE = code_digest(PREPARATION_MODULES)
 # Computed here, once: a compute node running the report may have no git.
@@ -43,8 +50,6 @@ CONFIG_COMMIT = (
     "; ".join(git_commit(Path(workflow.basedir), f) for f in CONFIG_FILES)
     or "given on the command line"
 )
-# Shared by every study run from this folder; $REGBENCH_DOWNLOADS moves it.
-DOWNLOADS = download_cache()
 
 
 wildcard_constraints:

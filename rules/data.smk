@@ -1,6 +1,6 @@
 rule download_dataset:
-    # Content-addressed: the path holds the sha256, so a file found there was
-    # verified when written and no study run from this folder downloads it again.
+    # Content-addressed: the path holds the sha256, so no study run from this
+    # folder downloads it again; loading a study and preparing it verify it again.
     output:
         f"{DOWNLOADS}/{{sha256}}/{{file}}",
     log:

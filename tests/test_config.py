@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from regbench.config import (
+    DEFAULT_MIN_DELTA,
+    DEFAULT_PATIENCE,
     ConfigError,
     RunKey,
     Skipped,
@@ -706,3 +708,57 @@ def test_rewording_a_dataset_description_changes_no_run_spec() -> None:
         load_study(edited(lambda c: c["datasets"]["iris"].update(description="Fisher's iris")))
     )
     assert before == after
+
+
+def test_the_plateau_protocol_gets_its_defaults_and_enters_every_spec() -> None:
+    """Protocol plateau fills patience and min_delta; changing either changes every cell's
+    spec (a rerun), and protocol fixed, the default, records neither."""
+    fixed = load_study(raw_config())
+    assert fixed.config["training"]["protocol"] == "fixed"
+    assert "patience" not in fixed.config["training"]
+    plateau = load_study(edited(lambda c: c["training"].update(protocol="plateau")))
+    assert plateau.config["training"]["patience"] == DEFAULT_PATIENCE
+    assert plateau.config["training"]["min_delta"] == DEFAULT_MIN_DELTA
+    patient = load_study(
+        edited(lambda c: c["training"].update(protocol="plateau", patience=DEFAULT_PATIENCE + 1))
+    )
+    assert all(
+        all_specs(plateau)[key] != all_specs(patient)[key] != all_specs(fixed)[key]
+        for key in plateau.runs
+    )
+    assert plateau.aggregation_settings()["protocol"] == "plateau"
+
+
+@pytest.mark.parametrize(
+    ("training", "split", "message"),
+    [
+        (
+            {"patience": 5},
+            {},
+            "training.patience applies only to protocol plateau; this study's protocol is fixed",
+        ),
+        (
+            {"min_delta": 0.01},
+            {},
+            "training.min_delta applies only to protocol plateau",
+        ),
+        (
+            {"protocol": "plateau"},
+            {"validation_mode": "test"},
+            "datasets.iris.split.validation_mode: test would let protocol plateau pick each "
+            "seed's tested weights on the test split",
+        ),
+    ],
+    ids=["patience-without-plateau", "min-delta-without-plateau", "plateau-on-the-test-split"],
+)
+def test_protocol_settings_it_cannot_honour_are_refused(
+    training: dict[str, Any], split: dict[str, Any], message: str
+) -> None:
+    """A protocol setting that would not act, or a plateau read on the test split, is refused."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["training"].update(training)
+        config["datasets"]["iris"]["split"] = split
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_study(edited(edit))

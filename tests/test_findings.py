@@ -16,6 +16,8 @@ from regbench import stats
 from regbench.findings import (
     answer_sentences,
     findings_by_effect,
+    inert_sentences,
+    judged_sentence,
     saturation_sentences,
     verdict_matrix,
 )
@@ -345,3 +347,53 @@ def test_a_smaller_gap_reads_as_underfitting_when_test_accuracy_fell() -> None:
     assert headings[1].startswith("Smaller gap, worse test score (underfitting")
     matrix = verdict_matrix(comparisons, "gap_accuracy", [("wine", "mlp")], ["heavy", "mild"])
     assert [e["symbol"] for e in matrix[0]["entries"]] == ["◁", "▲"]
+
+
+def test_undertrained_comparisons_are_counted_apart_and_never_worded_as_effects() -> None:
+    """A clear difference resting on an unconverged run is not a gain: the answer counts it as
+    not judged, the findings name it under its own heading, and page 1 says how many."""
+    values = {
+        "none": [0.70, 0.71, 0.69, 0.70, 0.72],
+        "l2": [0.80, 0.82, 0.79, 0.81, 0.80],
+        "l1": [0.80, 0.82, 0.79, 0.81, 0.80],
+    }
+    runs = make_runs({"test_accuracy": values})
+    runs[stats.CONVERGED] = runs["regularizer"] != "l1"
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    answer = answer_sentences(comparisons, ["test_accuracy"], "none", 5)[0]
+    assert "higher than with none for l2" in answer and "l1" not in answer
+    assert answer.endswith("(1 more not judged: undertrained).")
+    found = findings_by_effect(comparisons, "test_accuracy", "none")
+    gains = [row["regularizer"] for group in found["effects"] for row in group["rows"]]
+    assert gains == ["l2"]
+    assert found["undertrained"][0].startswith("1 comparison rests on runs that had not converged")
+    adequacy = pd.DataFrame({"protocol": ["plateau"] * 3, "converged": [True, True, False]})
+    assert judged_sentence(comparisons, adequacy, ["test_accuracy"]) == (
+        "Judged: 1 of 2 comparisons; 1 not judged because a run had not converged "
+        "(undertrained, †; 2 of 3 cells converged). To judge them, raise training.epochs."
+    )
+
+
+def test_variants_that_did_nothing_say_so() -> None:
+    """An early-stopping variant that never stopped a run, and a variant identical to the
+    baseline on every seed and metric, are named with what that means."""
+    values = {"none": [0.70, 0.71, 0.69], "es": [0.70, 0.71, 0.69], "l2": [0.75, 0.74, 0.76]}
+    runs = make_runs({"test_accuracy": values, "test_loss": values})
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_accuracy", "test_loss"])
+    adequacy = pd.DataFrame(
+        {
+            "dataset": ["wine"] * 3,
+            "model": ["mlp"] * 3,
+            "regularizer": ["es", "l2", "none"],
+            "n_runs": [3, 3, 3],
+            "n_stopped_early": [0, 0, 0],
+        }
+    )
+    sentences = inert_sentences(comparisons, adequacy, ["es"])
+    assert sentences == [
+        "es on wine · mlp never triggered in 3 of 3 runs: it trained as long as the baseline here.",
+        "Identical to the baseline on every seed and metric: es on wine · mlp; it changed "
+        "nothing these metrics measure there.",
+    ]
+    adequacy.loc[0, "n_stopped_early"] = 2
+    assert len(inert_sentences(comparisons, adequacy, ["es"])) == 1

@@ -69,14 +69,22 @@ def alias_bomb(levels: int, where: str = "title") -> str:
     return (
         "anchors:\n"
         + "\n".join(anchors)
-        + f"\nstudy: {{name: hostile, title: T, {where}: *a{levels - 1}}}\n"
+        + f"\nstudy: {{name: hostile, {'' if where == 'title' else 'title: T, '}"
+        + f"{where}: *a{levels - 1}}}\n"
         + study
     )
 
 
-def dry_run(workdir: Path, study: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """``snakemake -n`` on a study file; its exit status and everything it printed."""
-    path = workdir / "study.yaml"
+def dry_run(
+    workdir: Path,
+    study: str,
+    env: dict[str, str] | None = None,
+    *,
+    name: str = "study.yaml",
+    config: tuple[str, ...] = (),
+) -> tuple[int, str]:
+    """``snakemake -n`` on a study file (with ``--config`` values); its exit status and output."""
+    path = workdir / name
     path.write_text(study, encoding="utf-8")
     result = subprocess.run(
         [
@@ -90,6 +98,7 @@ def dry_run(workdir: Path, study: str, env: dict[str, str] | None = None) -> tup
             str(workdir),
             "--configfile",
             str(path),
+            *(("--config", *config) if config else ()),
         ],
         capture_output=True,
         text=True,
@@ -554,3 +563,518 @@ def test_snakemake_dry_run_on_a_bad_study_prints_one_clear_message(
     file and the key, and no traceback."""
     status, output = dry_run(tmp_path, study)
     assert_one_clear_message(status, output, *fragments)
+
+
+# =========================================================================== issue 23
+# Round two: huge integers, epochs, a corrupted cache, hostile study modules, impossible
+# splits, models without hidden layers, duplicate keys, --config, reference ranges. Each
+# is refused before any job runs with one message of at most 200 characters.
+
+HUGE = 10**400
+
+
+def message_of(output: str, source: str = "study.yaml: ") -> str:
+    """The message a refusal printed, after ``regbench: <where it came from>: ``."""
+    assert output.count("regbench: ") == 1, output
+    return output.split(source, 1)[1].strip()
+
+
+def assert_refused(status: int, output: str, *fragments: str, source: str = "study.yaml: ") -> str:
+    """One clear message (see :func:`assert_one_clear_message`) of at most 200 characters."""
+    assert status == 1, output
+    for noise in ("Traceback", "InputFunctionException", 'File "', "Error in rule"):
+        assert noise not in output, output
+    assert output.startswith("regbench: ") and source in output, output
+    message = message_of(output, source)
+    for fragment in fragments:
+        assert fragment in message, output
+    assert len(message) <= 200, message
+    return message
+
+
+# --------------------------------------------------------------------------- 1. huge integers
+
+HUGE_INTEGERS = [
+    ("seeds.0", lambda c, v: c.update(seeds=[v])),
+    ("training.epochs", lambda c, v: c["training"].update(epochs=v)),
+    ("training.batch_size", lambda c, v: c["training"].update(batch_size=v)),
+    ("models.mlp.units.0", lambda c, v: c["models"]["mlp"].update(units=[v])),
+    (
+        "regularizers.es.early_stopping.patience",
+        lambda c, v: c["regularizers"].update(es={"early_stopping": {"patience": v}}),
+    ),
+    (
+        "datasets.s.synthetic.n_samples",
+        lambda c, v: c["datasets"].update(s={"source": "synthetic", "synthetic": {"n_samples": v}}),
+    ),
+    (
+        "regularizers.l2.kernel.layers.0",
+        lambda c, v: c["regularizers"]["l2"]["kernel"].update(layers=[v]),
+    ),
+    (
+        "datasets.iris.subsample.train",
+        lambda c, v: c["datasets"]["iris"].update(subsample={"train": v}),
+    ),
+]
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["plus", "minus"])
+@pytest.mark.parametrize(("key", "edit"), HUGE_INTEGERS, ids=[k for k, _ in HUGE_INTEGERS])
+def test_an_integer_beyond_the_float_range_meets_its_keys_bounds(
+    key: str, edit: Callable[[dict[str, Any], Any], Any], sign: int
+) -> None:
+    """±10**400 is out of range wherever an integer goes, in a message under 200 characters
+    that quotes the number shortened."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: -?1000\S*\.\.\.0+ is out of range"):
+        load_study(edited(lambda c: edit(c, sign * HUGE)))
+    with pytest.raises(ConfigError) as caught:
+        load_study(edited(lambda c: edit(c, sign * HUGE)))
+    assert len(str(caught.value)) <= 200
+
+
+def test_epochs_have_a_documented_ceiling() -> None:
+    """10,000 epochs are accepted; 10**12 is refused naming the ceiling."""
+    assert load_study(edited(lambda c: c["training"].update(epochs=10_000))).runs
+    with pytest.raises(
+        ConfigError,
+        match=r"^training\.epochs: 1000000000000 is out of range; expected an integer >= 1 and "
+        r"<= 10000 \(the ceiling catches typos\)$",
+    ):
+        load_study(edited(lambda c: c["training"].update(epochs=10**12)))
+
+
+@pytest.mark.parametrize("name", ["study.yaml", "study.json"])
+def test_a_huge_integer_in_a_study_file_stops_snakemake_before_any_job(
+    name: str, tmp_path: Path
+) -> None:
+    """YAML and JSON study files alike: a 401-digit seed is refused naming its key."""
+    import json
+
+    study = edited(lambda c: c.update(seeds=[0, HUGE]))
+    text = json.dumps(study) if name.endswith(".json") else yaml.safe_dump(study)
+    status, output = dry_run(tmp_path, text, name=name)
+    assert_refused(status, output, "seeds.1: 1000", "is out of range", source=f"{name}: ")
+
+
+# --------------------------------------------------------------------------- 3. the cache
+
+CSV = "a,b,y\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
+CSV_SHA = hashlib.sha256(CSV.encode()).hexdigest()
+
+
+def test_fetch_downloads_again_a_cached_file_edited_since(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """An edited cached file is not returned: fetch downloads the verified bytes again."""
+    url = server.serve("/data.csv", Reply(body=CSV.encode()))
+    path = fetch(url, CSV_SHA, tmp_path)
+    assert fetch(url, CSV_SHA, tmp_path) == path and server.count("/data.csv") == 1
+    path.write_text(CSV.replace("0,0,0", "0,0,1"), encoding="utf-8")
+    assert fetch(url, CSV_SHA, tmp_path) == path
+    assert server.count("/data.csv") == 2
+    assert path.read_text(encoding="utf-8") == CSV
+
+
+def test_preparing_from_an_edited_cached_file_is_refused_with_both_digests(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """Where the bytes are used (load_raw, which preparation calls), an edited cached file is
+    refused, naming the file, the expected and the actual sha256."""
+    from regbench.datasets import load_raw
+
+    url = server.serve("/data.csv", Reply(body=CSV.encode()))
+    path = fetch(url, CSV_SHA, tmp_path)
+    spec = {**url_dataset(url), "sha256": CSV_SHA, "name": "x"}
+    spec["csv"] = {"target": "y", "delimiter": ",", "header": True}
+    assert len(load_raw(spec, tmp_path).y) == 40
+    path.write_text(CSV + "1,1,1\n", encoding="utf-8")
+    edited_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(
+        DataError,
+        match=rf"{re.escape(str(path))}: changed since it was downloaded: sha256 {edited_sha}, "
+        rf"expected {CSV_SHA}",
+    ):
+        load_raw(spec, tmp_path)
+
+
+@pytest.mark.e2e
+def test_a_rerun_after_editing_the_cache_refuses_then_fetches_the_verified_file(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """A real run prepares a downloaded dataset; after its cached file is edited, the rerun
+    stops before any job with both digests and the card keeps the original data; once the
+    file is deleted, preparing again downloads the verified bytes and prepares the same data."""
+    url = server.serve("/data.csv", Reply(body=CSV.encode()))
+    study = edited(lambda c: c["datasets"].update(x={**url_dataset(url), "sha256": CSV_SHA}))
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study), encoding="utf-8")
+    card = tmp_path / "results/data/x/card.json"
+    env = {**os.environ, "REGBENCH_POOL": "0", "REGBENCH_DOWNLOADS": "cache"}
+    command = [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")),
+        *("--directory", str(tmp_path), "--configfile", str(tmp_path / "study.yaml")),
+        *("--cores", "1", str(card.relative_to(tmp_path))),
+    ]
+
+    def run(*extra: str) -> tuple[int, str]:
+        done = subprocess.run(
+            [*command, *extra], capture_output=True, text=True, env=env, timeout=300
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    def arrays() -> dict[str, Any]:
+        with np.load(tmp_path / "results/data/x/data.npz") as data:
+            return {name: data[name] for name in data.files}
+
+    status, output = run()
+    assert status == 0, output
+    prepared, first = card.read_bytes(), arrays()
+    cached = tmp_path / "cache" / CSV_SHA / "data.csv"
+    cached.write_text(CSV.replace("\n1,1,1\n", "\n1,1,0\n"), encoding="utf-8")
+    edited_sha = hashlib.sha256(cached.read_bytes()).hexdigest()
+
+    status, output = run()
+    message = assert_refused(status, output, f"datasets.x: cache/{CSV_SHA}/data.csv edited")
+    assert f"sha256 {edited_sha[:12]}…, expected {CSV_SHA[:12]}…" in message
+    assert card.read_bytes() == prepared
+
+    cached.unlink()
+    status, output = run("--forcerun", "prepare_dataset")
+    assert status == 0, output
+    assert server.count("/data.csv") == 2
+    assert cached.read_text(encoding="utf-8") == CSV
+    again = arrays()
+    assert again.keys() == first.keys()
+    assert all(np.array_equal(again[name], first[name]) for name in first)
+
+
+# --------------------------------------------------------------------------- 4. study modules
+
+HOSTILE_IMPORTS = {
+    "hangs": "import time\ntime.sleep(3600)\n",
+    "exits": "import sys\nsys.exit(0)\n",
+    "interrupted": "raise KeyboardInterrupt\n",
+}
+PENALTIES = """
+from keras import ops
+
+def good(strength=0.1):
+    return lambda weights: strength * ops.sum(ops.abs(weights))
+
+def not_scalar():
+    return lambda weights: weights * 2.0
+
+def raises():
+    raise RuntimeError("no penalty today")
+
+def not_callable():
+    return 3
+
+def model_raises(input_shape, n_classes):
+    raise RuntimeError("no model today")
+
+def not_a_model(input_shape, n_classes):
+    return "a model"
+"""
+
+
+def own_study(workdir: Path, module: str, function: str, *, model: bool = False) -> str:
+    """A study whose regularizer ``mine`` (or model ``own``) is ``function`` of its own module."""
+    package = workdir / "own23"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "mod.py").write_text(module, encoding="utf-8")
+    reference = f"own23.mod:{function}"
+
+    def edit(config: dict[str, Any]) -> None:
+        if model:
+            config["models"]["own"] = {"type": "custom", "function": reference}
+        else:
+            config["regularizers"]["mine"] = {"custom": {"function": reference}}
+
+    return yaml.safe_dump(edited(edit))
+
+
+@pytest.mark.parametrize("behaviour", list(HOSTILE_IMPORTS))
+def test_a_module_that_hangs_exits_or_is_interrupted_at_import_is_refused_in_time(
+    behaviour: str, tmp_path: Path
+) -> None:
+    """`snakemake -n` on a study whose module sleeps forever, calls sys.exit(0) or raises
+    KeyboardInterrupt at import exits 1 within 30 s with one message naming the key and the
+    function."""
+    study = own_study(tmp_path, "from keras import ops\n" + HOSTILE_IMPORTS[behaviour], "good")
+    started = time.monotonic()
+    status, output = dry_run(tmp_path, study)
+    elapsed = time.monotonic() - started
+    expected = {
+        "hangs": "importing and checking own23.mod:good took over 10 s",
+        "exits": "importing own23.mod",
+        "interrupted": "importing own23.mod",
+    }[behaviour]
+    message = assert_refused(status, output, "regularizers.mine.custom.function: ", expected)
+    if behaviour != "hangs":
+        assert message.endswith(
+            {"exits": "SystemExit: 0", "interrupted": "KeyboardInterrupt"}[behaviour]
+        ), message
+    assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize(
+    ("function", "model", "expected"),
+    [
+        (
+            "not_scalar",
+            False,
+            r"the penalty from own23\.mod:not_scalar gave shape \(4, 3\) for a "
+            r"kernel of the probe; expected a finite scalar",
+        ),
+        ("raises", False, r"calling own23\.mod:raises on a probe raised RuntimeError: no penalty"),
+        ("not_callable", False, r"own23\.mod:not_callable returned int, not a penalty"),
+        ("not_a_model", True, r"own23\.mod:not_a_model returned str, not a Keras model"),
+    ],
+)
+def test_a_function_breaking_its_contract_is_refused_at_load(
+    function: str, model: bool, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A penalty that returns a non-scalar, a function that raises or returns a non-callable,
+    and a model function that returns no model are refused when the study loads,
+    naming the key and the function, in at most 200 characters."""
+    from regbench import custom
+
+    monkeypatch.setenv(custom.STUDY_PATH_ENV, "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    config = yaml.safe_load(own_study(tmp_path, PENALTIES, function, model=model))
+    key = "models.own" if model else "regularizers.mine.custom"
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\.function: {expected}") as caught:
+        load_study(config, [tmp_path])
+    assert len(str(caught.value)) <= 200
+
+
+# --------------------------------------------------------------------------- 5. splits
+
+IMPOSSIBLE_SPLITS = [
+    pytest.param(
+        {
+            "iris": {
+                "source": "sklearn",
+                "loader": "iris",
+                "split": {"vary": "seed"},
+                "subsample": {"train": 2, "test": 2},
+            }
+        },
+        "datasets.iris.subsample.train: the stratified subsample of 120 rows keeps 2",
+        id="two-training-rows-three-classes",
+    ),
+    pytest.param(
+        {
+            "iris": {
+                "source": "sklearn",
+                "loader": "iris",
+                "split": {"test": 0.5, "validation": 0.99},
+            }
+        },
+        "datasets.iris.split.validation: the validation split of 75 rows keeps 0",
+        id="empty-training-split",
+    ),
+    pytest.param(
+        {
+            "iris": STUDY["datasets"]["iris"],
+            "s": {"source": "synthetic", "synthetic": {"n_classes": 10, "n_informative": 2}},
+        },
+        "datasets.s.synthetic: n_classes 10 x 2 clusters need more than the 2**n_informative = 4",
+        id="clusters-beyond-corners",
+    ),
+]
+
+
+@pytest.mark.parametrize(("datasets", "expected"), IMPOSSIBLE_SPLITS)
+def test_a_split_the_data_cannot_make_stops_snakemake_before_any_job(
+    datasets: dict[str, Any], expected: str, tmp_path: Path
+) -> None:
+    """Each impossible split of the issue is refused at load, naming the key."""
+    status, output = dry_run(
+        tmp_path, yaml.safe_dump(edited(lambda c: c.update(datasets=datasets)))
+    )
+    assert_refused(status, output, expected)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"split": {"test": 0.5, "validation": 0.99}},
+        {"split": {"test": 0.98}},
+        {"split": {"test": 0.98, "stratify": False}},
+        {"subsample": {"train": 2}},
+        {"subsample": {"train": 118}},
+        {"subsample": {"train": 117}},
+        {"subsample": {"test": 28}},
+        {"subsample": {"train": 6}, "split": {"validation_mode": "last"}},
+        {"subsample": {"train": 4}, "split": {"validation": 0.5}},
+        {"subsample": {"train": 6}, "split": {"validation": 0.5}},
+        {"split": {"validation_mode": "test", "test": 0.9}},
+    ],
+)
+def test_the_load_time_split_check_agrees_with_preparing_the_data(settings: dict[str, Any]) -> None:
+    """check_split_sizes (at load, from the spec's counts) refuses exactly the splits that
+    preparing iris for real cannot make."""
+    from regbench.datasets import check_split_sizes, load_raw, prepare
+    from regbench.shapes import known_data
+
+    spec = load_study(edited(lambda c: c["datasets"]["iris"].update(settings))).dataset_spec("iris")
+    known = known_data(spec)
+    assert known is not None
+    try:
+        check_split_sizes(spec, known.rows, known.test_rows, known.classes)
+        refused_at_load = None
+    except DataError as error:
+        refused_at_load = str(error)
+    raw = load_raw(spec)
+    try:
+        prepared = prepare(spec, raw)
+    except DataError as error:
+        assert refused_at_load == str(error)  # preparation asks the same check first
+        return
+    assert refused_at_load is None
+    assert min(len(prepared.y_train), len(prepared.y_test)) >= 1
+
+
+def test_what_the_spec_says_of_each_loader_is_what_scikit_learn_loads() -> None:
+    """regbench.shapes' rows, classes and example shape of each loader match the loaded data."""
+    from regbench.datasets import load_raw
+    from regbench.shapes import known_data
+
+    for loader in ("breast_cancer", "iris", "wine", "digits"):
+        spec = {"name": loader, "source": "sklearn", "loader": loader}
+        raw, known = load_raw(spec), known_data(spec)
+        assert known is not None
+        assert (raw.x.shape[1:], len(raw.y), len(np.unique(raw.y))) == (
+            known.example_shape,
+            known.rows,
+            known.classes,
+        )
+
+
+# --------------------------------------------------------------------------- 6. no hidden layer
+
+
+def test_a_model_without_hidden_layers_skips_every_piece_that_needs_one() -> None:
+    """With units: [], l2 and dropout are skipped with their reason; the baseline, label
+    smoothing and input noise still run."""
+    study = load_study(
+        edited(
+            lambda c: (
+                c["models"]["mlp"].update(units=[]),
+                c["regularizers"].update(
+                    drop={"dropout": {"rate": 0.2}},
+                    smooth={"label_smoothing": {"amount": 0.1}},
+                    noise_in={"gaussian_noise": {"stddev": 0.1, "layers": "inputs"}},
+                ),
+            )
+        )
+    )
+    assert {cell.regularizer for cell in study.cells} == {"none", "smooth", "noise_in"}
+    reasons = {s.regularizer: s.reason for s in study.skipped}
+    assert reasons["l2"] == (
+        "regularizer l2 puts its kernel on hidden layers; model mlp has none (units: []), so it "
+        "would equal the unregularized model"
+    )
+    assert reasons.keys() == {"l2", "drop"}
+
+
+# --------------------------------------------------------------------------- 7. duplicate keys
+
+DUPLICATED_YAML = """study: {name: dup, title: Duplicate keys}
+datasets:
+  iris: {source: sklearn, loader: iris}
+models:
+  mlp: {type: mlp, units: [4]}
+regularizers:
+  none: {}
+  l2: {kernel: {l2: 0.01}}
+  l2: {kernel: {l2: 0.1}}
+seeds: [0]
+training: {epochs: 1}
+baseline: none
+"""
+DUPLICATED_JSON = """{
+\t"study": {"name": "dup", "title": "Duplicate keys"},
+\t"datasets": {"iris": {"source": "sklearn", "loader": "iris"}},
+\t"models": {"mlp": {"type": "mlp", "units": [4]}},
+\t"regularizers": {"none": {},
+\t\t"l2": {"kernel": {"l2": 0.01}}},
+\t"seeds": [0],
+\t"training": {"epochs": 1, "epochs": 2},
+\t"baseline": "none"
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("study.yaml", DUPLICATED_YAML, "regularizers.l2 is given twice (lines 8 and 9)"),
+        ("study.json", DUPLICATED_JSON, "training.epochs is given twice (lines 8 and 8)"),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(
+    name: str, text: str, expected: str, tmp_path: Path
+) -> None:
+    """A second l2 under regularizers (YAML) or a second epochs (JSON) is refused, not dropped."""
+    status, output = dry_run(tmp_path, text, name=name)
+    assert_refused(status, output, expected, source=f"{name}: ")
+
+
+# --------------------------------------------------------------------------- 8. smaller
+
+
+def test_a_bad_command_line_value_names_the_command_line(tmp_path: Path) -> None:
+    """--config seeds=[0,-1] is refused naming --config and the number as a number; a good one
+    (seeds=[0,1], read as integers) is accepted."""
+    status, output = dry_run(tmp_path, yaml.safe_dump(STUDY), config=("seeds=[0,-1]",))
+    message = assert_refused(status, output, source="--config seeds: ")
+    assert message.startswith("seeds.0: -1 is out of range; expected an integer >= 0"), message
+    status, output = dry_run(tmp_path, yaml.safe_dump(STUDY), config=("seeds=[0,1]",))
+    assert status == 0, output
+
+
+@pytest.mark.parametrize(("metric", "value"), [("test_accuracy", 7.5), ("test_loss", -0.1)])
+def test_a_reference_outside_its_metrics_range_is_refused(metric: str, value: float) -> None:
+    """A share of 7.5 (a percentage) or a negative loss is refused naming the key and range."""
+    config = edited(lambda c: c.update(references={"none": {metric: value, "source": "paper"}}))
+    with pytest.raises(
+        ConfigError, match=rf"^references\.none\.{metric}: {value} is outside the metric's range"
+    ):
+        load_study(config)
+
+
+SHAPED_PENALTIES = """
+from keras import ops
+
+def conv_only():
+    def penalty(kernel):
+        if len(kernel.shape) != 4:
+            raise ValueError(f"a convolution kernel has 4 axes, not {len(kernel.shape)}")
+        return ops.sum(ops.square(kernel))
+    return penalty
+"""
+
+
+@pytest.mark.parametrize(("layers", "accepted"), [("conv", True), ("all", False)])
+def test_a_penalty_is_tried_on_the_kinds_of_layer_it_reaches(
+    layers: str, accepted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A penalty written for convolution kernels passes where the study puts it on a CNN's
+    convolutions only, and is refused where it would also reach the dense layers."""
+    from regbench import custom
+
+    monkeypatch.setenv(custom.STUDY_PATH_ENV, "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    config = yaml.safe_load(own_study(tmp_path, SHAPED_PENALTIES, "conv_only"))
+    config["datasets"] = {"digits": {"source": "sklearn", "loader": "digits"}}
+    config["models"] = {"cnn": {"type": "cnn", "filters": [2], "units": [4]}}
+    config["regularizers"]["mine"]["custom"]["layers"] = layers
+    if accepted:
+        assert "own23.mod" in load_study(config, [tmp_path]).code
+    else:
+        with pytest.raises(ConfigError, match=r"conv_only on a probe raised ValueError: a conv"):
+            load_study(config, [tmp_path])

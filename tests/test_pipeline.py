@@ -250,7 +250,8 @@ def test_tables_carry_power_intervals_adequacy_and_rankings(study: Path) -> None
 
 
 def test_aggregation_of_fabricated_runs_writes_every_table(tmp_path: Path) -> None:
-    """Fabricated runs give references verdicts, adequacy flags and no ranking over 1 dataset."""
+    """Fabricated runs give references verdicts, convergence flags that withhold verdicts, and
+    no ranking over 1 dataset."""
     raw = study_config(datasets=1, regularizers=3, seeds=5)
     raw["report"] = {"primary": "test_roc_auc"}
     raw["references"] = {
@@ -259,7 +260,8 @@ def test_aggregation_of_fabricated_runs_writes_every_table(tmp_path: Path) -> No
             {"test_loss": 0.9, "source": "outside"},
         ]
     }
-    tables = aggregate_fabricated(tmp_path, fabricate_study(tmp_path, raw))
+    study = fabricate_study(tmp_path, raw, unconverged=[("data0", "none")])
+    tables = aggregate_fabricated(tmp_path, study)
     summary = pd.read_csv(tables / "summary.csv")
     objective = summary[summary["metric"] == "test_objective"]
     assert (objective["n"] == 0).all() and objective["mean"].isna().all()
@@ -272,8 +274,18 @@ def test_aggregation_of_fabricated_runs_writes_every_table(tmp_path: Path) -> No
     assert (
         comparisons.loc[comparisons["metric"] == "test_accuracy", "one_example"] == 1 / 200
     ).all()
-    adequacy = pd.read_csv(tables / "adequacy.csv")
-    assert adequacy["still_improving"].all() and (adequacy["n_best_late"] == 5).all()
+    adequacy = pd.read_csv(tables / "adequacy.csv").set_index("regularizer")
+    assert adequacy.loc["none", "n_best_late"] == 5 and not adequacy.loc["none", "converged"]
+    assert adequacy.drop(index="none")["converged"].all()
+    # The baseline had not converged: no comparison with it is judged, none is lost.
+    assert set(comparisons["verdict"]) == {"undertrained"}
+    assert comparisons["mean_diff"].notna().all()
+    runs = pd.read_csv(tables / "runs.csv")
+    assert runs.groupby("regularizer")["converged"].all().to_dict() == {
+        "none": False,
+        "l2_0": True,
+        "l2_1": True,
+    }
     assert pd.read_csv(tables / "rankings.csv").empty
     tests = pd.read_csv(tables / "ranking_tests.csv")
     assert not tests["ranked"].any() and tests["iman_davenport_df2"].isna().all()

@@ -92,7 +92,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "none": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.80, "source": "Paper A"},
         "l2_0": {"dataset": "data0", "model": "mlp", "test_accuracy": 0.60, "source": "Paper B"},
     }
-    study = fabricate_study(root, raw, diverged=1)
+    # One baseline and one regularized cell still improving at their last epoch.
+    study = fabricate_study(
+        root, raw, diverged=1, unconverged=[("data2", "none"), ("data1", "l2_1")]
+    )
     render_fabricated(root, study, TEMPLATES)
     return root
 
@@ -118,23 +121,27 @@ def test_page_one_answers_the_question(rendered: Path) -> None:
         (comparisons["metric"] == "test_accuracy") & (comparisons["verdict"] == "better")
     ]
     assert set(gains["regularizer"]) == {"l2_0"}
-    low = format_diff(gains["mean_diff"].min(), "test_accuracy", signed=False)
-    high = format_diff(gains["mean_diff"].max(), "test_accuracy", signed=False)
-    assert (
-        f"Test accuracy is higher than with none for l2_0 (on every dataset · model, "
-        f"{low} to {high} points); "
-    ) in first
-    # The other six are counted by verdict, each count agreeing with comparisons.csv.
+    # data2's baseline had not converged: l2_0's gain is judged on data0 and data1 alone.
+    assert gains["dataset"].tolist() == ["data0", "data1"]
+    where = ", ".join(
+        f"{row.dataset} · mlp {format_diff(row.mean_diff, 'test_accuracy')}"
+        for row in gains.sort_values("mean_diff", key=abs, ascending=False).itertuples()
+    )
+    assert (f"Test accuracy is higher than with none for l2_0 ({where} points); ") in first
+    # The other three are counted by verdict, each count agreeing with comparisons.csv, and
+    # the four resting on unconverged runs are counted apart.
     others = comparisons[
-        (comparisons["metric"] == "test_accuracy") & (comparisons["verdict"] != "better")
+        (comparisons["metric"] == "test_accuracy")
+        & ~comparisons["verdict"].isin(["better", "undertrained"])
     ]["verdict"].value_counts()
-    assert others.sum() == 6
+    assert others.sum() == 3
     if len(others) == 1:
-        assert f"the other 6 comparisons are {others.index[0]}" in first
+        assert f"the other 3 comparisons are {others.index[0]}" in first
     else:
-        assert "of the other 6 comparisons, " in first
+        assert "of the other 3 comparisons, " in first
         for verdict, count in others.items():
             assert f"{count} {'is' if count == 1 else 'are'} {verdict}" in first
+    assert "(4 more not judged: undertrained)." in first
     assert "Caveats" in first and "8 seeds per cell, paired by seed" in first
     # The matrix prints each cell's paired difference, in points, with its symbol.
     for row in gains.itertuples():
@@ -184,19 +191,39 @@ def test_ranking_says_what_the_cross_dataset_test_could_detect(rendered: Path) -
         assert "reaches the critical difference" in text
 
 
-def test_cells_still_improving_are_flagged_on_page_one(rendered: Path) -> None:
-    """Cells adequacy.csv flags are counted in the caveats and marked in the matrix."""
-    adequacy = pd.read_csv(rendered / "results/tables/adequacy.csv")
-    flagged = adequacy[adequacy["still_improving"]]
-    baselines = int((flagged["regularizer"] == "none").sum())
-    others = len(flagged) - baselines
-    assert baselines and others  # The fabricated curves still rise at their last epoch.
+def test_page_one_leads_with_the_protocol_and_the_comparisons_not_judged(rendered: Path) -> None:
+    """Page 1 states the training protocol and how many comparisons were judged; those resting
+    on an unconverged run carry the undertrained mark and no verdict, counted from the table."""
+    adequacy = pd.read_csv(rendered / "results/tables/adequacy.csv").set_index(
+        ["dataset", "regularizer"]
+    )
+    assert not adequacy.loc[("data2", "none"), "converged"]
+    assert not adequacy.loc[("data1", "l2_1"), "converged"]
+    assert int(adequacy["converged"].sum()) == len(adequacy) - 2
+    comparisons = pd.read_csv(rendered / "results/tables/comparisons.csv")
+    judged = comparisons[comparisons["metric"].isin(["test_accuracy", "test_loss", "gap_accuracy"])]
+    withheld = judged[judged["verdict"] == "undertrained"]
+    # Every comparison on data2 (its baseline) and l2_1's on data1.
+    assert set(zip(withheld["dataset"], withheld["regularizer"], strict=True)) == {
+        ("data2", "l2_0"),
+        ("data2", "l2_1"),
+        ("data2", "l2_2"),
+        ("data1", "l2_1"),
+    }
     first = flat(page_texts(rendered / "reports/report.pdf")[0])
     assert (
-        f"Still improving at the last epoch (†): the baseline on {baselines} of 3 rows and "
-        f"{others} of {int((adequacy['regularizer'] != 'none').sum())} regularized cells."
+        "Protocol: every seed trains a fixed 20 epochs and is tested with its last weights" in first
+    )
+    assert (
+        f"Judged: {len(judged) - len(withheld)} of {len(judged)} comparisons; {len(withheld)} not "
+        f"judged because a run had not converged (undertrained, †; {len(adequacy) - 2} of "
+        f"{len(adequacy)} cells converged)."
     ) in first
-    assert "data0 · mlp†" in first
+    assert first.index("Protocol:") < first.index("Fabricated results.")
+    assert "data2 · mlp†" in first and "data1 · mlp†" not in first
+    text = flat("\n".join(page_texts(rendered / "reports/report.pdf")))
+    assert "Not judged: undertrained" in text
+    assert "may be ones of training length, not of regularization" in text
 
 
 def test_table_of_contents_gives_the_right_page_numbers(rendered: Path) -> None:
@@ -266,14 +293,17 @@ def test_html_rows_carry_the_columns_the_pdf_leaves_out(rendered: Path) -> None:
 
 
 def test_findings_group_the_real_effect_apart_from_noise(rendered: Path) -> None:
-    """The +5 point regularizer is a clear gain on each dataset; noise is no detectable effect."""
+    """The +5 point regularizer is a clear gain on each dataset whose runs converged; noise is
+    no detectable effect; comparisons resting on unconverged runs are apart, not judged."""
     text = flat(" ".join(page_texts(rendered / "reports/report.pdf")))
     start = text.index("Findings Every regularizer")
     findings = text[start : text.index("Dataset: data0 ", start)]
     gains = findings[findings.index("Clear gains") : findings.index("No significant difference")]
     assert "l2_0" in gains and "l2_1" not in gains and "l2_2" not in gains
-    assert "data0 · mlp" in gains and "data2 · mlp" in gains
-    assert "6 comparisons show no significant difference." in findings
+    assert "data0 · mlp" in gains and "data1 · mlp" in gains and "data2 · mlp" not in gains
+    assert "3 comparisons show no significant difference." in findings
+    withheld = findings[findings.index("Not judged: undertrained") :]
+    assert "4 comparisons rest on runs that had not converged" in withheld
 
 
 def test_no_table_row_is_split_across_pages(default_sized: Path) -> None:

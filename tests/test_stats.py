@@ -788,8 +788,9 @@ def test_run_still_improving_rules() -> None:
     assert not stopped["still_improving"]
 
 
-def test_training_adequacy_flags_cells_where_most_runs_still_improve() -> None:
-    """A cell is flagged when more than half its successful runs were still improving."""
+def test_training_adequacy_marks_a_cell_with_any_unconverged_run() -> None:
+    """Under protocol fixed a cell has converged only when none of its successful runs was
+    still improving at its end; a run stopped early has converged."""
     runs = make_runs(
         {"none": [0.8] * 4, "l2": [0.8] * 4}, statuses={"l2": ["ok"] * 3 + ["diverged"]}
     )
@@ -802,11 +803,56 @@ def test_training_adequacy_flags_cells_where_most_runs_still_improve() -> None:
         ("iris", "mlp", r, seed): history(FLAT, FLAT) for r in ("none", "l2") for seed in range(4)
     }
     table = stats.training_adequacy(runs, histories, 40).set_index("regularizer")
-    assert table.loc["none", ["n_runs", "n_best_late", "n_still_improving"]].tolist() == [4, 3, 3]
-    assert table.loc["none", "still_improving"]
-    assert table.loc["l2", ["n_runs", "n_stopped_early", "n_still_improving"]].tolist() == [3, 1, 1]
-    assert not table.loc["l2", "still_improving"]
+    columns = ["n_runs", "n_best_late", "n_still_improving", "n_converged"]
+    assert table.loc["none", columns].tolist() == [4, 3, 3, 1]
+    assert table.loc["l2", ["n_runs", "n_stopped_early", "n_converged"]].tolist() == [3, 1, 2]
+    assert table["converged"].tolist() == [False, False]
     assert table["window"].tolist() == [4, 4]
+    assert table["protocol"].tolist() == ["fixed", "fixed"]
+    marked = stats.mark_converged(runs, histories, "fixed", 40)
+    # none: seeds 0-2 end at their best epoch, seed 3 does not; l2: seed 0 ends at its best,
+    # seed 1 stopped early, seed 3 diverged.
+    expected = [False, False, False, True, False, True, True, None]
+    assert marked[stats.CONVERGED].tolist() == expected
+
+
+def test_under_protocol_plateau_only_a_stopped_run_has_converged() -> None:
+    """Under protocol plateau a run converged when a stop rule ended it; one the budget
+    ended did not, whatever its history looks like."""
+    runs = make_runs({"none": [0.8] * 3})
+    runs["epochs_run"] = [40, 40, 25]
+    runs["best_epoch"] = [5, 5, 5]
+    runs["stopped_by"] = [None, "plateau", "early_stopping"]
+    histories = {("iris", "mlp", "none", seed): history(FLAT, FLAT) for seed in range(3)}
+    marked = stats.mark_converged(runs, histories, "plateau", 40)
+    assert marked[stats.CONVERGED].tolist() == [False, True, True]
+    table = stats.training_adequacy(runs, histories, 40, "plateau")
+    assert table.loc[0, ["n_converged", "n_stopped_early", "converged"]].tolist() == [2, 2, False]
+
+
+def test_a_comparison_resting_on_an_unconverged_run_is_not_judged() -> None:
+    """A comparison any of whose seed pairs has an unconverged run gets the verdict
+    undertrained (its numbers kept); the same difference with converged runs is judged."""
+    runs = make_runs(
+        {
+            "none": [0.70, 0.71, 0.69, 0.70, 0.72],
+            "l2": [0.80, 0.82, 0.79, 0.81, 0.80],
+            "l1": [0.80, 0.82, 0.79, 0.81, 0.80],
+        }
+    )
+    runs[stats.CONVERGED] = True
+    runs.loc[(runs["regularizer"] == "l1") & (runs["seed"] == 3), stats.CONVERGED] = False
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"]).set_index("regularizer")
+    assert table.loc["l2", "verdict"] == "better"
+    assert table.loc["l2", "n_unconverged"] == 0
+    assert table.loc["l1", "verdict"] == stats.UNDERTRAINED
+    assert table.loc["l1", "n_unconverged"] == 1
+    assert table.loc["l1", "mean_diff"] == pytest.approx(table.loc["l2", "mean_diff"])
+    assert table.loc["l1", "p_holm"] < 0.05
+    # An unconverged baseline run withholds every comparison of its seed's pairs.
+    runs.loc[(runs["regularizer"] == "none") & (runs["seed"] == 0), stats.CONVERGED] = False
+    table = stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+    assert set(table["verdict"]) == {stats.UNDERTRAINED}
 
 
 def test_references_are_placed_against_the_prediction_interval() -> None:

@@ -211,11 +211,11 @@ def test_tuning_criterion_and_families_reach_the_tables_but_no_run() -> None:
     """The tuning criterion is an aggregation setting: changing it changes no run spec."""
     raw = small_study({"l2": {"kernel": {"l2": [1e-4, 1e-3]}}})
     default = load_study(raw)
-    accuracy = load_study({**raw, "tuning": {"criterion": "best_val_accuracy"}})
+    accuracy = load_study({**raw, "tuning": {"criterion": "val_accuracy"}})
 
-    assert default.aggregation_settings()["tuning"] == {"criterion": "best_val_loss"}
+    assert default.aggregation_settings()["tuning"] == {"criterion": "val_loss"}
     assert default.aggregation_settings()["families"] == default.families
-    assert accuracy.aggregation_settings()["tuning"] == {"criterion": "best_val_accuracy"}
+    assert accuracy.aggregation_settings()["tuning"] == {"criterion": "val_accuracy"}
     assert specs(default) == specs(accuracy)
 
 
@@ -321,9 +321,22 @@ def test_tuning_criterion_must_be_a_validation_metric() -> None:
         ConfigError,
         match=re.escape(
             "tuning.criterion: 'test_loss' is not a validation metric; expected one of: "
-            "best_val_loss, best_val_accuracy, val_loss, val_accuracy"
+            "val_loss, val_accuracy"
         ),
     ):
+        load_study(raw)
+
+
+@pytest.mark.parametrize("criterion", ["best_val_loss", "best_val_accuracy"])
+def test_tuning_criterion_is_read_at_the_tested_weights(criterion: str) -> None:
+    """A criterion read at the best epoch, whose weights a fixed protocol does not test, is
+    refused with the tested weights' metric to use instead."""
+    raw = {
+        **small_study({"l2": {"kernel": {"l2": [1e-4, 1e-3]}}}),
+        "tuning": {"criterion": criterion},
+    }
+
+    with pytest.raises(ConfigError, match=f"'{criterion}' is read at another epoch.*val_loss"):
         load_study(raw)
 
 
@@ -532,6 +545,7 @@ def test_aggregation_writes_the_sweep_tables(tmp_path: Path) -> None:
     raw = small_study(
         {"l2": {"kernel": {"l2": [1e-4, 1e-3, 1e-2]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
     )
+    raw["training"]["epochs"] = 20  # Long enough for the fabricated runs to level off.
     study = fabricate_study(tmp_path, raw)
 
     tables = aggregate_fabricated(tmp_path, study)
@@ -539,7 +553,8 @@ def test_aggregation_writes_the_sweep_tables(tmp_path: Path) -> None:
     tuned = pd.read_csv(tables / "tuned.csv")
     assert list(tuned.columns[:8]) == list(sweeps.SELECTION_COLUMNS)
     assert len(tuned) == 2 * len(study.config["seeds"])  # One choice per family and seed.
-    assert set(tuned["criterion"]) == {"best_val_loss"}
+    assert set(tuned["criterion"]) == {"val_loss"}
+    assert tuned["converged"].all()  # Whether each chosen run converged travels with it.
     assert tuned["test_accuracy"].notna().all()
     dose = pd.read_csv(tables / "dose_response.csv")
     assert list(dose.columns) == list(sweeps.DOSE_COLUMNS)
@@ -695,13 +710,14 @@ def test_report_of_a_sweep_study_shows_responses_choices_and_tuned_comparisons(
         {"l2": {"kernel": {"l2": [1e-4, 1e-3, 1e-2]}}, "dropout": {"dropout": {"rate": [0.1, 0.3]}}}
     )
     raw["seeds"] = [0, 1, 2, 3, 4]
+    raw["training"]["epochs"] = 20  # Long enough for the fabricated runs to level off.
     study = fabricate_study(tmp_path, raw)
     # Validation loss that prefers l2 at 0.001 on seeds 0-2 and 0.01 on seeds 3-4.
     for key in study.runs:
         path = tmp_path / key.output("metrics.json")
         metrics = json.loads(path.read_text("utf-8"))
         preferred = "l2_0.001" if key.seed < 3 else "l2_0.01"
-        metrics["best_val_loss"] = 0.3 if key.regularizer == preferred else 0.4
+        metrics["val_loss"] = 0.3 if key.regularizer == preferred else 0.4
         path.write_text(json.dumps(metrics), "utf-8")
 
     html, pdf = render_fabricated(tmp_path, study, REPO / "templates")

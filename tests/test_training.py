@@ -259,6 +259,110 @@ def test_early_stopping_acts_per_seed_like_model_fit() -> None:
             )
 
 
+def test_the_plateau_protocol_stops_each_seed_of_a_cell_as_it_would_alone() -> None:
+    """Under protocol plateau every seed of a cell stops at its own epoch, when its validation
+    data loss has not improved for `patience` epochs, is tested with its best epoch's weights,
+    and equals, bit for bit, that seed trained alone; more budget changes nothing for it."""
+    data = make_data(rows=120, features=12, seed=1)
+    spec = make_spec(
+        {"name": "none"},
+        epochs=80,
+        learning_rate=0.05,
+        protocol="plateau",
+        patience=3,
+        min_delta=0.0,
+    )
+    seeds = [1, 2, 5, 7]
+    cell = train_cell(cell_of(spec), seeds, data, log=lambda line: None)
+    stopped = {seed: cell[seed].metrics["epochs_run"] for seed in seeds}
+    assert max(stopped.values()) < 80, "the test needs seeds that stop before the budget"
+    assert len(set(stopped.values())) > 1, "the test needs seeds that stop at different epochs"
+    doubled = {**spec, "training": {**spec["training"], "epochs": 160}}
+    longer = train_cell(cell_of(doubled), seeds, data, log=lambda line: None)
+    for seed in seeds:
+        metrics, history = cell[seed].metrics, cell[seed].history
+        assert metrics["stopped_by"] == "plateau"
+        val_loss = history["val_loss"].to_numpy()
+        best = int(np.argmin(val_loss))
+        # The rule: the best epoch, then `patience` epochs without a lower validation loss.
+        assert len(history) == best + 1 + 3
+        assert metrics["tested_epoch"] == metrics["best_epoch"] == best + 1
+        # Validation values are the tested weights': the best epoch's, not the last's.
+        assert metrics["val_loss"] == metrics["best_val_loss"] == float(val_loss[best])
+        alone = train({**spec, "seed": seed}, data, log=lambda line: None)
+        assert without_timings(metrics) == without_timings(alone.metrics), seed
+        assert history.equals(alone.history), seed
+        for layer, kernel in alone.kernels.items():
+            assert np.array_equal(cell[seed].kernels[layer], kernel), (seed, layer)
+        # A converged run is the same whatever the budget, once the budget is not reached.
+        unbudgeted = {"spec": None}  # The spec names its budget; nothing else may differ.
+        assert (
+            without_timings(longer[seed].metrics) | unbudgeted
+            == without_timings(metrics) | unbudgeted
+        )
+
+
+def test_the_plateau_protocol_tests_the_best_epochs_weights_when_the_budget_ends_first() -> None:
+    """A seed the budget ends before its plateau is not stopped by the rule and is tested
+    with the weights of its best validation epoch, as Keras's EarlyStopping restores them."""
+    import keras
+
+    data = make_data(rows=120, features=12, seed=1)
+    spec = make_spec(
+        {"name": "none"},
+        epochs=6,
+        learning_rate=0.05,
+        protocol="plateau",
+        patience=50,
+        min_delta=0.0,
+    )
+    result = train({**spec, "seed": 2}, data, log=lambda line: None, batch_order=in_order)
+    assert result.metrics["stopped_by"] is None and result.metrics["epochs_run"] == 6
+    callback = keras.callbacks.EarlyStopping(patience=50, restore_best_weights=True)
+    # The data loss is what fit calls val_loss for a model without penalties.
+    model, _ = fit_like_a_notebook({**spec, "seed": 2}, data, [callback])
+    assert result.metrics["tested_epoch"] == callback.best_epoch + 1
+    for layer, kernel in result.kernels.items():
+        np.testing.assert_allclose(
+            kernel, model.get_layer(layer).kernel.numpy(), rtol=1e-4, atol=1e-6
+        )
+
+
+@pytest.mark.parametrize(
+    ("regularizer", "training"),
+    [
+        ({"name": "none"}, {}),
+        ({"name": "early", "early_stopping": EARLY_STOPPING}, {}),
+        ({"name": "none"}, {"protocol": "plateau", "patience": 3, "min_delta": 0.0}),
+    ],
+    ids=["fixed", "fixed-early-stopping", "plateau"],
+)
+def test_tunings_validation_value_is_the_tested_weights(
+    regularizer: dict[str, Any], training: dict[str, Any]
+) -> None:
+    """The validation loss a tuned comparison picks a variant by (``val_loss``) is that of the
+    weights the run is tested with: model.fit's model, left with the same weights, scores it
+    on the validation split, and the history records it at the tested epoch."""
+    import keras
+
+    data = make_data(rows=120, features=12, seed=1)
+    spec = make_spec(regularizer, epochs=30, learning_rate=0.05, **training)
+    result = train({**spec, "seed": 5}, data, log=lambda line: None, batch_order=in_order)
+    if "early_stopping" in regularizer:
+        callbacks = [keras.callbacks.EarlyStopping(**EARLY_STOPPING)]
+    elif training:
+        callbacks = [keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)]
+    else:
+        callbacks = []
+    model, _ = fit_like_a_notebook({**spec, "seed": 5}, data, callbacks)
+    tested = result.metrics["tested_epoch"]
+    assert (tested < result.metrics["epochs_run"]) == bool(callbacks)
+    history = result.history.set_index("epoch")
+    assert result.metrics["val_loss"] == history.loc[tested, "val_loss"]
+    scores = model.evaluate(data.x_val, data.y_val.reshape(-1, 1), verbose=0, return_dict=True)
+    assert result.metrics["val_loss"] == pytest.approx(scores["ce"], rel=1e-5, abs=1e-6)
+
+
 #: A small CNN on 6x6 images: convolutions (run per seed), pooling and flattening (folded).
 CNN_MODEL = {
     "name": "cnn",

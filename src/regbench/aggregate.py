@@ -14,6 +14,7 @@ import pandas as pd
 from regbench import sweeps
 from regbench.config import ERROR_FILE, RunKey
 from regbench.stats import (
+    CONVERGED,
     compare_to_baseline,
     compare_to_references,
     describe_cells,
@@ -62,7 +63,10 @@ RUN_COLUMNS = [
     "best_val_accuracy",
     "best_val_loss",
     "best_epoch",
+    "tested_epoch",
     "epochs_run",
+    # The rule that ended the run before its budget ("plateau", "early_stopping"), if any.
+    "stopped_by",
     "diverged_epoch",
     "weight_l1",
     "weight_l2",
@@ -261,7 +265,8 @@ def sweep_tables(
     """
     families, baseline = settings["families"], settings["baseline"]
     selections = sweeps.select_variants(runs, families, settings["tuning"]["criterion"])
-    tuned = sweeps.tuned_runs(runs, selections, list(dict.fromkeys([*TUNED_METRICS, *metrics])))
+    carried = [*TUNED_METRICS, *metrics, *([CONVERGED] if CONVERGED in runs.columns else [])]
+    tuned = sweeps.tuned_runs(runs, selections, list(dict.fromkeys(carried)))
     return {
         "dose_response": sweeps.dose_response(runs, summary, families, baseline, metrics),
         "tuned": tuned,
@@ -324,9 +329,10 @@ def adequacy(
     runs: pd.DataFrame,
     histories: Mapping[tuple[str, str, str, int], pd.DataFrame],
     epochs: int,
+    protocol: str,
 ) -> pd.DataFrame:
-    """Per cell: whether its runs were still improving at the last epoch (``adequacy.csv``)."""
-    return training_adequacy(runs, histories, epochs)
+    """Per cell: how many of its runs converged by the training protocol (``adequacy.csv``)."""
+    return training_adequacy(runs, histories, epochs, protocol)
 
 
 def check_references(

@@ -35,7 +35,14 @@ from regbench.inputs import (
     parse_target_transform,
     quote,
 )
-from regbench.measures import HIGHER_IS_BETTER, REFERENCE_METRICS, VALIDATION_METRICS
+from regbench.measures import (
+    HIGHER_IS_BETTER,
+    REFERENCE_METRICS,
+    TUNING_CRITERIA,
+    VALIDATION_METRICS,
+    metric_range,
+)
+from regbench.shapes import known_data
 from regbench.topology import (
     CONV_ONLY,
     INPUTS,
@@ -47,13 +54,18 @@ from regbench.topology import (
 )
 
 __all__ = [
+    "DEFAULT_MIN_DELTA",
+    "DEFAULT_PATIENCE",
     "ERROR_FILE",
+    "FIXED",
+    "PLATEAU",
     "CellKey",
     "ConfigError",
     "RunKey",
     "Skipped",
     "Study",
     "canonical_json",
+    "check_unique_keys",
     "load_config_file",
     "load_study",
     "prepared_folder",
@@ -342,6 +354,7 @@ class Study:
             "report": self.config["report"],
             "references": self.references,
             "epochs": self.config["training"]["epochs"],
+            "protocol": self.config["training"]["protocol"],
             "families": self.families,
             "tuning": self.config["tuning"],
         }
@@ -358,17 +371,64 @@ def canonical_json(value: Any) -> str:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a YAML config file, naming the file in any error."""
+    """Read a YAML (or JSON) config file, naming the file in any error.
+
+    A key given twice in one mapping is refused (:func:`check_unique_keys`).
+    """
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read()
+        data = yaml.safe_load(text)
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    check_unique_keys(text)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {data!r}")
     return data
+
+
+def check_unique_keys(text: str) -> None:
+    """Refuse a key given twice in one mapping, naming it and both lines.
+
+    YAML and JSON readers keep the last of two equal keys without a word, so a
+    second ``l2:`` under ``regularizers`` would silently replace the first.
+    The file is composed into nodes, which never runs a tag's constructor, and
+    each node is visited once however many aliases share it. JSON is YAML but
+    for tabs, which JSON allows only between tokens (where a space means the same).
+    """
+    try:
+        root = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return  # Unreadable as YAML: the reader that loaded it says what is wrong.
+    seen: set[int] = set()
+
+    def visit(node: yaml.Node, path: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = f"{path}.{key.value}" if path else key.value
+                    line = key.start_mark.line + 1
+                    if key.value in lines:
+                        raise ConfigError(
+                            f"{quote(name)[1:-1]} is given twice (lines {lines[key.value]} and "
+                            f"{line}); a reader would keep only the second: keep one"
+                        )
+                    lines[key.value] = line
+                    visit(value, name)
+                else:
+                    visit(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                visit(item, f"{path}.{index}" if path else str(index))
+
+    if root is not None:
+        visit(root, "")
 
 
 def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> Study:
@@ -385,6 +445,8 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
     config = _apply_schema(copy.deepcopy(dict(raw)), schema, schema, fill=False)
     errors = sorted(_validator().iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
+        if len(errors) == 1:
+            raise ConfigError(_describe(errors[0]))
         lines = "\n".join(f"  - {_describe(error)}" for error in errors)
         raise ConfigError(f"invalid study config ({len(errors)} problem(s)):\n{lines}")
     _check_model_keys(config)
@@ -395,6 +457,7 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
     _check_semantics(config)
     _check_report(config)
     _check_tuning(config)
+    _check_protocol(config)
     runs, skipped = _grid(config)
     if not runs:
         raise ConfigError(
@@ -402,7 +465,7 @@ def load_study(raw: Mapping[str, Any], code_dirs: Sequence[str | Path] = ()) -> 
             "was skipped (" + "; ".join(s.reason for s in skipped) + ")"
         )
     _check_references(config, runs)
-    code = _check_functions(config, code_dirs)
+    code = _check_functions(config, code_dirs, runs)
     return Study(config=config, runs=tuple(runs), skipped=tuple(skipped), code=code)
 
 
@@ -667,6 +730,12 @@ def skip_reason(
     kinds = hidden_layer_kinds(model)
     for piece in PIECES:
         scope = regularizer.get(piece, {}).get("layers")
+        if scope == "all" and not kinds:
+            return (
+                f"regularizer {regularizer['name']} puts its {piece} on hidden layers; "
+                f"model {model['name']} has none (units: []), so it would equal the "
+                "unregularized model"
+            )
         if isinstance(scope, str) and scope not in ("all", INPUTS) and scope not in kinds:
             return (
                 f"regularizer {regularizer['name']} puts its {piece} on {scope} layers; "
@@ -741,6 +810,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"datasets.{name}.synthetic: n_informative + n_redundant "
                     f"({params['n_informative']} + {params['n_redundant']}) must not exceed "
                     f"n_features ({params['n_features']})"
+                )
+            # make_classification puts 2 clusters per class on corners of a hypercube
+            # of n_informative dimensions, which has 2**n_informative of them.
+            if params["n_classes"] * 2 > 2 ** params["n_informative"]:
+                raise ConfigError(
+                    f"datasets.{name}.synthetic: n_classes {params['n_classes']} x 2 clusters "
+                    f"need more than the 2**n_informative = {2 ** params['n_informative']} "
+                    "corners make_classification has; raise n_informative"
                 )
         _check_url_source(name, body)
         split = body["split"]
@@ -849,37 +926,124 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def _check_functions(config: Mapping[str, Any], code_dirs: Sequence[str | Path]) -> dict[str, str]:
-    """Import and check every function the study names; each module's source digest."""
-    named = [
-        (f"models.{name}", body["function"], body["args"], True)
-        for name, body in config["models"].items()
-        if body["type"] == "custom"
-    ] + [
-        (f"regularizers.{name}.custom", body["custom"]["function"], body["custom"]["args"], False)
-        for name, body in config["regularizers"].items()
-        if "custom" in body
-    ]
-    if not named:
+def _check_functions(
+    config: Mapping[str, Any], code_dirs: Sequence[str | Path], runs: Sequence[RunKey]
+) -> dict[str, str]:
+    """Check every function the study names, in a child process; each module's source digest.
+
+    A model function is tried on the input shape and classes of each dataset
+    it trains on, where the dataset's spec says them (:mod:`regbench.shapes`).
+    """
+    items: list[dict[str, Any]] = []
+    for name, body in config["models"].items():
+        if body["type"] == "custom":
+            inputs = []
+            for dataset in dict.fromkeys(key.dataset for key in runs if key.model == name):
+                known = known_data(config["datasets"][dataset])
+                if known is not None:
+                    inputs.append([list(known.example_shape), known.classes])
+            items.append(
+                {
+                    "where": f"models.{name}",
+                    "function": body["function"],
+                    "args": body["args"],
+                    "kind": "model",
+                    "block": {"name": name, **body},
+                    "inputs": [i for n, i in enumerate(inputs) if i not in inputs[:n]],
+                }
+            )
+    for name, body in config["regularizers"].items():
+        if "custom" in body:
+            block = body["custom"]
+            items.append(
+                {
+                    "where": f"regularizers.{name}.custom",
+                    "function": block["function"],
+                    "args": block["args"],
+                    "kind": "penalty",
+                    "block": block,
+                    "touches": _touched_kinds(config, name, runs),
+                }
+            )
+    if not items:
         return {}
     custom.use_study_path(code_dirs)
-    code = {}
-    for where, function, args, is_model in named:
-        try:
-            code[custom.module_of(function)] = custom.check(function, args, model=is_model)
-        except ValueError as error:
-            raise ConfigError(f"{where}.function: {error}") from None
-    return code
+    try:
+        return custom.check_all(items)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _touched_kinds(
+    config: Mapping[str, Any], regularizer: str, runs: Sequence[RunKey]
+) -> list[str]:
+    """The kinds of hidden layer ("conv", "dense") a custom penalty reaches in the study's runs.
+
+    A custom model's layers are known only once built; they count as dense.
+    """
+    block = config["regularizers"][regularizer]["custom"]
+    kinds: set[str] = set()
+    for model in {key.model for key in runs if key.regularizer == regularizer}:
+        body = config["models"][model]
+        if body["type"] == "custom":
+            kinds.add("dense")
+            continue
+        hidden = hidden_layer_kinds(body)
+        kinds |= {hidden[i] for i in select_layers(block["layers"], hidden, regularizer)}
+    return sorted(kinds) or ["dense"]
 
 
 def _check_tuning(config: dict[str, Any]) -> None:
     """Check that the tuned comparison chooses variants by a validation metric."""
     criterion = config["tuning"]["criterion"]
-    if criterion not in VALIDATION_METRICS:
+    if criterion in VALIDATION_METRICS and criterion not in TUNING_CRITERIA:
+        raise ConfigError(
+            f"tuning.criterion: {criterion!r} is read at another epoch than the tested "
+            f"weights'; use {' or '.join(TUNING_CRITERIA)} (the tested weights' value)"
+        )
+    if criterion not in TUNING_CRITERIA:
         raise ConfigError(
             f"tuning.criterion: {criterion!r} is not a validation metric; expected one of: "
-            f"{', '.join(VALIDATION_METRICS)} (no test-set number may choose a variant)"
+            f"{', '.join(TUNING_CRITERIA)} (no test-set number may choose a variant)"
         )
+
+
+#: The training protocols a study may declare (``training.protocol``, as the schema
+#: describes them): ``fixed`` trains every seed ``training.epochs`` epochs and tests its
+#: last weights; ``plateau`` trains each seed until its validation data loss has not
+#: improved for ``training.patience`` epochs and tests its best validation epoch's.
+FIXED, PLATEAU = "fixed", "plateau"
+
+#: The patience of protocol plateau when a study gives none: long enough that the
+#: validation loss of a small network on a few hundred rows, which wanders from epoch to
+#: epoch, is not taken for a plateau after a short stall.
+DEFAULT_PATIENCE = 20
+
+#: The improvement of the validation data loss (nats) that protocol plateau counts when a
+#: study gives none: a confident model's validation loss can drift down by ever smaller
+#: steps for hundreds of epochs with no change in what it predicts.
+DEFAULT_MIN_DELTA = 0.001
+
+
+def _check_protocol(config: dict[str, Any]) -> None:
+    """Fill the plateau protocol's patience; refuse settings the protocol cannot honour."""
+    training = config["training"]
+    if training["protocol"] != PLATEAU:
+        for key in ("patience", "min_delta"):
+            if key in training:
+                raise ConfigError(
+                    f"training.{key} applies only to protocol plateau; "
+                    f"this study's protocol is {training['protocol']}"
+                )
+        return
+    training.setdefault("patience", DEFAULT_PATIENCE)
+    training.setdefault("min_delta", DEFAULT_MIN_DELTA)
+    for name, body in config["datasets"].items():
+        if body["split"]["validation_mode"] == "test":
+            raise ConfigError(
+                f"datasets.{name}.split.validation_mode: test would let protocol plateau pick "
+                "each seed's tested weights on the test split; hold out a validation split"
+            )
 
 
 def _only_declared(config: Mapping[str, Any], kind: str, where: str, name: str | None) -> str:
@@ -932,6 +1096,12 @@ def resolve_references(config: Mapping[str, Any]) -> list[dict[str, Any]]:
                     f"{', '.join(REFERENCE_METRICS)} (e.g. test_accuracy: 0.75)"
                 )
             for metric, value in values.items():
+                low, high = metric_range(metric)
+                if not low <= value <= high:
+                    raise ConfigError(
+                        f"{where}.{metric}: {quote(value)} is outside the metric's range "
+                        f"[{low:g}, {high:g}]" + (" (a share: 0.75, not 75)" if high == 1 else "")
+                    )
                 if (dataset, model, regularizer, metric) in seen:
                     raise ConfigError(
                         f"{where}: a second {metric} for dataset {dataset}, model {model}; "
@@ -1110,11 +1280,25 @@ def _validator() -> jsonschema.protocols.Validator:
             yield jsonschema.ValidationError(f"{quote(instance)} does not match {pattern!r}")
 
     def finite_number(checker: Any, instance: Any) -> bool:
-        return base.TYPE_CHECKER.is_type(instance, "number") and _is_finite(instance)
+        # Any int is a number, however large: were a huge one "not a number", every
+        # bound (minimum, maximum) would skip it, as JSON Schema's bounds skip non-numbers.
+        if isinstance(instance, float):
+            return math.isfinite(instance)
+        return bool(base.TYPE_CHECKER.is_type(instance, "number"))
+
+    def float_sized_type(
+        validator: Any, types: Any, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[jsonschema.ValidationError]:
+        yield from base.VALIDATORS["type"](validator, types, instance, schema)
+        kinds = [types] if isinstance(types, str) else list(types)
+        # An int beyond the float range where a float goes: it would overflow to inf.
+        huge_int = isinstance(instance, int) and not _is_finite(instance)
+        if huge_int and "number" in kinds and "integer" not in kinds:
+            yield jsonschema.ValidationError(f"{quote(instance)} is not a finite number")
 
     extended = jsonschema.validators.extend(
         base,
-        validators={"pattern": full_pattern},
+        validators={"pattern": full_pattern, "type": float_sized_type},
         type_checker=base.TYPE_CHECKER.redefine("number", finite_number),
     )
     return extended(_schema())

@@ -22,22 +22,32 @@ the functions it loads may.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
+import select
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CHECK_SECONDS",
     "MODEL_PARAMETERS",
     "STUDY_PATH_ENV",
     "check",
+    "check_all",
     "load",
     "module_digest",
     "module_of",
+    "one_line",
     "use_study_path",
 ]
 
@@ -47,6 +57,13 @@ STUDY_PATH_ENV = "REGBENCH_STUDY_PATH"
 #: What a custom model's function receives before its ``args``: the shape of one example
 #: (without the batch axis) and the number of classes.
 MODEL_PARAMETERS = ("input_shape", "n_classes")
+
+#: Seconds a study's own modules may take, in all, to import and to pass their probes
+#: (:func:`check_all`): a module that waits for something at import is refused after them.
+CHECK_SECONDS = 10.0
+# Seconds the checking process may take to import TensorFlow and Keras first, which
+# is not the study's doing (a few seconds; many more on a busy machine).
+_START_SECONDS = 120.0
 
 # The digest of each module as this process executed it.
 _executed: dict[str, str] = {}
@@ -88,7 +105,7 @@ def _find(name: str) -> tuple[Any, Path]:
     except ModuleNotFoundError:
         spec = None
     except Exception as error:  # Importing a parent package ran its code, which failed.
-        raise ValueError(f"importing the package of {name} raised {_one_line(error)}") from None
+        raise ValueError(f"importing the package of {name} raised {one_line(error)}") from None
     if spec is None:
         raise ValueError(f"cannot find module {name!r}; {where}")
     if spec.origin is None or not spec.origin.endswith(".py"):
@@ -119,16 +136,18 @@ def _execute(name: str) -> Any:
     try:
         # What the import system would do, from the bytes just digested.
         exec(compile(source, str(path), "exec"), module.__dict__)
-    except Exception as error:
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
+        # sys.exit() or a KeyboardInterrupt at import is a failed import too, named as one.
         del sys.modules[name]
-        raise ValueError(f"importing {name} ({path}) raised {_one_line(error)}") from None
+        raise ValueError(f"importing {name} ({path}) raised {one_line(error)}") from None
     _executed[name] = digest
     return module
 
 
-def _one_line(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".replace("\n", " ")
-    return text if len(text) <= 300 else text[:299] + "…"
+def one_line(error: BaseException) -> str:
+    """An exception as one line of at most 120 characters: its type and message."""
+    text = f"{type(error).__name__}: {error}".replace("\n", " ").removesuffix(": ")
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _function(reference: str) -> Callable[..., Any]:
@@ -184,3 +203,104 @@ def load(reference: str, code: str) -> Callable[..., Any]:
             f"(digest {now}, the run's spec names {code}); run snakemake again"
         )
     return function
+
+
+def check_all(items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Check a study's functions in a child process with a time limit; each module's digest.
+
+    ``items`` are the functions a study names, each a mapping with ``where``
+    (the key, e.g. ``models.own``), ``function``, ``args``, ``kind`` (``model``
+    or ``penalty``), ``block`` (the model's entry or the penalty's ``custom``
+    block) and, for a model, ``inputs``: the (example shape, classes) of each
+    dataset it is paired with, where known. The child (:mod:`regbench.probe`)
+    imports each module, checks the signature and calls the function on a
+    probe as a training job would. An exception, ``sys.exit``, a
+    ``KeyboardInterrupt``, a crash or more than :data:`CHECK_SECONDS` of the
+    study's code become one ValueError naming the key and the function; this
+    process never runs the study's code.
+    """
+    if not items:
+        return {}
+    read_end, write_end = os.pipe()
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "regbench.probe", str(write_end)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            pass_fds=(write_end,),
+            # Its own process group, so that whatever the study's code starts ends with it.
+            start_new_session=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        os.close(write_end)
+        try:
+            assert child.stdin is not None
+            child.stdin.write(json.dumps(list(items)).encode("utf-8"))
+            child.stdin.close()
+            return _follow(child, read_end, items, errors)
+        finally:
+            os.close(read_end)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _follow(
+    child: subprocess.Popen[bytes], fd: int, items: Sequence[Mapping[str, Any]], errors: Any
+) -> dict[str, str]:
+    """Read the child's progress until it reports a result, fails, dies or runs out of time."""
+    buffer = b""
+    deadline = time.monotonic() + _START_SECONDS
+    current: Mapping[str, Any] | None = None
+    while True:
+        while b"\n" not in buffer:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 65536) if ready else None
+            if chunk is None or chunk == b"":
+                where = items[0] if current is None else current
+                raise ValueError(
+                    _stopped(
+                        where, child, errors, timed_out=chunk is None, started=current is not None
+                    )
+                )
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        kind, _, rest = line.decode("utf-8").partition(" ")
+        if kind == "ready":
+            deadline = time.monotonic() + CHECK_SECONDS
+        elif kind == "start":
+            current = items[int(rest)]
+        elif kind == "fail":
+            assert current is not None
+            raise ValueError(f"{current['where']}.function: {json.loads(rest)}")
+        elif kind == "done":
+            return dict(json.loads(rest))
+
+
+def _stopped(
+    item: Mapping[str, Any],
+    child: subprocess.Popen[bytes],
+    errors: Any,
+    *,
+    timed_out: bool,
+    started: bool,
+) -> str:
+    """Why the child gave no result: out of time, or ended (with the last line it printed)."""
+    where = f"{item['where']}.function: "
+    if timed_out and started:
+        return (
+            f"{where}importing and checking {item['function']} took over {CHECK_SECONDS:g} s "
+            "(does its module wait for something when imported?)"
+        )
+    if timed_out:
+        return f"{where}the check of {item['function']} took over {_START_SECONDS:g} s to start"
+    status = child.wait()
+    errors.seek(0)
+    last = next(
+        (x for x in reversed(errors.read().decode("utf-8", "replace").splitlines()) if x.strip()),
+        "",
+    )
+    return f"{where}checking {item['function']} ended its process (exit status {status})" + (
+        f": {last.strip()[:100]}" if last else ""
+    )

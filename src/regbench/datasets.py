@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from regbench.config import varies_split
-from regbench.download import DownloadError, download_path, safe_extract
+from regbench.download import DownloadError, download_path, safe_extract, verify_cached
 from regbench.formats import DataError, read_cifar, read_csv, read_npz
 from regbench.inputs import cached_file_name, extraction_folder
 
@@ -30,6 +30,7 @@ __all__ = [
     "DataError",
     "PreparedData",
     "RawData",
+    "check_split_sizes",
     "combine_cards",
     "data_card",
     "load_prepared",
@@ -148,6 +149,8 @@ def _load_downloaded(spec: Mapping[str, Any], path: Path) -> RawData:
             f"{path}: not downloaded yet; rule download_dataset (or "
             f"regbench.download.download) fetches it from {spec['url']}"
         )
+    # Verified when it was downloaded; checked again here, where its bytes are used.
+    verify_cached(path, spec["sha256"])
     source = f"{spec['url']} (sha256 {spec['sha256']}, format {spec['format']})"
     if spec["format"] == "csv":
         options = spec["csv"]
@@ -219,6 +222,57 @@ def split_random_state(split: Mapping[str, Any]) -> int:
     return int(words.generate_state(1, np.uint32)[0])
 
 
+def check_split_sizes(
+    spec: Mapping[str, Any], rows: int, test_rows: int | None, classes: int
+) -> None:
+    """Refuse a split that cannot be made from ``rows`` rows of ``classes`` classes.
+
+    Walks the steps of the split as :func:`prepare` takes them (test split,
+    subsamples, validation hold-out), with scikit-learn's rounding: a fraction
+    ``f`` of ``n`` rows holds out ``ceil(f * n)``, and a stratified split needs
+    at least one row per class on either side. The study's loading asks this
+    with the counts a spec implies (:func:`regbench.shapes.known_data`), and preparation with
+    the data's own, so both refuse alike; the DataError names the key at fault.
+    """
+    where = f"datasets.{spec['name']}"
+    split = spec["split"]
+    stratified = bool(split["stratify"])
+
+    def cut(key: str, what: str, pool: int, held_out: int, least: int) -> None:
+        if min(pool - held_out, held_out) < least:
+            need = f"at least {least} row(s) on each side" + (
+                f" (one per class, {classes} classes)" if least > 1 else ""
+            )
+            raise DataError(
+                f"{where}.{key}: the {what} of {pool} rows keeps {pool - held_out} and holds out "
+                f"{held_out}; it needs {need}"
+            )
+
+    least = classes if stratified else 1
+    if test_rows is None:
+        held_out = math.ceil(split["test"] * rows)
+        cut("split.test", "test split", rows, held_out, least)
+        train, test = rows - held_out, held_out
+    else:
+        train, test = rows, test_rows
+    subsample = spec.get("subsample", {})
+    for which in ("train", "test"):
+        size = subsample.get(which)
+        pool = train if which == "train" else test
+        if size is not None and size < pool:
+            # Subsamples are always stratified.
+            cut(f"subsample.{which}", "stratified subsample", pool, pool - size, classes)
+            train, test = (size, test) if which == "train" else (train, size)
+    if split["validation_mode"] == "last" and train < 2:
+        raise DataError(
+            f"{where}.split.validation: {train} training row(s) cannot be cut into a training "
+            "and a validation part"
+        )
+    if split["validation_mode"] == "random":
+        held_out = math.ceil(split["validation"] * train)
+        cut("split.validation", "validation split", train, held_out, least)
+
+
 def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
     """Decide the split (test, optional subsamples, validation); indices only, no copies.
 
@@ -226,6 +280,10 @@ def _plan(spec: Mapping[str, Any], raw: RawData) -> _Plan:
     an official test set: that test set is kept as it is for every seed.
     """
     split = spec["split"]
+    labels = raw.y if raw.y_test is None else np.concatenate([raw.y, raw.y_test])
+    check_split_sizes(
+        spec, len(raw.y), None if raw.y_test is None else len(raw.y_test), len(np.unique(labels))
+    )
     seed = split_random_state(split)
     subsample = spec.get("subsample", {})
     name = spec["name"]

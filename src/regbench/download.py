@@ -58,9 +58,11 @@ __all__ = [
     "download_logged",
     "download_path",
     "fetch",
+    "file_sha256",
     "log_progress",
     "safe_extract",
     "stop_on_signals",
+    "verify_cached",
 ]
 
 logger = logging.getLogger(__name__)
@@ -172,10 +174,11 @@ def fetch(
     """Download ``url`` (http, https or file) into the cache and return the verified file's path.
 
     The file lands at ``cache_dir / sha256 / <last segment of the URL path>``. If that
-    file already exists and is not empty it is returned without any network access:
-    files are only ever moved there after their hash matched, so its presence is the
-    proof. Otherwise the body is streamed into a temporary file in the same folder
-    and hashed on the way; it is moved into place with :func:`os.replace` only once
+    file already exists and is not empty it is returned without any network access once
+    its bytes still hash to ``sha256`` (files are only ever moved there after their hash
+    matched, but may be edited later; an edited one is removed and fetched again).
+    Otherwise the body is streamed into a temporary file in the same folder and hashed
+    on the way; it is moved into place with :func:`os.replace` only once
     the hash matches.
 
     Transient failures (connection errors, timeouts, HTTP 429 and 5xx, a body
@@ -200,8 +203,15 @@ def fetch(
     destination = cached_path(cache_dir, url, sha256)
     expected = check_sha256(sha256)
     if destination.is_file() and destination.stat().st_size > 0:
-        logger.debug("%s: using cached %s", url, destination)
-        return destination
+        try:
+            verify_cached(destination, expected)
+        except DownloadError as error:
+            # Verified once, changed since: the cache holds the sha256's bytes or nothing.
+            logger.warning("%s; downloading it again", error)
+            destination.unlink()
+        else:
+            logger.debug("%s: using cached %s", url, destination)
+            return destination
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -494,6 +504,29 @@ def _mib(count: int) -> str:
 # --------------------------------------------------------------------------- datasets
 
 
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_cached(path: Path, sha256: str) -> None:
+    """Check that a cached file still has the sha256 it was verified with when it was written.
+
+    A file in the cache was verified once, but anything may edit it later; every
+    step that uses its bytes asks this first. Raises :class:`DownloadError`
+    naming the file and both digests.
+    """
+    actual = file_sha256(path)
+    if actual != sha256.lower():
+        raise DownloadError(
+            f"{path}: changed since it was downloaded: sha256 {actual}, expected {sha256.lower()}"
+        )
+
+
 def download_cache() -> Path:
     """The download cache folder: ``$REGBENCH_DOWNLOADS`` or ``resources/downloads``."""
     return Path(os.environ.get(DOWNLOAD_CACHE_ENV) or _DEFAULT_CACHE)
@@ -526,9 +559,10 @@ def download(
 ) -> Path:
     """Fetch a URL dataset's file into the cache (once), verify it, unpack a tarball; return it.
 
-    A file already in the cache was verified when it was written, so nothing is
-    fetched again. Raises :class:`regbench.download.DownloadError` naming the URL
-    (a checksum mismatch gives the expected and the actual sha256).
+    A file already in the cache is fetched again only if its bytes no longer hash
+    to the sha256 (:func:`verify_cached`). Raises
+    :class:`regbench.download.DownloadError` naming the URL (a checksum mismatch
+    gives the expected and the actual sha256).
     """
     cache = download_cache() if cache is None else Path(cache)
     path = fetch(

@@ -6,10 +6,10 @@ losses, no detectable effect) and writes them as sentences. Numbers are
 printed through :mod:`regbench.wording`, so tables and sentences share units.
 
 A comparison row is a mapping with the columns of
-:data:`regbench.stats.COMPARISON_COLUMNS`. ``undertrained`` arguments are the
-``(dataset, model, regularizer)`` cells whose runs were still improving at
-their last epoch (``adequacy.csv``); a comparison rests on one when either its
-regularizer's or its baseline's cell is.
+:data:`regbench.stats.COMPARISON_COLUMNS`. A comparison one of whose runs had
+not converged by the study's training protocol carries the verdict
+:data:`regbench.stats.UNDERTRAINED`: it is counted and named apart, never
+worded as an effect of regularization.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from regbench import stats
+from regbench.config import PLATEAU
 from regbench.measures import TEST_PARTS
-from regbench.stats import NOT_COMPARABLE
+from regbench.stats import NOT_COMPARABLE, UNDERTRAINED
 from regbench.wording import (
     MINUS,
     VERDICT_STYLES,
@@ -41,10 +43,13 @@ __all__ = [
     "answer_sentences",
     "cell_name",
     "findings_by_effect",
+    "inert_sentences",
+    "judged_sentence",
+    "protocol_method",
+    "protocol_sentence",
     "ranking_words",
     "reference_rows",
     "reference_sentence",
-    "rests_on_undertrained",
     "saturation_sentences",
     "selection_rows",
     "smallest_effect_text",
@@ -65,10 +70,9 @@ MATRIX_SYMBOLS = {verdict: style.symbol for verdict, style in VERDICT_STYLES.ite
 #: At most this many regularizers are named in one clause; beyond it, a count.
 _MAX_NAMED = 3
 
-#: How a findings row marks a difference of at most one test example per seed, and one
-#: that rests on a cell still improving at its last epoch; :func:`findings_by_effect` says so.
+#: How a findings row marks a difference of at most one test example per seed;
+#: :func:`findings_by_effect` says so.
 _ONE_EXAMPLE_MARK = "≤ 1 example"
-_UNDERTRAINED_MARK = "†"
 
 _TEST_NAMES = {"wilcoxon": "Wilcoxon", "paired_t": "paired t-test", "identical": "no test"}
 
@@ -81,14 +85,6 @@ def cell_name(row: Row) -> str:
 Cell = tuple[str, str, str]
 
 
-def rests_on_undertrained(row: Row, undertrained: Collection[Cell]) -> bool:
-    """Whether the regularizer's or the baseline's cell of a comparison was still improving."""
-    return any(
-        (row["dataset"], row["model"], name) in undertrained
-        for name in (row["regularizer"], row["baseline"])
-    )
-
-
 def verdict_matrix(
     comparisons: pd.DataFrame,
     metric: str,
@@ -99,8 +95,9 @@ def verdict_matrix(
     """Rows ``dataset · model``, one entry per regularizer: the paired effect and its verdict.
 
     An entry is ``None`` where the combination was not run (skipped). A row is
-    ``undertrained`` when its baseline's runs were still improving at the end,
-    an entry when its regularizer's were.
+    ``undertrained`` when its baseline's runs had not all converged by the
+    training protocol (``undertrained`` cells); an entry's own verdict says
+    whether its comparison was judged.
     """
     chosen = comparisons[comparisons["metric"] == metric]
     by_key = {(r["dataset"], r["model"], r["regularizer"]): r for r in _records(chosen)}
@@ -110,7 +107,7 @@ def verdict_matrix(
         entries: list[dict[str, Any] | None] = []
         for regularizer in regularizers:
             row = by_key.get((dataset, model, regularizer))
-            entries.append(None if row is None else _matrix_entry(row, metric, undertrained))
+            entries.append(None if row is None else _matrix_entry(row, metric))
         if any(entries):
             rows.append(
                 {
@@ -122,7 +119,7 @@ def verdict_matrix(
     return rows
 
 
-def _matrix_entry(row: Row, metric: str, undertrained: Collection[Cell]) -> dict[str, Any]:
+def _matrix_entry(row: Row, metric: str) -> dict[str, Any]:
     verdict = str(row["verdict"])
     low, high = row["diff_ci_low"], row["diff_ci_high"]
     bounds = [format_diff(v, metric, compact=True, signed=False) for v in (low, high)]
@@ -137,7 +134,6 @@ def _matrix_entry(row: Row, metric: str, undertrained: Collection[Cell]) -> dict
         "ci": "" if is_missing(low) else f"{bounds[0]}, {bounds[1]}",
         # An exact zero is trivially within one example; italics mark a small real difference.
         "one_example": bool(row["within_one_example"]) and float(row["mean_diff"]) != 0.0,
-        "undertrained": (row["dataset"], row["model"], row["regularizer"]) in undertrained,
     }
 
 
@@ -205,7 +201,15 @@ def answer_sentences(
 def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     """What changed ``metric``: regularizers better, worse, and what the rest show."""
     style = metric_style(metric)
-    tested = [r for r in rows if r["verdict"] != NOT_COMPARABLE]
+    tested = [r for r in rows if r["verdict"] not in (NOT_COMPARABLE, UNDERTRAINED)]
+    withheld = sum(r["verdict"] == UNDERTRAINED for r in rows)
+    unjudged = f" ({withheld} more not judged: undertrained)" if withheld else ""
+    if not tested:
+        return (
+            f"No comparison on {style.label} could be judged: {unjudged.strip(' ()')}."
+            if withheld
+            else ""
+        )
     if all(r["verdict"] == "saturated" for r in tested):
         # Nothing to say but that the metric is at its bound: saturation_sentences says so.
         return ""
@@ -216,7 +220,8 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     if not better and not worse and not underfit:
         return (
             f"No regularizer changes {style.label} by the smallest effect of interest "
-            f"({_smallest(tested, metric)}): {_rest_clause(tested, other=False)}."
+            f"({_smallest(tested, metric)}): {_rest_clause(tested, other=False)}"
+            f"{unjudged}."
         )
     clauses = []
     if better:
@@ -237,7 +242,7 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
         )
     rest = [r for r in tested if r not in better + worse + underfit]
     tail = f"; {_rest_clause(rest, other=True)}" if rest else ""
-    return f"{label} is {'; '.join(clauses)}{tail}."
+    return f"{label} is {'; '.join(clauses)}{tail}{unjudged}."
 
 
 #: How a sentence counts the comparisons of each verdict that is not a clear change.
@@ -367,15 +372,12 @@ def _resolution_sentence(rows: list[Row], metric: str, n_seeds: int, n_cells: in
     )
 
 
-def findings_by_effect(
-    comparisons: pd.DataFrame, metric: str, baseline: str, undertrained: Collection[Cell] = ()
-) -> dict[str, Any]:
+def findings_by_effect(comparisons: pd.DataFrame, metric: str, baseline: str) -> dict[str, Any]:
     """One metric's findings, grouped by what happened.
 
     ``effects`` holds the clear gains and the clear losses as table rows, one
-    per regularizer and cell, largest regularizer first; ``no_effect`` and
-    ``not_comparable`` are sentences. A row resting on an ``undertrained``
-    cell carries a note.
+    per regularizer and cell, largest regularizer first; ``no_effect``,
+    ``undertrained`` (comparisons not judged) and ``not_comparable`` are sentences.
     """
     rows = list(_records(comparisons[comparisons["metric"] == metric]))
     changed = [r for r in rows if r["verdict"] in _EFFECT_HEADINGS]
@@ -383,9 +385,7 @@ def findings_by_effect(
     shown = {
         "show_cell": len({cell_name(r) for r in rows}) > 1,
         "show_test": len(tests) > 1,
-        "show_note": any(
-            r["within_one_example"] or rests_on_undertrained(r, undertrained) for r in changed
-        ),
+        "show_note": any(r["within_one_example"] for r in changed),
     }
     return {
         "metric": metric,
@@ -393,13 +393,11 @@ def findings_by_effect(
         **shown,
         # Regularizer, difference, interval and p, plus the optional columns.
         "columns": 4 + sum(shown.values()),
-        "test_note": _table_note(tests, changed, undertrained),
+        "test_note": _table_note(tests, changed),
         "effects": [
             {
                 "heading": heading,
-                "rows": _effect_rows(
-                    [r for r in changed if r["verdict"] == verdict], metric, undertrained
-                ),
+                "rows": _effect_rows([r for r in changed if r["verdict"] == verdict], metric),
             }
             for verdict, heading in (
                 (v, h.format(baseline=baseline, smallest=_smallest(rows, metric, "")))
@@ -411,6 +409,7 @@ def findings_by_effect(
             [r for r in rows if r["verdict"] in ("equivalent", "inconclusive")], metric
         ),
         "saturated": _saturated_sentence([r for r in rows if r["verdict"] == "saturated"], metric),
+        "undertrained": _undertrained([r for r in rows if r["verdict"] == UNDERTRAINED], metric),
         "not_comparable": _not_comparable(
             [r for r in rows if r["verdict"] == NOT_COMPARABLE], metric, baseline
         ),
@@ -450,7 +449,7 @@ def _saturated_sentence(rows: list[Row], metric: str) -> list[str]:
     ]
 
 
-def _table_note(tests: set[str], changed: list[Row], undertrained: Collection[Cell]) -> str:
+def _table_note(tests: set[str], changed: list[Row]) -> str:
     """The sentence under a metric's effect tables: the test used and what the notes mean."""
     parts = (
         [f"Every difference listed was tested with a {next(iter(tests))}."]
@@ -459,11 +458,6 @@ def _table_note(tests: set[str], changed: list[Row], undertrained: Collection[Ce
     )
     if any(r["within_one_example"] for r in changed):
         parts.append(f"{_ONE_EXAMPLE_MARK}: at most one test example per seed.")
-    if any(rests_on_undertrained(r, undertrained) for r in changed):
-        parts.append(
-            f"{_UNDERTRAINED_MARK}: the regularizer's or the baseline's runs were still "
-            "improving at the last epoch."
-        )
     return " ".join(parts)
 
 
@@ -478,9 +472,7 @@ def _test_name(row: Row) -> str:
     return f"{test} on {plural(int(row['n_pairs']), 'seed pair')}"
 
 
-def _effect_rows(
-    rows: list[Row], metric: str, undertrained: Collection[Cell]
-) -> list[dict[str, Any]]:
+def _effect_rows(rows: list[Row], metric: str) -> list[dict[str, Any]]:
     """Table rows grouped by regularizer (largest effect first); ``first`` starts a group."""
     by_regularizer: dict[str, list[Row]] = {}
     for row in sorted(rows, key=lambda r: -abs(float(r["mean_diff"]))):
@@ -488,11 +480,7 @@ def _effect_rows(
     table = []
     for name, found in by_regularizer.items():
         for index, row in enumerate(found):
-            notes = []
-            if row["within_one_example"]:
-                notes.append(_ONE_EXAMPLE_MARK)
-            if rests_on_undertrained(row, undertrained):
-                notes.append(_UNDERTRAINED_MARK)
+            notes = [_ONE_EXAMPLE_MARK] if row["within_one_example"] else []
             table.append(
                 {
                     "regularizer": name,
@@ -561,6 +549,21 @@ def _count_of(chosen: list[Row], rows: list[Row]) -> str:
     if len(chosen) == len(rows):
         return "It is" if len(rows) == 1 else f"All {len(rows)} are"
     return f"{len(chosen)} of them {'is' if len(chosen) == 1 else 'are'}"
+
+
+def _undertrained(rows: list[Row], metric: str) -> list[str]:
+    """The comparisons not judged because a run of the pair had not converged."""
+    if not rows:
+        return []
+    unit = " points" if metric_style(metric).proportion else ""
+    span = _span([float(r["mean_diff"]) for r in rows], metric)
+    verb = "rests" if len(rows) == 1 else "rest"
+    return [
+        f"{plural(len(rows), 'comparison')} {verb} on runs that had not converged by the "
+        f"training protocol ({_examples(rows)}), so no verdict is given: their differences "
+        f"({span}{unit} in size) may be ones of training length, not of regularization. "
+        "A larger epoch budget (training.epochs) would let them be judged."
+    ]
 
 
 def _detectable(rows: list[Row]) -> list[float]:
@@ -1090,3 +1093,104 @@ def survival_sentence(survival: pd.DataFrame) -> str:
     more = len(changed) - len(named)
     tail = f" and {more} more (see What the split alone moves)" if more else ""
     return f"{text}; changed: {'; '.join(named)}{tail}."
+
+
+def protocol_sentence(training: Mapping[str, Any]) -> str:
+    """The study's training protocol in one line, as page one leads with it."""
+    epochs = int(training["epochs"])
+    if training["protocol"] == PLATEAU:
+        return (
+            f"Protocol: each seed trains until its validation loss has not improved for "
+            f"{training['patience']} epochs (at most {epochs}) and is tested with the weights of "
+            "its best validation epoch; the same rule for the baseline and every variant."
+        )
+    return (
+        f"Protocol: every seed trains a fixed {plural(epochs, 'epoch')} and is tested with its "
+        "last weights, as its notebook did; a run still improving at its end has not converged."
+    )
+
+
+def judged_sentence(
+    comparisons: pd.DataFrame, adequacy: pd.DataFrame, metrics: Sequence[str]
+) -> str:
+    """How many of the report's comparisons were judged, how many not, and what to change."""
+    rows = comparisons[comparisons["metric"].isin(metrics)]
+    if rows.empty:
+        return ""
+    withheld = int((rows["verdict"] == UNDERTRAINED).sum())
+    cells = f"{int(adequacy['converged'].sum())} of {plural(len(adequacy), 'cell')} converged"
+    if not withheld:
+        return f"Judged: all {plural(len(rows), 'comparison')} ({cells})."
+    return (
+        f"Judged: {len(rows) - withheld} of {plural(len(rows), 'comparison')}; {withheld} not "
+        f"judged because a run had not converged ({UNDERTRAINED}, "
+        f"{VERDICT_STYLES[UNDERTRAINED].symbol}; {cells}). To judge them, raise training.epochs"
+        + (" or use protocol plateau." if _fixed(adequacy) else ".")
+    )
+
+
+def _fixed(adequacy: pd.DataFrame) -> bool:
+    return bool((adequacy["protocol"] != PLATEAU).any())
+
+
+def inert_sentences(
+    comparisons: pd.DataFrame, adequacy: pd.DataFrame, early_stopping: Collection[str]
+) -> list[str]:
+    """Variants that did nothing here: early stopping that never stopped a run, and variants
+    whose runs are identical to the baseline's on every seed."""
+    sentences = []
+    for row in _records(adequacy[adequacy["regularizer"].isin(list(early_stopping))]):
+        stopped, runs = int(row["n_stopped_early"]), int(row["n_runs"])
+        if runs and not stopped:
+            sentences.append(
+                f"{row['regularizer']} on {cell_name(row)} never triggered in {runs} of "
+                f"{plural(runs, 'run')}: it trained as long as the baseline here."
+            )
+    identical = comparisons[(comparisons["test"] == "identical")]
+    if len(identical):
+        every_metric = identical.groupby(["dataset", "model", "regularizer"]).size()
+        per_cell = comparisons.groupby(["dataset", "model", "regularizer"]).size()
+        same = [key for key, n in every_metric.items() if n == per_cell[key]]
+        if same:
+            named = join_names([f"{r} on {d} · {m}" for d, m, r in same[:_MAX_NAMED]])
+            more = f" and {len(same) - _MAX_NAMED} more" if len(same) > _MAX_NAMED else ""
+            sentences.append(
+                f"Identical to the baseline on every seed and metric: {named}{more}; "
+                "it changed nothing these metrics measure there."
+            )
+    return sentences
+
+
+def protocol_method(training: Mapping[str, Any]) -> str:
+    """The Method's paragraph on the training protocol: the rule, the question it answers,
+    and when a run counts as converged."""
+    epochs = int(training["epochs"])
+    if training["protocol"] == PLATEAU:
+        return (
+            f"Training protocol (plateau): each seed trains until its validation data loss "
+            f"(cross-entropy without penalties, the same quantity for every variant) has not "
+            f"improved for {training['patience']} epochs, at most {epochs} epochs, and is tested "
+            "with the weights of its best validation epoch (Keras's EarlyStopping with "
+            "restore_best_weights, one per seed). The question answered is the practical one: "
+            "with the usual validation-based choice of when to stop, does the regularizer give "
+            "a better model than the baseline? It is not how the variants compare after an "
+            "equal number of steps, nor at convergence of the training objective. A run "
+            "converged when the rule ended it before the budget (or an early-stopping piece "
+            "did); a comparison resting on a run that did not is given no verdict "
+            f"({UNDERTRAINED}). Validation values (tuning's criterion among them) are those of "
+            "the tested weights."
+        )
+    window = stats.adequacy_window(epochs)
+    return (
+        f"Training protocol (fixed): every seed trains {plural(epochs, 'epoch')} and is tested "
+        "with its last weights (or those an early-stopping piece restored): the question "
+        "answered is which variant is better after this budget. A run counts as converged "
+        f"unless it was still improving at its end: over its last {window} epochs "
+        f"({stats.ADEQUACY_WINDOW_FRACTION:.0%} of the budget, at least "
+        f"{stats.ADEQUACY_MIN_WINDOW}) its best validation epoch falls, or its training data "
+        f"loss fell by more than {stats.ADEQUACY_LOSS_FALL:.0%} while its validation loss did "
+        "not rise. A comparison resting on a run that had not converged is given no verdict "
+        f"({UNDERTRAINED}): its difference may be one of training length, not of "
+        "regularization. Validation values (tuning's criterion among them) are those of the "
+        "tested weights."
+    )

@@ -145,14 +145,15 @@ def aggregate_runs(
     ``run_paths`` names every run of the grid (``RunKey.path``); a run that
     left no metrics is kept as a row with status ``missing``.
     ``settings_json`` is ``Study.aggregation_settings()`` as canonical JSON:
-    the baseline, what the report judges, the references, the number of
-    epochs, the sweep families, the tuning criterion and the datasets run both
-    ways, if any. ``card_paths`` are the data cards (one per dataset, or one per
-    seed's split), which give the test-set sizes. ``outputs`` maps each of
-    :data:`AGGREGATE_OUTPUTS` to its path.
+    the baseline, what the report judges, the references, the training
+    protocol and its epoch budget, the sweep families, the tuning criterion
+    and the datasets run both ways, if any. ``card_paths`` are the data cards
+    (one per dataset, or one per seed's split), which give the test-set sizes.
+    ``outputs`` maps each of :data:`AGGREGATE_OUTPUTS` to its path.
     """
     from regbench import aggregate
     from regbench.config import RunKey
+    from regbench.stats import mark_converged
 
     missing = [name for name in AGGREGATE_OUTPUTS if name not in outputs]
     if missing:
@@ -168,6 +169,11 @@ def aggregate_runs(
         for key in map(RunKey.from_path, run_paths)
     ]
     runs, architectures = aggregate.collect_runs(files)
+    histories = aggregate.collect_histories(files)
+    protocol, epochs = settings["protocol"], settings["epochs"]
+    # Whether each run converged by the protocol: a comparison resting on one that did
+    # not is reported as undertrained, never as an effect of regularization.
+    runs = mark_converged(runs, histories, protocol, epochs)
     runs.to_csv(outputs["runs"], index=False)
     Path(outputs["architectures"]).write_text(
         json.dumps(architectures, indent=1, sort_keys=True) + "\n", encoding="utf-8"
@@ -190,8 +196,7 @@ def aggregate_runs(
     rankings, ranking_tests = aggregate.rank(runs[~runs["dataset"].isin(twins)], compared)
     rankings.to_csv(outputs["rankings"], index=False)
     ranking_tests.to_csv(outputs["ranking_tests"], index=False)
-    histories = aggregate.collect_histories(files)
-    adequacy = aggregate.adequacy(runs, histories, settings["epochs"])
+    adequacy = aggregate.adequacy(runs, histories, epochs, protocol)
     adequacy.to_csv(outputs["adequacy"], index=False)
     references = aggregate.check_references(summary, settings["references"])
     references.to_csv(outputs["references"], index=False)

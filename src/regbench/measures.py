@@ -17,6 +17,7 @@ __all__ = [
     "REFERENCE_METRICS",
     "TEST_PARTS",
     "TEST_SHARE_METRICS",
+    "TUNING_CRITERIA",
     "VALIDATION_METRICS",
     "metric_range",
 ]
@@ -49,6 +50,11 @@ REFERENCE_METRICS = (*HIGHER_IS_BETTER, "test_objective")
 #: sweep's variant by, since no test-set number may influence that choice. The losses are
 #: the data loss; the best ones are at the run's best validation epoch.
 VALIDATION_METRICS = ("best_val_loss", "best_val_accuracy", "val_loss", "val_accuracy")
+
+#: The validation metrics of the weights that are tested (the last epoch's, or a restored
+#: best epoch's): what a tuned comparison picks by, so that the value that picks a
+#: variant and the test value reported for it come from the same weights.
+TUNING_CRITERIA = ("val_loss", "val_accuracy")
 
 #: Metrics that are shares of the test set's examples (``gap_accuracy`` through its test
 #: part), so one test example is worth 1 / n_test of them: exactly for accuracy, as a

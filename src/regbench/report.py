@@ -30,6 +30,10 @@ from regbench.findings import (
     Cell,
     answer_sentences,
     findings_by_effect,
+    inert_sentences,
+    judged_sentence,
+    protocol_method,
+    protocol_sentence,
     ranking_words,
     reference_rows,
     reference_sentence,
@@ -44,6 +48,7 @@ from regbench.findings import (
     verdict_matrix,
 )
 from regbench.measures import HIGHER_IS_BETTER
+from regbench.stats import UNDERTRAINED
 from regbench.variance import split_survival, split_variance
 from regbench.wording import (
     MINUS,
@@ -183,8 +188,7 @@ def build_context(
         "meta": _meta(config, tables.runs, commit, config_commit),
         "glance": _glance(config, tables, cards, cells, judged, undertrained),
         "findings": [
-            findings_by_effect(tables.comparisons, metric, config["baseline"], undertrained)
-            for metric in judged
+            findings_by_effect(tables.comparisons, metric, config["baseline"]) for metric in judged
         ],
         "references": reference_rows(tables.references),
         "sweeps": _sweeps(config, tables, pictures, judged),
@@ -263,8 +267,8 @@ def _report_metrics(config: Mapping[str, Any], comparisons: pd.DataFrame) -> lis
 
 
 def _undertrained(adequacy: pd.DataFrame) -> set[Cell]:
-    """The (dataset, model, regularizer) cells whose runs were still improving at the end."""
-    flagged = adequacy[adequacy["still_improving"].astype(bool)]
+    """The (dataset, model, regularizer) cells with a run that had not converged."""
+    flagged = adequacy[~adequacy["converged"].astype(bool)]
     return {(str(r.dataset), str(r.model), str(r.regularizer)) for r in flagged.itertuples()}
 
 
@@ -328,6 +332,8 @@ def _glance(
     survived = survival_sentence(_survival(config, tables, judged))
     sentences = [*sentences, survived] if survived else sentences
     return {
+        "protocol": protocol_sentence(config["training"]),
+        "judged": judged_sentence(comparisons, tables.adequacy, judged),
         "question": config["study"].get("description") or config["study"]["title"],
         "matrix": {
             "title": f"Paired effect on {style.label} against {baseline}",
@@ -340,14 +346,14 @@ def _glance(
                 f"(Holm-adjusted p < {_alpha(comparisons)}, smallest effect "
                 f"{smallest_effect_text(comparisons, [primary])}; see Method): the interval is "
                 "that comparison's alone, the verdict also corrects for the row's other "
-                "comparisons, so an interval that excludes 0 can still be inconclusive. "
-                "Italic: at most one test example "
-                "per seed. †: still improving at the last epoch, after a row name the "
-                "baseline's runs, after a value the regularizer's. A dash: a combination not run."
+                "comparisons, so an interval that excludes 0 can still be inconclusive. Italic: "
+                f"at most one test example per seed. {MATRIX_SYMBOLS[UNDERTRAINED]} before a "
+                "value: not judged, a run of the pair had not converged by the protocol; after a "
+                "row name: the baseline's runs had not. A dash: a combination not run."
             ),
         },
         "sentences": [*sentences[: 6 + len(saturated)], checked] if checked else sentences,
-        "caveats": _caveats(config, tables, cards, primary, undertrained),
+        "caveats": _caveats(config, tables, cards, primary),
     }
 
 
@@ -372,7 +378,6 @@ def _caveats(
     tables: ReportTables,
     cards: Mapping[str, Mapping[str, Any]],
     primary: str,
-    undertrained: Collection[Cell],
 ) -> list[str]:
     """What limits the conclusions of this study, computed from it, one short line each."""
     runs = tables.runs
@@ -382,8 +387,9 @@ def _caveats(
         f"{_seed_sources(config)}.",
         _split_caveat(config, cards),
         _granularity_caveat(tables.comparisons, cards, primary),
-        _adequacy_caveat(undertrained, config["baseline"], tables.adequacy),
     ]
+    early = [name for name, body in config["regularizers"].items() if "early_stopping" in body]
+    caveats += inert_sentences(tables.comparisons, tables.adequacy, early)
     bad = runs[runs["status"] != "ok"]["status"].value_counts()
     if len(bad):
         counts = join_names([f"{n} {status}" for status, n in bad.items()])
@@ -395,30 +401,6 @@ def _caveats(
             "the data loss), so penalized regularizers look worse on it by construction."
         )
     return [c for c in caveats if c]
-
-
-def _adequacy_caveat(undertrained: Collection[Cell], baseline: str, adequacy: pd.DataFrame) -> str:
-    """How many baselines and regularized cells were still improving at the last epoch."""
-    if not undertrained:
-        return ""
-    baselines = sorted(f"{d} · {m}" for d, m, r in undertrained if r == baseline)
-    others = sum(1 for _, _, r in undertrained if r != baseline)
-    total = int((adequacy["regularizer"] != baseline).sum())
-    parts = []
-    if baselines:
-        rows = adequacy.loc[adequacy["regularizer"] == baseline, ["dataset", "model"]]
-        where = (
-            join_names(baselines)
-            if len(baselines) <= 2
-            else f"{len(baselines)} of {len(rows)} rows"
-        )
-        parts.append(f"the baseline on {where}")
-    if others:
-        parts.append(f"{others} of {total} regularized cells")
-    return (
-        f"Still improving at the last epoch (†): {join_names(parts)}. A difference there may be "
-        "one of convergence speed rather than of regularization."
-    )
 
 
 def _varied(config: Mapping[str, Any]) -> list[str]:
@@ -1034,7 +1016,7 @@ def _method(
         "adequacy_window": f"{stats.ADEQUACY_WINDOW_FRACTION:.0%}",
         "adequacy_min_window": stats.ADEQUACY_MIN_WINDOW,
         "adequacy_loss_fall": f"{stats.ADEQUACY_LOSS_FALL:.0%}",
-        "adequacy_majority": f"{stats.ADEQUACY_MAJORITY:.0%}",
+        "protocol": protocol_method(config["training"]),
         "near_zero": f"{metrics.NEAR_ZERO:g}",
         "loss_note": _loss_note(tables.runs),
         "pieces": [

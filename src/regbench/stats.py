@@ -27,6 +27,7 @@ from scipy import optimize
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from regbench.config import FIXED, PLATEAU
 from regbench.measures import (
     HIGHER_IS_BETTER,
     LOSS_METRICS,
@@ -38,7 +39,6 @@ from regbench.measures import (
 
 __all__ = [
     "ADEQUACY_LOSS_FALL",
-    "ADEQUACY_MAJORITY",
     "ADEQUACY_MIN_WINDOW",
     "ADEQUACY_WINDOW_FRACTION",
     "AUTO_T_BELOW",
@@ -46,6 +46,7 @@ __all__ = [
     "BOOTSTRAP_SEED",
     "CELL_KEYS",
     "COMPARISON_COLUMNS",
+    "CONVERGED",
     "DRIVING_SEED_LEVEL",
     "HIGHER_IS_BETTER",
     "NORMALITY_ALPHA",
@@ -59,6 +60,7 @@ __all__ = [
     "SMALLEST_EFFECT_EXAMPLES",
     "SMALLEST_EFFECT_LOSS",
     "SMALLEST_EFFECT_POINTS",
+    "UNDERTRAINED",
     "VERDICTS",
     "RankingResult",
     "adequacy_window",
@@ -71,12 +73,14 @@ __all__ = [
     "driving_seed",
     "higher_is_better",
     "iman_davenport",
+    "mark_converged",
     "mean_ci",
     "nemenyi_critical_difference",
     "paired_t_power",
     "pairs_needed",
     "prediction_interval",
     "rank_regularizers",
+    "run_converged",
     "run_still_improving",
     "sample_sd",
     "saturated_cells",
@@ -97,13 +101,22 @@ PREDICTION_LEVEL = 0.95
 #: The verdict of a comparison that has fewer than two seed pairs.
 NOT_COMPARABLE = "not comparable"
 
+#: The verdict of a comparison one of whose paired runs had not converged by the study's
+#: training protocol: its difference may be one of training length, not of regularization.
+UNDERTRAINED = "undertrained"
+
+#: The runs table's column that says whether a run converged by the training protocol
+#: (:func:`run_converged`); a runs table without it is taken as converged throughout.
+CONVERGED = "converged"
+
 #: Every verdict a comparison can get, in the order the report lists them (see
 #: :func:`compare_to_baseline`): a difference at least the smallest effect of interest in
 #: the metric's direction ("better", "worse"); a smaller gap bought with a worse test
 #: metric ("underfitting"); a significant difference smaller than the smallest effect
 #: ("negligible"); none, shown by TOST to lie within it ("equivalent") or not
 #: ("inconclusive"); every run of both cells at the metric's bound ("saturated");
-#: fewer than two pairs (:data:`NOT_COMPARABLE`).
+#: fewer than two pairs (:data:`NOT_COMPARABLE`); a pair with a run that had not
+#: converged (:data:`UNDERTRAINED`, which withholds any other verdict).
 VERDICTS = (
     "better",
     "worse",
@@ -113,6 +126,7 @@ VERDICTS = (
     "inconclusive",
     "saturated",
     NOT_COMPARABLE,
+    UNDERTRAINED,
 )
 
 #: The smallest difference of interest of a proportion when a study declares none
@@ -154,9 +168,6 @@ ADEQUACY_MIN_WINDOW = 3
 #: The relative fall of the training data loss across the window above which it is
 #: "still falling" (5%: a converged run's loss moves by a percent or two there).
 ADEQUACY_LOSS_FALL = 0.05
-#: A cell is still improving when more than this share of its runs is.
-ADEQUACY_MAJORITY = 0.5
-
 #: The columns of :func:`compare_to_baseline`, in order.
 COMPARISON_COLUMNS = (
     "dataset",
@@ -205,6 +216,7 @@ COMPARISON_COLUMNS = (
     "equivalent",
     "saturated",
     "test_part_diff",
+    "n_unconverged",
     "verdict",
 )
 
@@ -706,12 +718,39 @@ def _paired_statistics(
                     if metric in TEST_PARTS
                     else float("nan")
                 ),
+                "n_unconverged": _unconverged_pairs(
+                    cells,
+                    empty,
+                    pair.dataset,
+                    pair.model,
+                    (pair.baseline, pair.regularizer),
+                    matched.index,
+                ),
             }
         )
     columns_out = COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("p_value") + 1]
     extra = ["cohen_dz", "prob_superiority", "tost_p_lower", "tost_p_upper", "smallest_effect"]
     extra += ["smallest_effect_source", "saturated", "test_part_diff", "_test_part_effect"]
+    extra += ["n_unconverged"]
     return pd.DataFrame(rows, columns=[*columns_out, *extra])
+
+
+def _unconverged_pairs(
+    cells: Mapping[Any, pd.DataFrame],
+    empty: pd.DataFrame,
+    dataset: Any,
+    model: Any,
+    regularizers: tuple[Any, Any],
+    seeds: pd.Index,
+) -> int:
+    """How many of the compared seed pairs have a run that did not converge."""
+    unconverged = pd.Series(False, index=seeds)
+    for regularizer in regularizers:
+        cell = cells.get((dataset, model, regularizer), empty)
+        if CONVERGED in cell.columns:
+            converged = cell[CONVERGED].reindex(seeds).fillna(True).astype(bool)
+            unconverged |= ~converged
+    return int(unconverged.sum())
 
 
 def _adjust_for_multiplicity(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -905,6 +944,8 @@ def _verdict(row: pd.Series) -> str:
     """One comparison's verdict, from :data:`VERDICTS` (see :func:`compare_to_baseline`)."""
     if row["n_pairs"] < 2:
         return NOT_COMPARABLE
+    if row["n_unconverged"] > 0:
+        return UNDERTRAINED
     if row["saturated"]:
         return "saturated"
     if row["significant"] and row["mean_diff"] != 0.0:
@@ -1001,6 +1042,13 @@ def compare_to_baseline(
       smaller gap whose test side got worse by at least that side's smallest
       effect is ``"underfitting"``; otherwise ``"equivalent"`` when TOST shows
       it within the smallest effect and ``"inconclusive"`` when not.
+    - ``n_unconverged``: compared seed pairs with a run that did not converge by
+      the training protocol (the runs table's :data:`CONVERGED` column; none
+      without it).
+    - ``verdict``: ``"better"``, ``"worse"`` or ``"indistinguishable"`` in the
+      metric's direction; :data:`UNDERTRAINED` when any compared pair has an
+      unconverged run (the numbers stay, the verdict is withheld);
+      :data:`NOT_COMPARABLE` with fewer than two pairs.
     """
     probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
     _check_comparison(runs, metrics, probabilities, test)
@@ -1289,51 +1337,105 @@ def run_still_improving(
     }
 
 
+def run_converged(
+    protocol: str,
+    stopped_by: Any,
+    history: pd.DataFrame | None,
+    best_epoch: float,
+    epochs_run: float,
+    epochs: int,
+) -> bool:
+    """Return whether one successful run converged by the study's training protocol.
+
+    A run converged when a stop rule (the plateau protocol's patience, or an
+    early-stopping piece) ended it before its budget: its validation loss had
+    stopped improving. Otherwise, under protocol ``plateau`` it did not, and
+    under ``fixed`` it converged unless it was still improving at its end
+    (:func:`run_still_improving`); a run without a history counts as converged.
+    """
+    if _stopped(stopped_by, epochs_run, epochs):
+        return True
+    if protocol == PLATEAU:
+        return False
+    if history is None:
+        return True
+    return not run_still_improving(history, best_epoch, epochs_run, epochs)["still_improving"]
+
+
+def _stopped(stopped_by: Any, epochs_run: float, epochs: int) -> bool:
+    """Whether a stop rule ended a run before its budget (runs from before ``stopped_by``
+    was recorded: whether it ran fewer epochs than the budget)."""
+    return (isinstance(stopped_by, str) and bool(stopped_by)) or epochs_run < epochs
+
+
+def mark_converged(
+    runs: pd.DataFrame,
+    histories: Mapping[tuple[str, str, str, int], pd.DataFrame],
+    protocol: str,
+    epochs: int,
+) -> pd.DataFrame:
+    """The runs table with its :data:`CONVERGED` column (empty for runs that did not succeed)."""
+    _require_columns(runs, [*_RUN_KEYS, "best_epoch", "epochs_run"])
+    stopped = runs["stopped_by"] if "stopped_by" in runs.columns else pd.Series(None, runs.index)
+    flags: list[bool | None] = []
+    for run, stop in zip(runs.itertuples(index=False), stopped, strict=True):
+        if run.status != "ok":
+            flags.append(None)
+            continue
+        history = histories.get((run.dataset, run.model, run.regularizer, int(run.seed)))
+        flags.append(run_converged(protocol, stop, history, run.best_epoch, run.epochs_run, epochs))
+    return runs.assign(**{CONVERGED: pd.Series(flags, index=runs.index, dtype=object)})
+
+
 def training_adequacy(
     runs: pd.DataFrame,
     histories: Mapping[tuple[str, str, str, int], pd.DataFrame],
     epochs: int,
+    protocol: str = FIXED,
 ) -> pd.DataFrame:
-    """Flag the cells whose runs were still improving at the last epoch.
+    """Per cell: how many of its runs converged by the training protocol, and why not.
 
-    Per cell, over its successful runs with a history (``histories`` is keyed
-    by dataset, model, regularizer, seed): ``n_runs``, ``n_stopped_early``
-    (fewer than ``epochs`` epochs), and how many runs had a late best epoch
+    Per cell, over its successful runs (``histories`` is keyed by dataset,
+    model, regularizer, seed): ``n_runs``, ``n_stopped_early`` (ended by a
+    stop rule before ``epochs``), ``n_converged`` (:func:`run_converged`),
+    and, for runs with a history, how many had a late best epoch
     (``n_best_late``), a still-falling training loss (``n_loss_falling``) and
     either (``n_still_improving``), as :func:`run_still_improving` defines
-    them over the last ``window`` epochs. ``still_improving`` is true when
-    more than :data:`ADEQUACY_MAJORITY` of the runs are: the cell was
-    probably undertrained, and a difference it shows may be one of
-    convergence speed rather than of regularization.
+    them over the last ``window`` epochs. ``converged`` is true when every run
+    converged; when one did not, a difference the cell shows may be one of
+    training length rather than of regularization, and no comparison resting
+    on that run is judged.
     """
-    _require_columns(runs, [*_RUN_KEYS, "best_epoch", "epochs_run"])
+    marked = mark_converged(runs, histories, protocol, epochs)
     rows = []
-    for key, cell in runs.groupby(list(CELL_KEYS), sort=True):
-        counts = {"n_runs": 0, "n_stopped_early": 0}
+    for key, cell in marked.groupby(list(CELL_KEYS), sort=True):
+        counts = {"n_runs": 0, "n_stopped_early": 0, "n_converged": 0}
         counts |= {"n_best_late": 0, "n_loss_falling": 0, "n_still_improving": 0}
         for run in cell[cell["status"] == "ok"].itertuples(index=False):
+            counts["n_runs"] += 1
+            counts["n_converged"] += int(bool(getattr(run, CONVERGED)))
+            stopped = _stopped(getattr(run, "stopped_by", None), run.epochs_run, epochs)
+            counts["n_stopped_early"] += int(stopped)
             history = histories.get((*key, int(run.seed)))
             if history is None:
                 continue
-            counts["n_runs"] += 1
-            counts["n_stopped_early"] += int(run.epochs_run < epochs)
             flags = run_still_improving(history, run.best_epoch, run.epochs_run, epochs)
             for flag, value in flags.items():
                 counts[f"n_{flag}"] += int(value)
-        still = counts["n_still_improving"] > ADEQUACY_MAJORITY * counts["n_runs"]
+        converged = counts["n_converged"] == counts["n_runs"]
         rows.append(
             {
                 **dict(zip(CELL_KEYS, key, strict=True)),
+                "protocol": protocol,
                 "epochs": epochs,
                 "window": adequacy_window(epochs),
                 **counts,
-                "still_improving": bool(still and counts["n_runs"] > 0),
+                "converged": converged,
             }
         )
-    columns = [*CELL_KEYS, "epochs", "window", "n_runs", "n_stopped_early", "n_best_late"]
-    return pd.DataFrame(
-        rows, columns=[*columns, "n_loss_falling", "n_still_improving", "still_improving"]
-    )
+    columns = [*CELL_KEYS, "protocol", "epochs", "window", "n_runs", "n_stopped_early"]
+    columns += ["n_converged", "n_best_late", "n_loss_falling", "n_still_improving"]
+    return pd.DataFrame(rows, columns=[*columns, "converged"])
 
 
 def compare_to_references(

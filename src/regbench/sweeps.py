@@ -29,6 +29,7 @@ import pandas as pd
 
 from regbench.stats import (
     CELL_KEYS,
+    CONVERGED,
     PAIR_COLUMNS,
     compare_pairs,
     higher_is_better,
@@ -295,13 +296,12 @@ def compare_tuned(
     families = list(dict.fromkeys(tuned["family"]))
     stand_in = tuned.rename(columns={"family": "regularizer"}).assign(status="ok")
     base = runs[runs["regularizer"] == baseline]
-    table = pd.concat(
-        [
-            base.loc[:, [*_RUN_KEYS, "status", *metrics]],
-            stand_in.loc[:, [*_RUN_KEYS, "status", *metrics]],
-        ],
-        ignore_index=True,
-    )
+    # Whether each run converged travels with it, so that a tuned comparison resting on an
+    # unconverged run is withheld as undertrained, as any other comparison is.
+    carried = [*_RUN_KEYS, "status", *metrics]
+    if CONVERGED in base.columns and CONVERGED in stand_in.columns:
+        carried.append(CONVERGED)
+    table = pd.concat([base.loc[:, carried], stand_in.loc[:, carried]], ignore_index=True)
     pairs = [
         (dataset, model, reference, family, metric)
         for (dataset, model), _ in tuned.groupby(["dataset", "model"], sort=True)

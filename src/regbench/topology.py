@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from regbench.inputs import quote
+
 __all__ = [
     "CONV_ONLY",
     "IMAGE_FORMATS",
@@ -79,7 +81,7 @@ def select_layers(scope: str | list[int], kinds: list[str], where: str) -> list[
     bad = [i for i in scope if i >= len(kinds)]
     if bad:
         raise ValueError(
-            f"{where}.layers: hidden layer index {bad[0]} does not exist; "
+            f"{where}.layers: hidden layer index {quote(bad[0])} does not exist; "
             f"the model has {len(kinds)} hidden layer(s) ({', '.join(kinds) or 'none'})"
         )
     return sorted(scope)

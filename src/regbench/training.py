@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from regbench.config import PLATEAU
 from regbench.datasets import SPLITS
 from regbench.fingerprint import TRAINING_MODULES, code_digest
 
@@ -223,7 +224,7 @@ def train_cell(
     batch_size = int(training["batch_size"])
     loop = _CellLoop(stack, optimizer, parts, n_classes, batch_size, regularizer)
     runs = [
-        _SeedRun(seed, stack.view(index), cell["regularizer"]) for index, seed in enumerate(seeds)
+        _SeedRun(seed, stack.view(index), regularizer, training) for index, seed in enumerate(seeds)
     ]
     orders = _batch_orders(seeds, batch_order)
     started = time.perf_counter()
@@ -342,27 +343,49 @@ class _SeedRun:
     seed: int
     view: Any
     regularizer: Mapping[str, Any]
+    training: Mapping[str, Any]
     rows: list[dict[str, float]] = field(default_factory=list)
     status: str = "ok"
     diverged_epoch: int | None = None
     # Its weights from the epoch it stopped at, while the cell's other seeds go on.
     final_weights: list[np.ndarray] | None = None
+    # The early-stopping piece's callback, and the plateau protocol's.
     early: Any = None
+    plateau: Any = None
+    # Which rule ended the seed's training before the budget: "plateau", "early_stopping".
+    stopped_by: str | None = None
 
     def __post_init__(self) -> None:
         settings = self.regularizer.get("early_stopping")
         if settings is not None:
-            import keras
-
-            self.early = keras.callbacks.EarlyStopping(
-                monitor=settings["monitor"],
-                patience=settings["patience"],
-                min_delta=settings["min_delta"],
-                restore_best_weights=settings["restore_best_weights"],
-                mode=_MONITOR_MODES[settings["monitor"]],
+            self.early = self._watch(
+                settings["monitor"],
+                settings["patience"],
+                settings["min_delta"],
+                settings["restore_best_weights"],
             )
-            self.early.set_model(self.view)
-            self.early.on_train_begin()
+        if self.training.get("protocol") == PLATEAU:
+            # The study's protocol, the same rule for the baseline and every variant: a
+            # seed trains until its validation data loss has not improved for `patience`
+            # epochs, and is tested with the weights of its best validation epoch.
+            self.plateau = self._watch(
+                "val_loss", self.training["patience"], self.training["min_delta"], True
+            )
+
+    def _watch(self, monitor: str, patience: int, min_delta: float, restore: bool) -> Any:
+        """Keras's own ``EarlyStopping``, watching this seed alone through its view."""
+        import keras
+
+        callback = keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=patience,
+            min_delta=min_delta,
+            restore_best_weights=restore,
+            mode=_MONITOR_MODES[monitor],
+        )
+        callback.set_model(self.view)
+        callback.on_train_begin()
+        return callback
 
     @property
     def active(self) -> bool:
@@ -383,29 +406,56 @@ class _SeedRun:
             self.status, self.diverged_epoch = "diverged", epoch
             log(f"seed {self.seed}, epoch {epoch}: loss is not finite; the run diverged")
             self._stop()
-        elif self.early is not None:
-            self.early.on_epoch_end(epoch - 1, {_KERAS_LOGS[k]: logs[k] for k in _KERAS_LOGS})
-            if self.view.stop_training:
-                log(f"seed {self.seed}, epoch {epoch}: early stopping ({self.early.monitor})")
+        else:
+            # The piece sees what fit's callbacks see (its val_loss is the objective); the
+            # protocol watches the validation data loss, penalties left out, so that every
+            # variant is stopped by the same quantity.
+            watched = (
+                ("early_stopping", self.early, {_KERAS_LOGS[k]: logs[k] for k in _KERAS_LOGS}),
+                (PLATEAU, self.plateau, {"val_loss": logs["val_loss"]}),
+            )
+            for rule, callback, seen in watched:
+                if callback is not None:
+                    callback.on_epoch_end(epoch - 1, seen)
+                    if self.view.stop_training and self.stopped_by is None:
+                        self.stopped_by = rule
+            if self.stopped_by is not None:
+                log(f"seed {self.seed}, epoch {epoch}: stopped by the {self.stopped_by} rule")
                 self._stop()
 
+    @property
+    def _deciding(self) -> Any:
+        """The callback whose best epoch is tested: the piece's once it stopped the seed, or
+        whenever there is no plateau protocol; the protocol's otherwise."""
+        if self.early is not None and (self.stopped_by == "early_stopping" or self.plateau is None):
+            return self.early
+        return self.plateau
+
     def _stop(self) -> None:
-        if self.early is not None:
-            self.early.on_train_end()  # Restores the best weights when asked to.
+        if self._deciding is not None:
+            self._deciding.on_train_end()  # Restores the best weights when asked to.
         self.final_weights = self.view.get_weights()
 
     def finish(self) -> None:
         """Leave the seed's final weights in the stack: its own, not the cell's last epoch's."""
         if self.final_weights is None:
-            if self.early is not None:
-                self.early.on_train_end()
+            if self._deciding is not None:
+                self._deciding.on_train_end()
         else:
             self.view.set_weights(self.final_weights)
 
+    def tested_epoch(self) -> int:
+        """The epoch (from 0) whose weights are tested: a restored best one, else the last."""
+        deciding = self._deciding
+        restored = deciding is not None and deciding.restore_best_weights
+        if restored and deciding.best_weights is not None:
+            return int(deciding.best_epoch)
+        return len(self.rows) - 1
+
     def best_epoch(self) -> int:
-        """The best epoch (from 0): early stopping's, else the lowest validation data loss."""
-        if self.early is not None:
-            return int(self.early.best_epoch)
+        """The best epoch (from 0): the deciding rule's, else the lowest validation data loss."""
+        if self._deciding is not None:
+            return int(self._deciding.best_epoch)
         val_loss = np.array([row["val_loss"] for row in self.rows], dtype=np.float64)
         return int(np.where(np.isfinite(val_loss), val_loss, np.inf).argmin())
 
@@ -425,15 +475,19 @@ def _result(
     from regbench.metrics import classification_metrics, weight_statistics
 
     history = pd.DataFrame(run.rows, columns=list(HISTORY_COLUMNS))
-    last, best = history.iloc[-1], history.iloc[run.best_epoch()]
+    # The epoch and validation values of the weights that are tested, so that whatever
+    # reads a validation value (tuning picks a strength by one) reads the tested weights'.
+    tested, best = history.iloc[run.tested_epoch()], history.iloc[run.best_epoch()]
     metrics: dict[str, Any] = {
         "status": run.status,
         "diverged_epoch": run.diverged_epoch,
         "device": device,
         "epochs_run": len(history),
         "best_epoch": run.best_epoch() + 1,
-        **{f"train_{name}": _finite(last[name]) for name in ("loss", "objective", "accuracy")},
-        **{name: _finite(last[name]) for name in ("val_loss", "val_objective", "val_accuracy")},
+        "tested_epoch": run.tested_epoch() + 1,
+        "stopped_by": run.stopped_by,
+        **{f"train_{name}": _finite(tested[name]) for name in ("loss", "objective", "accuracy")},
+        **{name: _finite(tested[name]) for name in ("val_loss", "val_objective", "val_accuracy")},
         "best_val_loss": _finite(best["val_loss"]),
         "best_val_accuracy": _finite(best["val_accuracy"]),
         # The cell's seeds train together: each is charged an equal share of the loop.

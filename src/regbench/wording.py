@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regbench.stats import NOT_COMPARABLE
+from regbench.stats import NOT_COMPARABLE, UNDERTRAINED
 
 __all__ = [
     "MINUS",
@@ -121,6 +121,10 @@ VERDICT_STYLES: dict[str, VerdictStyle] = {
         "☆", "*", "#808080", "#ffffff", False, "every run at the metric's bound: cannot tell"
     ),
     NOT_COMPARABLE: VerdictStyle("×", "x", "#808080", "#ffffff", True, "fewer than two pairs"),
+    # Withheld: a run of the pair had not converged by the training protocol.
+    UNDERTRAINED: VerdictStyle(
+        "†", "d", "#7a5c00", "#f3f0e6", False, "a run of the pair had not converged: withheld"
+    ),
 }
 
 
