@@ -116,7 +116,7 @@ CONVERGED = "converged"
 #: ("negligible"); none, shown by TOST to lie within it ("equivalent") or not
 #: ("inconclusive"); every run of both cells at the metric's bound ("saturated");
 #: fewer than two pairs (:data:`NOT_COMPARABLE`); a pair with a run that had not
-#: converged (:data:`UNDERTRAINED`, which withholds any other verdict).
+#: converged (:data:`UNDERTRAINED`, which withholds any verdict but "saturated").
 VERDICTS = (
     "better",
     "worse",
@@ -944,10 +944,11 @@ def _verdict(row: pd.Series) -> str:
     """One comparison's verdict, from :data:`VERDICTS` (see :func:`compare_to_baseline`)."""
     if row["n_pairs"] < 2:
         return NOT_COMPARABLE
-    if row["n_unconverged"] > 0:
-        return UNDERTRAINED
+    # The bound comes first: however long the runs trained, this test set cannot tell them apart.
     if row["saturated"]:
         return "saturated"
+    if row["n_unconverged"] > 0:
+        return UNDERTRAINED
     if row["significant"] and row["mean_diff"] != 0.0:
         if row["practical"] == "negligible":
             return "negligible"
@@ -1045,10 +1046,9 @@ def compare_to_baseline(
     - ``n_unconverged``: compared seed pairs with a run that did not converge by
       the training protocol (the runs table's :data:`CONVERGED` column; none
       without it).
-    - ``verdict``: ``"better"``, ``"worse"`` or ``"indistinguishable"`` in the
-      metric's direction; :data:`UNDERTRAINED` when any compared pair has an
-      unconverged run (the numbers stay, the verdict is withheld);
-      :data:`NOT_COMPARABLE` with fewer than two pairs.
+      A ``"saturated"`` comparison keeps that verdict; any other becomes
+      :data:`UNDERTRAINED` when a compared pair has an unconverged run (the
+      numbers stay, the verdict is withheld).
     """
     probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
     _check_comparison(runs, metrics, probabilities, test)
