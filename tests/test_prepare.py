@@ -260,6 +260,34 @@ def test_cifar_tarball_is_prepared_subsampled_and_stratified(tmp_path: Path) -> 
     assert any("official CIFAR-10 test batch (40 images)" in note for note in card["notes"])
 
 
+def test_held_out_validation_is_refused_for_a_dataset_with_its_own_test_set(
+    tmp_path: Path,
+) -> None:
+    """validation_mode held_out cuts validation from held-out rows, which CIFAR does not have."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(40) % 10
+    names = [f"class{index}" for index in range(10)]
+    tarball = write_cifar_tarball(
+        tmp_path / "src/cifar-10-python.tar.gz", images, labels, images[:20], labels[:20], names
+    )
+    spec = resolved(
+        {
+            "source": "url",
+            "url": tarball.as_uri(),
+            "sha256": sha256(tarball.read_bytes()),
+            "format": "cifar",
+            "split": {"validation": 0.5, "validation_mode": "held_out"},
+            "scaling": "max",
+        },
+        name="cifar",
+    )
+    download(spec, tmp_path / "cache")
+    raw = load_raw(spec, tmp_path / "cache")
+    with pytest.raises(DataError, match=r"dataset cifar: split\.validation_mode held_out"):
+        prepare(spec, raw)
+
+
 def test_cnn_runs_on_cifar_and_is_skipped_on_csv() -> None:
     """CIFAR is an image dataset, so a CNN runs on it; on a CSV dataset the CNN is skipped."""
     datasets = {
