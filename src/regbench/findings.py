@@ -159,7 +159,10 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     unjudged = f" ({withheld} more not judged: undertrained)" if withheld else ""
     if not tested:
         return (
-            f"No comparison on {style.label} could be judged: {unjudged.strip(' ()')}."
+            f"No comparison on {style.label} could be judged: "
+            f"{'the one' if withheld == 1 else f'all {withheld}'} with {baseline} "
+            f"{'rests' if withheld == 1 else 'rest'} on runs that had not converged "
+            f"({UNDERTRAINED})."
             if withheld
             else ""
         )
