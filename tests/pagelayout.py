@@ -85,6 +85,7 @@ class Shape:
 
 #: The shapes the layout must hold, from the smallest study to a 40-dataset suite.
 SHAPES = (
+    Shape(1, 1, 2),
     Shape(2, 1, 2),
     Shape(3, 2, 10),
     Shape(2, 1, 13, sweeps=True),

@@ -189,16 +189,19 @@ def test_html_matrix_does_not_overflow_in_chromium(shaped: Path, width: int) -> 
     assert found is not None and found.group(1) == "[]"
 
 
+LONG = "l1l2_\u200bl1-\u200b0.001_\u200bl2-\u200b0.001"
+
+
 @pytest.mark.parametrize(
     ("names", "expected"),
     [
         (["l2_0.0001", "spatial_dropout"], ["l2_\u200b0.0001", "spatial_\u200bdropout"]),
-        (["dropout_0.2", "l1l2_l1-0.001_l2-0.001"], ["A", "B"]),
-        ([f"v{i}_weight_decay_decoupled" for i in range(28)][-2:], ["A", "B"]),
+        (["dropout_0.2", "l1l2_l1-0.001_l2-0.001"], ["dropout_\u200b0.2", LONG]),
+        (["dropout_0.2", "l1l2_l1-0.001_l2-0.001", *"abcdefgh"], [*"ABCDEFGHIJ"]),
     ],
 )
 def test_column_labels_are_whole_names_or_codes(names: list[str], expected: list[str]) -> None:
-    """Labels break only after _ or -, never mid-word; if one name is too long, all get codes."""
+    """Labels break only after _ or -; where one name is too long for its share, all get codes."""
     assert column_labels(names) == expected
 
 
@@ -223,10 +226,11 @@ def test_the_question_is_the_descriptions_first_question(description: str, quest
 def test_shapes_are_named_rows_by_columns() -> None:
     """A shape's name is its matrix: dataset · model rows by variants, baseline included."""
     assert [shape.name for shape in SHAPES] == [
+        "1x3",
         "2x3",
         "6x11",
         "2x14 with sweeps",
         "20x20",
         "40x25",
     ]
-    assert Shape(1, 1, 2).name == "1x3"
+    assert Shape(5, 2, 10, sweeps=True).name == "10x11 with sweeps"

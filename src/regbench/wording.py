@@ -228,17 +228,18 @@ def breakable(name: str) -> str:
 
 
 #: A column label of the verdict matrix is its variant's name where every name of the
-#: matrix fits in this many lines of this many characters, broken after ``_`` and ``-``.
-LABEL_LINES, LABEL_WIDTH = 2, 9
+#: matrix fits in LABEL_LINES lines, broken after ``_`` and ``-``, of its column's share of
+#: the LABEL_ROW characters a header row holds (at least LABEL_WIDTH).
+LABEL_LINES, LABEL_WIDTH, LABEL_ROW = 2, 9, 90
 
 
-def _fits(name: str) -> bool:
-    """Whether ``name`` fits :data:`LABEL_LINES` lines of :data:`LABEL_WIDTH` characters."""
+def _fits(name: str, width: int) -> bool:
+    """Whether ``name`` fits :data:`LABEL_LINES` lines of ``width`` characters."""
     lines = [""]
     for piece in re.findall(r"[^_-]*[_-]?", name):
-        if len(piece) > LABEL_WIDTH:
+        if len(piece) > width:
             return False
-        if len(lines[-1]) + len(piece) > LABEL_WIDTH:
+        if len(lines[-1]) + len(piece) > width:
             lines.append("")
         lines[-1] += piece
     return len(lines) <= LABEL_LINES
@@ -260,7 +261,8 @@ def column_labels(names: Sequence[str]) -> list[str]:
     Either every column is named or every column has a code, so a reader never
     mistakes a code for a name; with codes, the report prints a legend.
     """
-    if all(_fits(name) for name in names):
+    width = max(LABEL_WIDTH, LABEL_ROW // max(len(names), 1))
+    if all(_fits(name, width) for name in names):
         return [breakable(name) for name in names]
     return [_letters(i) for i in range(len(names))]
 
