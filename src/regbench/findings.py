@@ -52,9 +52,12 @@ __all__ = [
     "selection_rows",
     "strength_label",
     "strength_sentences",
+    "suite_summary",
     "tuned_rows",
     "tuned_sentence",
+    "tuned_table",
     "verdict_matrix",
+    "verdict_order",
 ]
 
 Row = Mapping[str, Any]
@@ -130,6 +133,74 @@ def _matrix_entry(row: Row, metric: str) -> dict[str, Any]:
         # An exact zero is trivially within one example; italics mark a small real difference.
         "one_example": bool(row["within_one_example"]) and float(row["mean_diff"]) != 0.0,
     }
+
+
+def verdict_order(verdicts: Iterable[str]) -> list[str]:
+    """The verdicts that occur, in :data:`regbench.wording.VERDICT_STYLES`' order, others last."""
+    present = set(verdicts)
+    known = [v for v in VERDICT_STYLES if v in present]
+    return [*known, *sorted(present - set(known))]
+
+
+def suite_summary(
+    comparisons: pd.DataFrame, metric: str, regularizers: Sequence[str]
+) -> dict[str, Any]:
+    """Per regularizer, across every dataset · model: how many comparisons got each verdict.
+
+    The rows are the regularizers with the most clear gains first (then the
+    fewest losses, then the study's order); each gives its verdict counts
+    (undertrained among them: the comparisons resting on unconverged runs) and
+    the median paired difference with its range.
+    """
+    chosen = comparisons[comparisons["metric"] == metric]
+    verdicts = verdict_order(chosen["verdict"].astype(str))
+    rows = []
+    for position, regularizer in enumerate(regularizers):
+        found = list(_records(chosen[chosen["regularizer"] == regularizer]))
+        if not found:
+            continue
+        counts = {v: sum(str(r["verdict"]) == v for r in found) for v in verdicts}
+        diffs = pd.Series([r["mean_diff"] for r in found], dtype=float).dropna()
+        rows.append(
+            (
+                -counts.get("better", 0),
+                counts.get("worse", 0),
+                position,
+                {
+                    "name": regularizer,
+                    "counts": [_count(counts[v], v) for v in verdicts],
+                    "of": len(found),
+                    "median": format_diff(diffs.median() if len(diffs) else None, metric),
+                    "range": _range(diffs, metric),
+                },
+            )
+        )
+    rows.sort(key=lambda item: item[:3])
+    return {
+        "verdicts": [{"symbol": MATRIX_SYMBOLS.get(v, "?"), "name": v} for v in verdicts],
+        "rows": [row for *_, row in rows],
+        # Every regularizer compared on every row needs no column to say so: the caption does.
+        "show_of": len({row["of"] for *_, row in rows}) > 1,
+    }
+
+
+def _count(count: int, verdict: str) -> dict[str, str]:
+    """A count of one verdict as a table cell: blank where none, in the verdict's colours."""
+    return (
+        {"text": str(count), "verdict": verdict.replace(" ", "-")}
+        if count
+        else {
+            "text": "",
+            "verdict": "",
+        }
+    )
+
+
+def _range(diffs: pd.Series, metric: str) -> str:
+    """``-0.4 to +1.2``: the lowest and highest of some differences."""
+    if diffs.empty:
+        return "–"
+    return format_interval(diffs.min(), diffs.max(), metric)
 
 
 def answer_sentences(
@@ -785,6 +856,31 @@ def tuned_sentence(tuned: pd.DataFrame, metric: str, baseline: str) -> str:
         + "; ".join(clauses)
         + "."
     )
+
+
+def tuned_table(tuned: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Page one's table of the tuned sweeps over several dataset · model cells.
+
+    One row per comparison (a family against the baseline or another family),
+    its verdict counts over the cells, and the median difference.
+    """
+    chosen = list(_records(tuned[tuned["metric"] == metric]))
+    verdicts = verdict_order(str(r["verdict"]) for r in chosen)
+    rows = []
+    for (reference, family), found in _by_pair(chosen).items():
+        diffs = pd.Series([r["mean_diff"] for r in found], dtype=float).dropna()
+        rows.append(
+            {
+                "comparison": f"{family} {MINUS} {reference}",
+                "counts": [_count(sum(str(r["verdict"]) == v for r in found), v) for v in verdicts],
+                "of": str(len(found)),
+                "median": format_diff(diffs.median() if len(diffs) else None, metric),
+            }
+        )
+    return {
+        "verdicts": [{"symbol": MATRIX_SYMBOLS.get(v, "?"), "name": v} for v in verdicts],
+        "rows": rows,
+    }
 
 
 def _by_pair(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
