@@ -19,6 +19,8 @@ from regbench.findings import (
     inert_sentences,
     judged_sentence,
     saturation_sentences,
+    suite_summary,
+    tuned_table,
     verdict_matrix,
 )
 from regbench.wording import MINUS, format_diff, format_value, join_names
@@ -207,6 +209,59 @@ def test_verdict_matrix_marks_each_verdict_and_leaves_skipped_cells_empty() -> N
     assert [e["verdict"] for e in entries[:4]] == ["better", "worse", "equivalent", "inconclusive"]
     assert entries[4] is None
     assert entries[0]["diff"] == "+5.2"
+
+
+def _three_verdicts() -> pd.DataFrame:
+    """Comparisons of ``up`` (better), ``down`` (worse) and ``same`` (equivalent) with ``none``."""
+    base = [0.80, 0.82, 0.78, 0.81, 0.79]
+    runs = make_runs(
+        {
+            "test_accuracy": {
+                "none": base,
+                "up": [b + 0.05 + 0.001 * i for i, b in enumerate(base)],
+                "down": [b - 0.05 + 0.001 * i for i, b in enumerate(base)],
+                "same": [b + (0.001 if i % 2 else -0.001) for i, b in enumerate(base)],
+            }
+        }
+    )
+    return stats.compare_to_baseline(runs, "none", ["test_accuracy"])
+
+
+def test_suite_summary_counts_verdicts_per_regularizer_gains_first() -> None:
+    """Each regularizer's verdicts are counted over the cells; one a wording does not know yet
+    gets its own column, last; the rows with the most gains come first."""
+    one = _three_verdicts()
+    other = one.assign(dataset="iris")
+    other.loc[other["regularizer"] == "same", "verdict"] = "not yet worded"
+    summary = suite_summary(pd.concat([one, other]), "test_accuracy", ["same", "down", "up"])
+
+    assert [v["name"] for v in summary["verdicts"]] == [
+        "better",
+        "worse",
+        "equivalent",
+        "not yet worded",
+    ]
+    assert [row["name"] for row in summary["rows"]] == ["up", "same", "down"]
+    counts = {row["name"]: [c["text"] for c in row["counts"]] for row in summary["rows"]}
+    assert counts == {
+        "up": ["2", "", "", ""],
+        "same": ["", "", "1", "1"],
+        "down": ["", "2", "", ""],
+    }
+    up = one[one["regularizer"] == "up"].iloc[0]
+    assert summary["rows"][0]["median"] == format_diff(up["mean_diff"], "test_accuracy")
+
+
+def test_tuned_table_counts_each_pair_over_the_cells() -> None:
+    """One row per comparison of the tuned sweeps, its verdicts counted over the cells."""
+    one = _three_verdicts()
+    table = tuned_table(pd.concat([one, one.assign(dataset="iris")]), "test_accuracy")
+
+    rows = {row["comparison"]: row for row in table["rows"]}
+    assert sorted(rows) == [f"down {MINUS} none", f"same {MINUS} none", f"up {MINUS} none"]
+    assert {row["of"] for row in table["rows"]} == {"2"}
+    assert [v["name"] for v in table["verdicts"]] == ["better", "worse", "equivalent"]
+    assert rows[f"down {MINUS} none"]["counts"][1] == {"text": "2", "verdict": "worse"}
 
 
 def test_wording_units_match_between_tables_and_sentences() -> None:

@@ -2,8 +2,9 @@
 
 The statistics layer (:mod:`regbench.stats`) returns a comparisons table of
 numbers; this module groups its rows by what happened (clear gains, clear
-losses, no detectable effect) and writes them as sentences. Numbers are
-printed through :mod:`regbench.wording`, so tables and sentences share units.
+losses, negligible, equivalent or inconclusive, saturated, undertrained) and
+writes them as sentences. Numbers are printed through :mod:`regbench.wording`,
+so tables and sentences share units.
 
 A comparison row is a mapping with the columns of
 :data:`regbench.stats.COMPARISON_COLUMNS`. A comparison one of whose runs had
@@ -55,11 +56,14 @@ __all__ = [
     "smallest_effect_text",
     "strength_label",
     "strength_sentences",
+    "suite_summary",
     "survival_rows",
     "survival_sentence",
     "tuned_rows",
     "tuned_sentence",
+    "tuned_table",
     "verdict_matrix",
+    "verdict_order",
 ]
 
 Row = Mapping[str, Any]
@@ -179,6 +183,74 @@ def saturation_sentences(
     return sentences
 
 
+def verdict_order(verdicts: Iterable[str]) -> list[str]:
+    """The verdicts that occur, in :data:`regbench.wording.VERDICT_STYLES`' order, others last."""
+    present = set(verdicts)
+    known = [v for v in VERDICT_STYLES if v in present]
+    return [*known, *sorted(present - set(known))]
+
+
+def suite_summary(
+    comparisons: pd.DataFrame, metric: str, regularizers: Sequence[str]
+) -> dict[str, Any]:
+    """Per regularizer, across every dataset · model: how many comparisons got each verdict.
+
+    The rows are the regularizers with the most clear gains first (then the
+    fewest losses, then the study's order); each gives its verdict counts
+    (undertrained among them: the comparisons resting on unconverged runs) and
+    the median paired difference with its range.
+    """
+    chosen = comparisons[comparisons["metric"] == metric]
+    verdicts = verdict_order(chosen["verdict"].astype(str))
+    rows = []
+    for position, regularizer in enumerate(regularizers):
+        found = list(_records(chosen[chosen["regularizer"] == regularizer]))
+        if not found:
+            continue
+        counts = {v: sum(str(r["verdict"]) == v for r in found) for v in verdicts}
+        diffs = pd.Series([r["mean_diff"] for r in found], dtype=float).dropna()
+        rows.append(
+            (
+                -counts.get("better", 0),
+                counts.get("worse", 0),
+                position,
+                {
+                    "name": regularizer,
+                    "counts": [_count(counts[v], v) for v in verdicts],
+                    "of": len(found),
+                    "median": format_diff(diffs.median() if len(diffs) else None, metric),
+                    "range": _range(diffs, metric),
+                },
+            )
+        )
+    rows.sort(key=lambda item: item[:3])
+    return {
+        "verdicts": [{"symbol": MATRIX_SYMBOLS.get(v, "?"), "name": v} for v in verdicts],
+        "rows": [row for *_, row in rows],
+        # Every regularizer compared on every row needs no column to say so: the caption does.
+        "show_of": len({row["of"] for *_, row in rows}) > 1,
+    }
+
+
+def _count(count: int, verdict: str) -> dict[str, str]:
+    """A count of one verdict as a table cell: blank where none, in the verdict's colours."""
+    return (
+        {"text": str(count), "verdict": verdict.replace(" ", "-")}
+        if count
+        else {
+            "text": "",
+            "verdict": "",
+        }
+    )
+
+
+def _range(diffs: pd.Series, metric: str) -> str:
+    """``-0.4 to +1.2``: the lowest and highest of some differences."""
+    if diffs.empty:
+        return "–"
+    return format_interval(diffs.min(), diffs.max(), metric)
+
+
 def answer_sentences(
     comparisons: pd.DataFrame, metrics: Sequence[str], baseline: str, n_seeds: int
 ) -> list[str]:
@@ -206,7 +278,10 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     unjudged = f" ({withheld} more not judged: undertrained)" if withheld else ""
     if not tested:
         return (
-            f"No comparison on {style.label} could be judged: {unjudged.strip(' ()')}."
+            f"No comparison on {style.label} could be judged: "
+            f"{'the one' if withheld == 1 else f'all {withheld}'} with {baseline} "
+            f"{'rests' if withheld == 1 else 'rest'} on runs that had not converged "
+            f"({UNDERTRAINED})."
             if withheld
             else ""
         )
@@ -984,6 +1059,31 @@ def tuned_sentence(tuned: pd.DataFrame, metric: str, baseline: str) -> str:
         + "; ".join(clauses)
         + "."
     )
+
+
+def tuned_table(tuned: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Page one's table of the tuned sweeps over several dataset · model cells.
+
+    One row per comparison (a family against the baseline or another family),
+    its verdict counts over the cells, and the median difference.
+    """
+    chosen = list(_records(tuned[tuned["metric"] == metric]))
+    verdicts = verdict_order(str(r["verdict"]) for r in chosen)
+    rows = []
+    for (reference, family), found in _by_pair(chosen).items():
+        diffs = pd.Series([r["mean_diff"] for r in found], dtype=float).dropna()
+        rows.append(
+            {
+                "comparison": f"{family} {MINUS} {reference}",
+                "counts": [_count(sum(str(r["verdict"]) == v for r in found), v) for v in verdicts],
+                "of": str(len(found)),
+                "median": format_diff(diffs.median() if len(diffs) else None, metric),
+            }
+        )
+    return {
+        "verdicts": [{"symbol": MATRIX_SYMBOLS.get(v, "?"), "name": v} for v in verdicts],
+        "rows": rows,
+    }
 
 
 def _by_pair(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,20 +42,22 @@ from regbench.findings import (
     selection_rows,
     smallest_effect_text,
     strength_sentences,
+    suite_summary,
     survival_rows,
     survival_sentence,
     tuned_rows,
     tuned_sentence,
+    tuned_table,
     verdict_matrix,
+    verdict_order,
 )
 from regbench.measures import HIGHER_IS_BETTER
-from regbench.stats import UNDERTRAINED
 from regbench.variance import split_survival, split_variance
 from regbench.wording import (
     MINUS,
     PIECE_METHODS,
     VERDICT_STYLES,
-    breakable,
+    column_labels,
     format_diff,
     format_number,
     format_value,
@@ -62,10 +65,11 @@ from regbench.wording import (
     join_names,
     metric_style,
     plural,
-    verdict_legend,
 )
 
 __all__ = [
+    "GLANCE_COLUMNS",
+    "GLANCE_ROWS",
     "HTML_ONLY_COLUMNS",
     "HTML_ONLY_FIGURE_KINDS",
     "PDF_FIGURE_KINDS",
@@ -80,6 +84,12 @@ __all__ = [
     "render_html",
     "write_pdf",
 ]
+
+#: The most dataset · model rows and regularizer columns page one's verdict matrix holds on
+#: an A4 page with the rest of At a glance. A study with sweeps and more columns shows each
+#: sweep as one column (tuned); a larger grid gets a summary per regularizer instead. Either
+#: way every variant is in the full matrix after the findings, in blocks of GLANCE_COLUMNS.
+GLANCE_ROWS, GLANCE_COLUMNS = 12, 10
 
 #: Metrics of a dataset's results table, after the ones the study's report names.
 TABLE_METRICS = (
@@ -184,9 +194,11 @@ def build_context(
     ]
     undertrained = _undertrained(tables.adequacy)
     pictures = _figures(figures, figure_dir)
+    glance = _glance(config, tables, cards, cells, judged, undertrained)
     return {
         "meta": _meta(config, tables.runs, commit, config_commit),
-        "glance": _glance(config, tables, cards, cells, judged, undertrained),
+        "glance": glance,
+        "full_matrix": _full_matrix(config, tables, cells, judged[0], undertrained, glance),
         "findings": [
             findings_by_effect(tables.comparisons, metric, config["baseline"]) for metric in judged
         ],
@@ -199,7 +211,11 @@ def build_context(
         ],
         "variance": _variance_view(config, tables, judged),
         "rankings": _rankings(tables, judged[0], pictures, split_twins(config)),
-        "method": {**_method(config, tables, judged), **_split_method(config, cards)},
+        "method": {
+            **_method(config, tables, judged),
+            **_split_method(config, cards),
+            "study": _study_text(config),
+        },
         "verdict_styles": VERDICT_STYLES,
         "html_only": _html_only(figures),
         "appendix": {
@@ -311,15 +327,15 @@ def _glance(
     judged: Sequence[str],
     undertrained: Collection[Cell],
 ) -> dict[str, Any]:
-    """Page one: the question, the verdict matrix, plain answers and the caveats that matter."""
+    """Page one: the question, the verdict matrix or its summary, answers and caveats."""
     comparisons = tables.comparisons
     baseline, primary = config["baseline"], judged[0]
-    regularizers = [r for r in config["regularizers"] if r != baseline]
     style = metric_style(primary)
-    unit = "percentage points" if style.proportion else "in the metric's own units"
     sentences = answer_sentences(comparisons, list(judged), baseline, len(config["seeds"]))
-    tuned = tuned_sentence(tables.tuned_comparisons, primary, baseline)
-    sentences = [*sentences, tuned] if tuned else sentences
+    tuned = tables.tuned_comparisons
+    several = tuned[tuned["metric"] == primary].groupby(["dataset", "model"]).ngroups > 1
+    sentence = "" if several else tuned_sentence(tuned, primary, baseline)
+    sentences = [*sentences, sentence] if sentence else sentences
     checked = reference_sentence(tables.references)
     row_regularizers = {
         (dataset, model): list(group["regularizer"].drop_duplicates())
@@ -331,36 +347,210 @@ def _glance(
     sentences = [*saturated, *sentences]
     survived = survival_sentence(_survival(config, tables, judged))
     sentences = [*sentences, survived] if survived else sentences
+    columns = _glance_columns(config)
+    families = [name for name, is_family in columns if is_family]
+    names = [name for name, _ in columns]
+    # A family's column is its tuned comparison with the baseline, from tuned_comparisons.csv.
+    shown = pd.concat(
+        [
+            comparisons,
+            tuned[(tuned["baseline"] == baseline) & tuned["regularizer"].isin(families)],
+        ]
+    )
+    fits = len(cells) <= GLANCE_ROWS and len(columns) <= GLANCE_COLUMNS
+    title = f"Paired effect on {style.label} against {baseline}"
     return {
         "protocol": protocol_sentence(config["training"]),
         "judged": judged_sentence(comparisons, tables.adequacy, judged),
-        "question": config["study"].get("description") or config["study"]["title"],
-        "matrix": {
-            "title": f"Paired effect on {style.label} against {baseline}",
-            "regularizers": [breakable(r) for r in regularizers],
-            "rows": verdict_matrix(comparisons, primary, cells, regularizers, undertrained),
-            "caption": (
-                f"Each cell: the mean paired difference (regularizer minus {baseline}, {unit}) "
-                f"over the seeds both ran, and its {_level(comparisons)} confidence interval. "
-                f"{verdict_legend(_shown_verdicts(comparisons, primary), meanings=False)} "
-                f"(Holm-adjusted p < {_alpha(comparisons)}, smallest effect "
-                f"{smallest_effect_text(comparisons, [primary])}; see Method): the interval is "
-                "that comparison's alone, the verdict also corrects for the row's other "
-                "comparisons, so an interval that excludes 0 can still be inconclusive. Italic: "
-                f"at most one test example per seed. {MATRIX_SYMBOLS[UNDERTRAINED]} before a "
-                "value: not judged, a run of the pair had not converged by the protocol; after a "
-                "row name: the baseline's runs had not. A dash: a combination not run."
-            ),
-        },
+        "question": _question(config["study"]),
+        "matrix": (
+            {
+                "title": title,
+                **_matrix_block(shown, primary, cells, names, undertrained),
+                "caption": _matrix_caption(shown, primary, baseline, families, short=True),
+            }
+            if fits
+            else None
+        ),
+        "summary": (
+            None
+            if fits
+            else {
+                "title": title,
+                **suite_summary(shown, primary, names),
+                "caption": _summary_caption(shown, primary, baseline, families, len(cells)),
+            }
+        ),
+        "complete": fits and not families,
+        "tuned": (
+            {**tuned_table(tuned, primary), "caption": _tuned_caption(primary, baseline)}
+            if several
+            else None
+        ),
         "sentences": [*sentences[: 6 + len(saturated)], checked] if checked else sentences,
         "caveats": _caveats(config, tables, cards, primary),
     }
 
 
-def _shown_verdicts(comparisons: pd.DataFrame, metric: str) -> list[str]:
-    """The verdicts the matrix shows: what its legend lists."""
-    found = set(comparisons.loc[comparisons["metric"] == metric, "verdict"])
-    return [v for v in VERDICT_STYLES if v in found]
+def _question(study: Mapping[str, Any]) -> str:
+    """The study's question: its description's first question, else first sentence, else title.
+
+    Page one shows this alone; the whole description opens the Method section.
+    """
+    description = " ".join(str(study.get("description") or "").split())
+    found = re.match(r"[^?]*?\?", description) or re.match(r".*?[.!](?=\s|$)", description)
+    return found.group(0) if found else description or str(study["title"])
+
+
+def _study_text(config: Mapping[str, Any]) -> str:
+    """The whole description, for the Method section, where page one showed only a part."""
+    description = " ".join(str(config["study"].get("description") or "").split())
+    return "" if description == _question(config["study"]) else description
+
+
+def _glance_columns(config: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """Page one's columns: every variant, or, where that is too many, one per sweep family.
+
+    Each item is a name and whether it is a sweep family (shown tuned).
+    """
+    baseline = config["baseline"]
+    variants = [r for r in config["regularizers"] if r != baseline]
+    families: Mapping[str, Mapping[str, Any]] = config["families"]
+    if len(variants) <= GLANCE_COLUMNS or not families:
+        return [(name, False) for name in variants]
+    owner = {variant: name for name, family in families.items() for variant in family["variants"]}
+    columns: list[tuple[str, bool]] = []
+    for variant in variants:
+        column = (owner[variant], True) if variant in owner else (variant, False)
+        if column not in columns:
+            columns.append(column)
+    return columns
+
+
+def _matrix_block(
+    comparisons: pd.DataFrame,
+    metric: str,
+    cells: Sequence[tuple[str, str]],
+    names: Sequence[str],
+    undertrained: Collection[Cell],
+    labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """One verdict matrix: its column labels, the legend where they are codes, its rows."""
+    labels = list(labels) if labels is not None else column_labels(names)
+    legend = [
+        {"code": label, "name": name}
+        for label, name in zip(labels, names, strict=True)
+        if label.replace("\u200b", "") != name
+    ]
+    return {
+        "labels": labels,
+        "legend": legend,
+        "rows": verdict_matrix(comparisons, metric, cells, names, undertrained),
+    }
+
+
+def _verdict_key(comparisons: pd.DataFrame, metric: str) -> str:
+    """``▲ better, ▼ worse, ○ inconclusive``: the verdicts of ``metric`` with their symbols."""
+    chosen = comparisons.loc[comparisons["metric"] == metric, "verdict"].astype(str)
+    return join_names([f"{MATRIX_SYMBOLS.get(v, '?')} {v}" for v in verdict_order(chosen)])
+
+
+def _matrix_caption(
+    comparisons: pd.DataFrame,
+    metric: str,
+    baseline: str,
+    families: Sequence[str],
+    *,
+    short: bool = False,
+) -> str:
+    """What a verdict matrix's cell says, its symbols and marks, and what its columns are.
+
+    Page one's (``short``) leaves the difference between interval and verdict to the full
+    matrix's caption.
+    """
+    unit = "points" if metric_style(metric).proportion else "the metric's units"
+    tuned = (
+        f" {join_names(families)}: each sweep at the strength validation data chose per seed "
+        "(Holm over the tuned comparisons; every strength is in the full matrix)."
+        if families
+        else ""
+    )
+    caveat = (
+        ""
+        if short
+        else " The interval is that comparison's alone, the verdict also corrects for the "
+        "row's other comparisons, so an interval that excludes 0 can still be "
+        "inconclusive."
+    )
+    return (
+        f"Each cell: the mean paired difference (regularizer minus {baseline}, in {unit}) and "
+        f"its {_level(comparisons)} confidence interval. {_verdict_key(comparisons, metric)} "
+        f"(a difference: Holm-adjusted p < {_alpha(comparisons)} and at least the smallest "
+        f"effect, {smallest_effect_text(comparisons, [metric])}; see Method).{caveat} Italic: "
+        "at most "
+        "one test example per seed. † after a row name: the baseline's runs had not converged by "
+        f"the protocol. A dash: not run.{tuned}"
+    )
+
+
+def _summary_caption(
+    comparisons: pd.DataFrame, metric: str, baseline: str, families: Sequence[str], rows: int
+) -> str:
+    """What the per-regularizer summary counts, and where its comparisons are in full."""
+    tuned = (
+        f" {join_names(families)}: each sweep at the strength validation data chose per seed."
+        if families
+        else ""
+    )
+    return (
+        f"Each row: a regularizer's paired comparisons with {baseline} on "
+        f"{plural(rows, 'dataset · model cell')}, counted by verdict "
+        f"({_verdict_key(comparisons, metric)}; Holm-adjusted p < {_alpha(comparisons)}), "
+        "and the median and range of their mean differences; †: comparisons on runs still "
+        "improving at their last epoch. Most clear gains first; each comparison is in the "
+        f"full matrix.{tuned}"
+    )
+
+
+def _tuned_caption(metric: str, baseline: str) -> str:
+    """What page one's table of tuned sweeps counts."""
+    return (
+        "Each sweep at the strength validation data chose per seed, against "
+        f"{baseline} and each other (a minus b) on {metric_style(metric).label}: verdicts "
+        "counted over the dataset · model cells, and the median difference."
+    )
+
+
+def _full_matrix(
+    config: Mapping[str, Any],
+    tables: ReportTables,
+    cells: Sequence[tuple[str, str]],
+    metric: str,
+    undertrained: Collection[Cell],
+    glance: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """Every variant's verdict matrix, in blocks of columns, where page one shows less."""
+    if glance["complete"]:
+        return None
+    baseline = config["baseline"]
+    variants = [r for r in config["regularizers"] if r != baseline]
+    labels = column_labels(variants)
+    blocks = [
+        _matrix_block(
+            tables.comparisons,
+            metric,
+            cells,
+            variants[start : start + GLANCE_COLUMNS],
+            undertrained,
+            labels[start : start + GLANCE_COLUMNS],
+        )
+        for start in range(0, len(variants), GLANCE_COLUMNS)
+    ]
+    return {
+        "title": f"Paired effect on {metric_style(metric).label} against {baseline}",
+        "blocks": blocks,
+        "caption": _matrix_caption(tables.comparisons, metric, baseline, []),
+    }
 
 
 def _level(comparisons: pd.DataFrame) -> str:

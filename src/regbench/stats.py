@@ -506,7 +506,7 @@ def _auto_test(diffs: np.ndarray, alpha: float) -> str:
     """Paired t for few pairs unless their differences are clearly non-normal, else Wilcoxon.
 
     Never a Wilcoxon test that cannot reach ``alpha`` with this many pairs (with 5
-    pairs its smallest p is 0.0625): that would decide "indistinguishable" before
+    pairs its smallest p is 0.0625): that would decide "inconclusive" before
     looking at the differences, however far from zero they all lie.
     """
     if len(diffs) >= AUTO_T_BELOW:

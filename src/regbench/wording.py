@@ -9,6 +9,8 @@ nothing is rounded before it reaches these functions.
 from __future__ import annotations
 
 import math
+import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ __all__ = [
     "MetricStyle",
     "VerdictStyle",
     "breakable",
+    "column_labels",
     "format_diff",
     "format_interval",
     "format_number",
@@ -257,8 +260,51 @@ def format_p(value: Any) -> str:
 
 
 def breakable(name: str) -> str:
-    """A name that may wrap after ``_`` and ``.`` (a zero-width space), for narrow columns."""
-    return name.replace("_", "_\u200b").replace(".", ".\u200b")
+    """A name that may wrap after ``_`` and ``-`` (a zero-width space), for narrow columns.
+
+    Never after ``.``: a break there would split a number (``dropout_0.`` / ``2``).
+    """
+    return re.sub(r"([_-])", "\\1\u200b", name)
+
+
+#: A column label of the verdict matrix is its variant's name where every name of the
+#: matrix fits in LABEL_LINES lines, broken after ``_`` and ``-``, of its column's share of
+#: the LABEL_ROW characters a header row holds (at least LABEL_WIDTH).
+LABEL_LINES, LABEL_WIDTH, LABEL_ROW = 2, 9, 90
+
+
+def _fits(name: str, width: int) -> bool:
+    """Whether ``name`` fits :data:`LABEL_LINES` lines of ``width`` characters."""
+    lines = [""]
+    for piece in re.findall(r"[^_-]*[_-]?", name):
+        if len(piece) > width:
+            return False
+        if len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return len(lines) <= LABEL_LINES
+
+
+def _letters(index: int) -> str:
+    """``A``, ``B``, ..., ``Z``, ``AA``, ``AB``: a column's code, as spreadsheets name them."""
+    code = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        code = string.ascii_uppercase[rest] + code
+    return code
+
+
+def column_labels(names: Sequence[str]) -> list[str]:
+    """The matrix's column labels: the names themselves where all fit, else letter codes.
+
+    Either every column is named or every column has a code, so a reader never
+    mistakes a code for a name; with codes, the report prints a legend.
+    """
+    width = max(LABEL_WIDTH, LABEL_ROW // max(len(names), 1))
+    if all(_fits(name, width) for name in names):
+        return [breakable(name) for name in names]
+    return [_letters(i) for i in range(len(names))]
 
 
 def join_names(names: Sequence[str], conjunction: str = "and") -> str:
