@@ -3,9 +3,10 @@
 Runs a study twice, each in its own temporary folder, up to its tables
 (``snakemake --until aggregate_runs``): as declared, and with its epoch budget
 (``training.epochs``) multiplied by ``--factor`` (2: doubled), same seeds, same
-splits. It then compares the two ``comparisons.csv`` verdict by verdict on the
-metrics the report judges (``report.primary`` and ``report.metrics``) and
-prints:
+splits; ``--scale patience`` multiplies the plateau protocol's patience instead,
+which asks whether the verdicts depend on how long a plateau must last. It
+then compares the two ``comparisons.csv`` verdict by verdict on the metrics the
+report judges (``report.primary`` and ``report.metrics``) and prints:
 
 - how many verdicts changed in all, and the share (the issue's measure);
 - how many flipped among comparisons judged both times (better, worse,
@@ -51,15 +52,21 @@ COMPARISON_KEY = ["dataset", "model", "regularizer", "metric"]
 
 
 def study_config(
-    study: Path, factor: float, overrides: dict[str, Any], datasets: list[str] | None
+    study: Path,
+    factor: float,
+    overrides: dict[str, Any],
+    datasets: list[str] | None,
+    scaled: str = "epochs",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The study as declared (with ``overrides``) and with its epoch budget times ``factor``."""
+    """The study as declared (with ``overrides``), and with its training setting ``scaled``
+    (the epoch budget, or the plateau protocol's patience) times ``factor``."""
     config = yaml.safe_load(study.read_text(encoding="utf-8"))
     config["training"].update(overrides)
     if datasets:
         config["datasets"] = {name: config["datasets"][name] for name in datasets}
     longer = yaml.safe_load(yaml.safe_dump(config))
-    longer["training"]["epochs"] = round(config["training"]["epochs"] * factor)
+    declared = load_study(config).config["training"]  # Its defaults filled in.
+    longer["training"][scaled] = round(declared[scaled] * factor)
     return config, longer
 
 
@@ -113,7 +120,13 @@ def converged_share(folder: Path) -> tuple[int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, default=REPO / "config.yaml")
-    parser.add_argument("--factor", type=float, default=2.0, help="epoch budget multiplier")
+    parser.add_argument("--factor", type=float, default=2.0, help="multiplier of --scale")
+    parser.add_argument(
+        "--scale",
+        choices=("epochs", "patience"),
+        default="epochs",
+        help="the training setting to multiply: the epoch budget, or the plateau's patience",
+    )
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--datasets", help="comma-separated datasets to keep (default: all)")
     parser.add_argument(
@@ -129,7 +142,7 @@ def main() -> int:
         key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.training)
     }
     datasets = args.datasets.split(",") if args.datasets else None
-    config, longer = study_config(args.study, args.factor, overrides, datasets)
+    config, longer = study_config(args.study, args.factor, overrides, datasets, args.scale)
     metrics = judged_metrics(config)
     with tempfile.TemporaryDirectory(prefix="regbench-stability-") as scratch:
         root = args.keep or Path(scratch)
@@ -140,10 +153,10 @@ def main() -> int:
             tables.append(table[table["metric"].isin(metrics)])
             cells.append(converged_share(root / name))
     result = compare_verdicts(*tables)
-    training = config["training"]
+    training = load_study(config).config["training"]
     print(
-        f"study {args.study.name}: protocol {training.get('protocol', 'fixed')}, "
-        f"epochs {training['epochs']} -> {longer['training']['epochs']}, "
+        f"study {args.study.name}: protocol {training['protocol']}, {args.scale} "
+        f"{training[args.scale]} -> {longer['training'][args.scale]}, "
         f"metrics {', '.join(metrics)}"
     )
     for name, wall, (converged, total) in zip(("declared", "longer"), walls, cells, strict=True):
