@@ -429,6 +429,28 @@ def test_undertrained_comparisons_are_counted_apart_and_never_worded_as_effects(
     )
 
 
+def test_an_undertrained_difference_smaller_than_the_smallest_effect_says_so() -> None:
+    """A withheld comparison whose difference is below the smallest effect of interest is
+    named negligible in size, never judged: study C's tiny test-loss rises read so."""
+    values = {
+        "none": [0.300, 0.301, 0.299, 0.300, 0.302],
+        "l1": [0.3009, 0.3019, 0.2999, 0.3009, 0.3029],
+        "l2": [0.350, 0.352, 0.349, 0.351, 0.350],
+    }
+    runs = make_runs({"test_loss": values})
+    runs[stats.CONVERGED] = False
+    comparisons = stats.compare_to_baseline(runs, "none", ["test_loss"])
+    assert set(comparisons["verdict"]) == {stats.UNDERTRAINED}
+    practical = comparisons.set_index("regularizer")["practical"].to_dict()
+    assert practical == {"l1": "negligible", "l2": "relevant"}
+    sentences = findings_by_effect(comparisons, "test_loss", "none")["undertrained"]
+    margin = format_diff(comparisons["smallest_effect"].iloc[0], "test_loss", signed=False)
+    assert sentences[1] == (
+        f"1 of them is, at this training length, smaller than the smallest effect that "
+        f"matters ({margin}): negligible in size, though not judged."
+    )
+
+
 def test_variants_that_did_nothing_say_so() -> None:
     """An early-stopping variant that never stopped a run, and a variant identical to the
     baseline on every seed and metric, are named with what that means."""

@@ -633,12 +633,27 @@ def _undertrained(rows: list[Row], metric: str) -> list[str]:
     unit = " points" if metric_style(metric).proportion else ""
     span = _span([float(r["mean_diff"]) for r in rows], metric)
     verb = "rests" if len(rows) == 1 else "rest"
-    return [
+    sentences = [
         f"{plural(len(rows), 'comparison')} {verb} on runs that had not converged by the "
         f"training protocol ({_examples(rows)}), so no verdict is given: their differences "
         f"({span}{unit} in size) may be ones of training length, not of regularization. "
         "A larger epoch budget (training.epochs) would let them be judged."
     ]
+    small = [r for r in rows if r.get("practical") == "negligible"]
+    if small:
+        margins = sorted({float(r["smallest_effect"]) for r in small})
+        margin = _span(margins, metric)
+        if len(rows) == 1:
+            share = "It is"
+        elif len(small) == len(rows):
+            share = "All are"
+        else:
+            share = f"{len(small)} of them {'is' if len(small) == 1 else 'are'}"
+        sentences.append(
+            f"{share}, at this training length, smaller than the smallest effect that "
+            f"matters ({margin}{unit}): negligible in size, though not judged."
+        )
+    return sentences
 
 
 def _detectable(rows: list[Row]) -> list[float]:
