@@ -1221,7 +1221,7 @@ def protocol_sentence(training: Mapping[str, Any]) -> str:
         )
     return (
         f"Protocol: every seed trains a fixed {plural(epochs, 'epoch')} and is tested with its "
-        "last weights, as its notebook did; a run still improving at its end has not converged."
+        "last weights; a run still improving at its end has not converged."
     )
 
 
