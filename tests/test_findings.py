@@ -443,6 +443,12 @@ def test_an_undertrained_difference_smaller_than_the_smallest_effect_says_so() -
     assert set(comparisons["verdict"]) == {stats.UNDERTRAINED}
     practical = comparisons.set_index("regularizer")["practical"].to_dict()
     assert practical == {"l1": "negligible", "l2": "relevant"}
+    answer = answer_sentences(comparisons, ["test_loss"], "none", 5)[0]
+    assert answer == (
+        "No comparison on test loss could be judged: all 2 with none rest on runs that had not "
+        "converged (undertrained); 1 of them is smaller than the smallest effect that matters "
+        "so far."
+    )
     sentences = findings_by_effect(comparisons, "test_loss", "none")["undertrained"]
     margin = format_diff(comparisons["smallest_effect"].iloc[0], "test_loss", signed=False)
     assert sentences[1] == (

@@ -277,13 +277,21 @@ def _metric_sentence(rows: list[Row], metric: str, baseline: str) -> str:
     withheld = sum(r["verdict"] == UNDERTRAINED for r in rows)
     unjudged = f" ({withheld} more not judged: undertrained)" if withheld else ""
     if not tested:
+        if not withheld:
+            return ""
+        small = sum(r.get("practical") == "negligible" for r in rows)
+        which = f"{small} of them {'is' if small == 1 else 'are'}"
+        sizes = (
+            f"; {'it is' if withheld == 1 else which} smaller than the smallest effect that "
+            "matters so far"
+            if small
+            else ""
+        )
         return (
             f"No comparison on {style.label} could be judged: "
             f"{'the one' if withheld == 1 else f'all {withheld}'} with {baseline} "
             f"{'rests' if withheld == 1 else 'rest'} on runs that had not converged "
-            f"({UNDERTRAINED})."
-            if withheld
-            else ""
+            f"({UNDERTRAINED}){sizes}."
         )
     if all(r["verdict"] == "saturated" for r in tested):
         # Nothing to say but that the metric is at its bound: saturation_sentences says so.
