@@ -1218,14 +1218,27 @@ def survival_sentence(survival: pd.DataFrame) -> str:
     return f"{text}; changed: {'; '.join(named)}{tail}."
 
 
+def _by_more_than(training: Mapping[str, Any]) -> str:
+    """`` by more than 0.001`` where the plateau protocol asks for a least improvement."""
+    least = float(training.get("min_delta", 0.0))
+    return f" by more than {least:g}" if least else ""
+
+
+def _last_improvement(training: Mapping[str, Any]) -> str:
+    """Which epoch is best when the plateau protocol asks for a least improvement."""
+    least = float(training.get("min_delta", 0.0))
+    return f", the last that improved on the best so far by more than {least:g}" if least else ""
+
+
 def protocol_sentence(training: Mapping[str, Any]) -> str:
     """The study's training protocol in one line, as page one leads with it."""
     epochs = int(training["epochs"])
     if training["protocol"] == PLATEAU:
         return (
-            f"Protocol: each seed trains until its validation loss has not improved for "
-            f"{training['patience']} epochs (at most {epochs}) and is tested with the weights of "
-            "its best validation epoch; the same rule for the baseline and every variant."
+            f"Protocol: each seed trains until its validation loss has not improved"
+            f"{_by_more_than(training)} for {training['patience']} epochs (at most {epochs}) and "
+            "is tested with the weights of its best validation epoch; the same rule for the "
+            "baseline and every variant."
         )
     return (
         f"Protocol: every seed trains a fixed {plural(epochs, 'epoch')} and is tested with its "
@@ -1292,9 +1305,11 @@ def protocol_method(training: Mapping[str, Any]) -> str:
         return (
             f"Training protocol (plateau): each seed trains until its validation data loss "
             f"(cross-entropy without penalties, the same quantity for every variant) has not "
-            f"improved for {training['patience']} epochs, at most {epochs} epochs, and is tested "
-            "with the weights of its best validation epoch (Keras's EarlyStopping with "
-            "restore_best_weights, one per seed). The question answered is the practical one: "
+            f"improved{_by_more_than(training)} for {training['patience']} epochs, at most "
+            f"{epochs} epochs, and is tested "
+            f"with the weights of its best validation epoch{_last_improvement(training)} "
+            "(Keras's EarlyStopping with restore_best_weights, one per seed). The question "
+            "answered is the practical one: "
             "with the usual validation-based choice of when to stop, does the regularizer give "
             "a better model than the baseline? It is not how the variants compare after an "
             "equal number of steps, nor at convergence of the training objective. A run "
