@@ -168,7 +168,77 @@ ADEQUACY_MIN_WINDOW = 3
 #: The relative fall of the training data loss across the window above which it is
 #: "still falling" (5%: a converged run's loss moves by a percent or two there).
 ADEQUACY_LOSS_FALL = 0.05
-#: The columns of :func:`compare_to_baseline`, in order.
+#: The columns of :func:`compare_to_baseline` and :func:`compare_pairs`, in order:
+#:
+#: - ``n_baseline`` / ``n_regularized``: successful runs with a value for the
+#:   metric; ``n_pairs``: seeds where both have one. Means, differences
+#:   (regularized - baseline) and everything after are over those pairs only;
+#:   ``max_abs_diff`` is the largest |difference| of one seed.
+#: - ``diff_ci_low`` / ``diff_ci_high``: t interval of the mean difference at
+#:   ``confidence`` (NaN with fewer than two pairs).
+#: - ``test``: the two-sided paired test actually used. With ``test="auto"``
+#:   (the default) it is the paired t-test below :data:`AUTO_T_BELOW` pairs
+#:   unless Shapiro-Wilk calls the differences non-normal and the pairs are
+#:   enough for Wilcoxon to reach ``alpha`` (:func:`wilcoxon_min_pairs`), and Wilcoxon
+#:   signed-rank (zero differences dropped, exact for small samples)
+#:   otherwise; ``"paired_t"`` or ``"wilcoxon"`` force one, except that
+#:   differences without spread go to Wilcoxon. ``"identical"``: all
+#:   differences are zero (statistic 0, p = 1 exactly); ``"none"``: fewer
+#:   than two pairs.
+#: - ``p_holm``: Holm-adjusted p over the ``family_size`` tested regularizers
+#:   of the same dataset x model x metric; ``significant`` is ``p_holm < alpha``.
+#: - ``cohen_dz``: mean / sd of the differences, NaN when they do not vary;
+#:   ``prob_superiority``: share of pairs where the regularized run is better
+#:   in the metric's direction, ties counting half.
+#: - ``power_alpha`` = ``alpha / family_size``: a raw p below it is significant
+#:   after Holm whatever the other p-values are, so power is computed at it.
+#:   ``min_detectable_diff``: the smallest |mean difference| a two-sided paired
+#:   t-test at ``power_alpha`` detects with ``power`` given ``n_pairs`` and the
+#:   observed sd. ``seeds_needed``: pairs needed to detect the observed mean
+#:   difference likewise (:func:`pairs_needed`), never fewer than the Wilcoxon
+#:   test needs to reach ``power_alpha`` at all when it is the test used;
+#:   empty (nullable integer) with fewer than two pairs or when more than
+#:   ``seed_cap`` (:data:`SEED_CAP`) pairs would be needed, and then
+#:   ``beyond_seed_cap`` is true: the difference (a zero one included) is not
+#:   practically detectable at this size.
+#: - For shares of the test set (:data:`regbench.measures.TEST_SHARE_METRICS`)
+#:   with a test-set size in ``test_sizes`` (dataset -> examples):
+#:   ``one_example`` = 1 / n_test, ``diff_in_examples`` = mean_diff /
+#:   one_example (per seed, on average) and ``max_diff_in_examples`` the
+#:   largest per seed; ``within_one_example``: |diff_in_examples| <= 1, the
+#:   two differ by at most one test example per seed on average. One seed's
+#:   accuracy difference is a whole number of examples, so the mean moves in
+#:   steps of 1 / (n_pairs n_test), and ``max_diff_in_examples`` <= 1 means
+#:   no seed differs by more than a single example. NaN / false for other
+#:   metrics.
+#: - ``smallest_effect``: the smallest difference of interest, from
+#:   ``smallest_effects`` (metric -> value, a study's ``report.smallest_effect``;
+#:   ``smallest_effect_source`` ``"declared"``) or
+#:   :func:`default_smallest_effect` (``"default"``; ``"none"`` and NaN where
+#:   a metric has no default). ``practical``: ``"relevant"`` when
+#:   |mean_diff| is at least it, ``"negligible"`` when smaller.
+#: - ``tost_p_lower`` / ``tost_p_upper``: the two one-sided paired t-tests
+#:   of the mean difference against -smallest_effect and +smallest_effect
+#:   (:func:`tost_paired`); ``tost_p`` their maximum, ``tost_p_holm`` it
+#:   Holm-adjusted over the same family as ``p_holm``; ``equivalent`` is
+#:   ``tost_p_holm < alpha``: the difference lies within +-smallest_effect.
+#: - ``saturated``: every successful run of both cells sits at the same bound
+#:   of the metric (a gap: of its test side), as 100% test accuracy does.
+#: - ``test_part_diff``: for a train-test gap (:data:`TEST_PARTS`), the mean
+#:   paired difference of its test side over the same pairs; NaN otherwise.
+#: - ``verdict``, one of :data:`VERDICTS`: :data:`NOT_COMPARABLE` with fewer
+#:   than two pairs; ``"saturated"``; with ``significant`` and a nonzero
+#:   difference, ``"negligible"`` when it is smaller than the smallest effect,
+#:   else ``"better"`` or ``"worse"`` in the metric's direction, except that a
+#:   smaller gap whose test side got worse by at least that side's smallest
+#:   effect is ``"underfitting"``; otherwise ``"equivalent"`` when TOST shows
+#:   it within the smallest effect and ``"inconclusive"`` when not.
+#: - ``n_unconverged``: compared seed pairs with a run that did not converge by
+#:   the training protocol (the runs table's :data:`CONVERGED` column; none
+#:   without it).
+#:   A ``"saturated"`` comparison keeps that verdict; any other becomes
+#:   :data:`UNDERTRAINED` when a compared pair has an unconverged run (the
+#:   numbers stay, the verdict is withheld).
 COMPARISON_COLUMNS = (
     "dataset",
     "model",
@@ -643,8 +713,8 @@ def _paired_statistics(
 
     ``settings`` is (confidence, alpha, test). Each row also gets its smallest
     effect of interest and the two one-sided tests against it, whether both
-    cells sit at the metric's bound, and for a gap the paired difference of its
-    test side.
+    cells sit at the metric's bound, for a gap the paired difference of its
+    test side, and how many of its pairs have a run that did not converge.
     """
     confidence, alpha, test = settings
     ok = runs[runs["status"] == "ok"]
@@ -652,28 +722,12 @@ def _paired_statistics(
     empty = ok.iloc[0:0].set_index("seed")
     rows = []
     for pair in pairs.itertuples(index=False):
-        metric, dataset = str(pair.metric), str(pair.dataset)
-        baseline_cell = cells.get((pair.dataset, pair.model, pair.baseline), empty)
-        regularized_cell = cells.get((pair.dataset, pair.model, pair.regularizer), empty)
-        part = TEST_PARTS.get(metric, metric)
-        has_part = metric in TEST_PARTS and part in ok.columns
-        columns = [metric, part] if has_part else [metric]
-        matched = pd.concat(
-            {
-                "baseline": baseline_cell[metric].dropna(),
-                "regularized": regularized_cell[metric].dropna(),
-                **{
-                    f"{side}_part": cell[columns[-1]]
-                    for side, cell in (
-                        ("baseline", baseline_cell),
-                        ("regularized", regularized_cell),
-                    )
-                },
-            },
-            axis=1,
-            join="inner",
-        ).sort_index()
-        matched = matched.dropna(subset=["baseline", "regularized"])
+        metric = str(pair.metric)
+        both = (
+            cells.get((pair.dataset, pair.model, pair.baseline), empty),
+            cells.get((pair.dataset, pair.model, pair.regularizer), empty),
+        )
+        matched, bounded = _matched(both, metric, set(ok.columns))
         statistics = _compare_pair(
             matched["baseline"].to_numpy(dtype=float),
             matched["regularized"].to_numpy(dtype=float),
@@ -682,41 +736,16 @@ def _paired_statistics(
             alpha,
             test,
         )
-        margin = _smallest_effect(metric, dataset, declared, test_sizes)
-        diffs = _paired_differences(
-            matched["baseline"].to_numpy(dtype=float), matched["regularized"].to_numpy(dtype=float)
-        )
-        statistics["tost_p_lower"], statistics["tost_p_upper"] = tost_paired(diffs, margin)
-        bounded = columns[-1]
         rows.append(
             {
                 **pair._asdict(),
                 "higher_is_better": higher_is_better(metric),
-                "n_baseline": int(baseline_cell[metric].notna().sum()),
-                "n_regularized": int(regularized_cell[metric].notna().sum()),
+                "n_baseline": int(both[0][metric].notna().sum()),
+                "n_regularized": int(both[1][metric].notna().sum()),
                 "confidence": confidence,
                 **statistics,
-                "smallest_effect": margin,
-                "smallest_effect_source": (
-                    "declared"
-                    if metric in declared
-                    else ("default" if math.isfinite(margin) else "none")
-                ),
-                "saturated": len(matched) > 0
-                and all(
-                    _at_bound(cell[bounded].dropna().to_numpy(dtype=float), bounded)
-                    for cell in (baseline_cell, regularized_cell)
-                ),
-                "test_part_diff": (
-                    float((matched["regularized_part"] - matched["baseline_part"]).mean())
-                    if has_part and len(matched)
-                    else float("nan")
-                ),
-                # For reading a gap (see _verdict); not a column of the result.
-                "_test_part_effect": (
-                    _smallest_effect(part, dataset, declared, test_sizes)
-                    if metric in TEST_PARTS
-                    else float("nan")
+                **_practical(
+                    str(pair.dataset), metric, matched, both, bounded, declared, test_sizes
                 ),
                 "n_unconverged": _unconverged_pairs(
                     cells,
@@ -733,6 +762,68 @@ def _paired_statistics(
     extra += ["smallest_effect_source", "saturated", "test_part_diff", "_test_part_effect"]
     extra += ["n_unconverged"]
     return pd.DataFrame(rows, columns=[*columns_out, *extra])
+
+
+def _matched(
+    both: tuple[pd.DataFrame, pd.DataFrame], metric: str, available: set[str]
+) -> tuple[pd.DataFrame, str]:
+    """The seeds where both cells have ``metric``: its values, and for a gap its test side's.
+
+    Also returns the column whose bound says whether the cells are saturated: the
+    gap's test side where the runs have it, else the metric itself.
+    """
+    part = TEST_PARTS.get(metric, metric)
+    bounded = part if metric in TEST_PARTS and part in available else metric
+    matched = pd.concat(
+        {
+            "baseline": both[0][metric].dropna(),
+            "regularized": both[1][metric].dropna(),
+            "baseline_part": both[0][bounded],
+            "regularized_part": both[1][bounded],
+        },
+        axis=1,
+        join="inner",
+    ).sort_index()
+    return matched.dropna(subset=["baseline", "regularized"]), bounded
+
+
+def _practical(
+    dataset: str,
+    metric: str,
+    matched: pd.DataFrame,
+    both: tuple[pd.DataFrame, pd.DataFrame],
+    bounded: str,
+    declared: Mapping[str, float],
+    test_sizes: Mapping[str, int],
+) -> dict[str, Any]:
+    """A comparison's smallest effect, its two one-sided tests, saturation and gap side."""
+    margin = _smallest_effect(metric, dataset, declared, test_sizes)
+    diffs = _paired_differences(
+        matched["baseline"].to_numpy(dtype=float), matched["regularized"].to_numpy(dtype=float)
+    )
+    lower, upper = tost_paired(diffs, margin)
+    has_part = bounded != metric
+    return {
+        "tost_p_lower": lower,
+        "tost_p_upper": upper,
+        "smallest_effect": margin,
+        "smallest_effect_source": (
+            "declared" if metric in declared else ("default" if math.isfinite(margin) else "none")
+        ),
+        "saturated": len(matched) > 0
+        and all(_at_bound(cell[bounded].dropna().to_numpy(dtype=float), bounded) for cell in both),
+        "test_part_diff": (
+            float((matched["regularized_part"] - matched["baseline_part"]).mean())
+            if has_part and len(matched)
+            else float("nan")
+        ),
+        # For reading a gap (see _verdict); not a column of the result.
+        "_test_part_effect": (
+            _smallest_effect(TEST_PARTS[metric], dataset, declared, test_sizes)
+            if metric in TEST_PARTS
+            else float("nan")
+        ),
+    }
 
 
 def _unconverged_pairs(
@@ -978,77 +1069,7 @@ def compare_to_baseline(
     """Compare every regularizer with ``baseline`` on seed-paired runs, one row per metric.
 
     One row per dataset x model x non-baseline regularizer x metric, with the
-    columns :data:`COMPARISON_COLUMNS`:
-
-    - ``n_baseline`` / ``n_regularized``: successful runs with a value for the
-      metric; ``n_pairs``: seeds where both have one. Means, differences
-      (regularized - baseline) and everything after are over those pairs only;
-      ``max_abs_diff`` is the largest |difference| of one seed.
-    - ``diff_ci_low`` / ``diff_ci_high``: t interval of the mean difference at
-      ``confidence`` (NaN with fewer than two pairs).
-    - ``test``: the two-sided paired test actually used. With ``test="auto"``
-      (the default) it is the paired t-test below :data:`AUTO_T_BELOW` pairs
-      unless Shapiro-Wilk calls the differences non-normal and the pairs are
-      enough for Wilcoxon to reach ``alpha`` (:func:`wilcoxon_min_pairs`), and Wilcoxon
-      signed-rank (zero differences dropped, exact for small samples)
-      otherwise; ``"paired_t"`` or ``"wilcoxon"`` force one, except that
-      differences without spread go to Wilcoxon. ``"identical"``: all
-      differences are zero (statistic 0, p = 1 exactly); ``"none"``: fewer
-      than two pairs.
-    - ``p_holm``: Holm-adjusted p over the ``family_size`` tested regularizers
-      of the same dataset x model x metric; ``significant`` is ``p_holm < alpha``.
-    - ``cohen_dz``: mean / sd of the differences, NaN when they do not vary;
-      ``prob_superiority``: share of pairs where the regularized run is better
-      in the metric's direction, ties counting half.
-    - ``power_alpha`` = ``alpha / family_size``: a raw p below it is significant
-      after Holm whatever the other p-values are, so power is computed at it.
-      ``min_detectable_diff``: the smallest |mean difference| a two-sided paired
-      t-test at ``power_alpha`` detects with ``power`` given ``n_pairs`` and the
-      observed sd. ``seeds_needed``: pairs needed to detect the observed mean
-      difference likewise (:func:`pairs_needed`), never fewer than the Wilcoxon
-      test needs to reach ``power_alpha`` at all when it is the test used;
-      empty (nullable integer) with fewer than two pairs or when more than
-      ``seed_cap`` (:data:`SEED_CAP`) pairs would be needed, and then
-      ``beyond_seed_cap`` is true: the difference (a zero one included) is not
-      practically detectable at this size.
-    - For shares of the test set (:data:`regbench.measures.TEST_SHARE_METRICS`)
-      with a test-set size in ``test_sizes`` (dataset -> examples):
-      ``one_example`` = 1 / n_test, ``diff_in_examples`` = mean_diff /
-      one_example (per seed, on average) and ``max_diff_in_examples`` the
-      largest per seed; ``within_one_example``: |diff_in_examples| <= 1, the
-      two differ by at most one test example per seed on average. One seed's
-      accuracy difference is a whole number of examples, so the mean moves in
-      steps of 1 / (n_pairs n_test), and ``max_diff_in_examples`` <= 1 means
-      no seed differs by more than a single example. NaN / false for other
-      metrics.
-    - ``smallest_effect``: the smallest difference of interest, from
-      ``smallest_effects`` (metric -> value, a study's ``report.smallest_effect``;
-      ``smallest_effect_source`` ``"declared"``) or
-      :func:`default_smallest_effect` (``"default"``; ``"none"`` and NaN where
-      a metric has no default). ``practical``: ``"relevant"`` when
-      |mean_diff| is at least it, ``"negligible"`` when smaller.
-    - ``tost_p_lower`` / ``tost_p_upper``: the two one-sided paired t-tests
-      of the mean difference against -smallest_effect and +smallest_effect
-      (:func:`tost_paired`); ``tost_p`` their maximum, ``tost_p_holm`` it
-      Holm-adjusted over the same family as ``p_holm``; ``equivalent`` is
-      ``tost_p_holm < alpha``: the difference lies within +-smallest_effect.
-    - ``saturated``: every successful run of both cells sits at the same bound
-      of the metric (a gap: of its test side), as 100% test accuracy does.
-    - ``test_part_diff``: for a train-test gap (:data:`TEST_PARTS`), the mean
-      paired difference of its test side over the same pairs; NaN otherwise.
-    - ``verdict``, one of :data:`VERDICTS`: :data:`NOT_COMPARABLE` with fewer
-      than two pairs; ``"saturated"``; with ``significant`` and a nonzero
-      difference, ``"negligible"`` when it is smaller than the smallest effect,
-      else ``"better"`` or ``"worse"`` in the metric's direction, except that a
-      smaller gap whose test side got worse by at least that side's smallest
-      effect is ``"underfitting"``; otherwise ``"equivalent"`` when TOST shows
-      it within the smallest effect and ``"inconclusive"`` when not.
-    - ``n_unconverged``: compared seed pairs with a run that did not converge by
-      the training protocol (the runs table's :data:`CONVERGED` column; none
-      without it).
-      A ``"saturated"`` comparison keeps that verdict; any other becomes
-      :data:`UNDERTRAINED` when a compared pair has an unconverged run (the
-      numbers stay, the verdict is withheld).
+    columns :data:`COMPARISON_COLUMNS`, each described there.
     """
     probabilities = {"confidence": confidence, "alpha": alpha, "power": power}
     _check_comparison(runs, metrics, probabilities, test)
