@@ -1427,7 +1427,10 @@ def training_adequacy(
     training length rather than of regularization, and no comparison resting
     on that run is judged.
     """
-    marked = mark_converged(runs, histories, protocol, epochs)
+    # The aggregation job marks its runs once (runs.csv); a bare runs table is marked here.
+    marked = (
+        runs if CONVERGED in runs.columns else mark_converged(runs, histories, protocol, epochs)
+    )
     rows = []
     for key, cell in marked.groupby(list(CELL_KEYS), sort=True):
         counts = {"n_runs": 0, "n_stopped_early": 0, "n_converged": 0}
