@@ -1224,19 +1224,14 @@ def _by_more_than(training: Mapping[str, Any]) -> str:
     return f" by more than {least:g}" if least else ""
 
 
-def _last_improvement(training: Mapping[str, Any]) -> str:
-    """Which epoch is best when the plateau protocol asks for a least improvement."""
-    least = float(training.get("min_delta", 0.0))
-    return f", the last that improved on the best so far by more than {least:g}" if least else ""
-
-
 def protocol_sentence(training: Mapping[str, Any]) -> str:
     """The study's training protocol in one line, as page one leads with it."""
     epochs = int(training["epochs"])
     if training["protocol"] == PLATEAU:
         return (
             f"Protocol: each seed trains until its validation loss has not improved"
-            f"{_by_more_than(training)} for {training['patience']} epochs (at most {epochs}) and "
+            f"{_by_more_than(training)} for "
+            f"{training['patience']} epochs (at most {epochs}) and "
             "is tested with the weights of its best validation epoch; the same rule for the "
             "baseline and every variant."
         )
@@ -1261,12 +1256,8 @@ def judged_sentence(
         f"Judged: {len(rows) - withheld} of {plural(len(rows), 'comparison')}; {withheld} not "
         f"judged because a run had not converged ({UNDERTRAINED}, "
         f"{VERDICT_STYLES[UNDERTRAINED].symbol}; {cells}). To judge them, raise training.epochs"
-        + (" or use protocol plateau." if _fixed(adequacy) else ".")
+        + (" or use protocol plateau." if (adequacy["protocol"] != PLATEAU).any() else ".")
     )
-
-
-def _fixed(adequacy: pd.DataFrame) -> bool:
-    return bool((adequacy["protocol"] != PLATEAU).any())
 
 
 def inert_sentences(
@@ -1305,9 +1296,16 @@ def protocol_method(training: Mapping[str, Any]) -> str:
         return (
             f"Training protocol (plateau): each seed trains until its validation data loss "
             f"(cross-entropy without penalties, the same quantity for every variant) has not "
-            f"improved{_by_more_than(training)} for {training['patience']} epochs, at most "
+            f"improved{_by_more_than(training)} for "
+            f"{training['patience']} epochs, at most "
             f"{epochs} epochs, and is tested "
-            f"with the weights of its best validation epoch{_last_improvement(training)} "
+            "with the weights of its best validation epoch"
+            + (
+                f", the last that improved on the best so far{_by_more_than(training)}"
+                if _by_more_than(training)
+                else ""
+            )
+            + " "
             "(Keras's EarlyStopping with restore_best_weights, one per seed). The question "
             "answered is the practical one: "
             "with the usual validation-based choice of when to stop, does the regularizer give "
