@@ -259,19 +259,24 @@ def test_early_stopping_acts_per_seed_like_model_fit() -> None:
             )
 
 
+def plateau_spec(epochs: int, patience: int) -> dict[str, Any]:
+    """An unregularized run spec under protocol plateau, any improvement counting."""
+    return make_spec(
+        {"name": "none"},
+        epochs=epochs,
+        learning_rate=0.05,
+        protocol="plateau",
+        patience=patience,
+        min_delta=0.0,
+    )
+
+
 def test_the_plateau_protocol_stops_each_seed_of_a_cell_as_it_would_alone() -> None:
     """Under protocol plateau every seed of a cell stops at its own epoch, when its validation
     data loss has not improved for `patience` epochs, is tested with its best epoch's weights,
     and equals, bit for bit, that seed trained alone; more budget changes nothing for it."""
     data = make_data(rows=120, features=12, seed=1)
-    spec = make_spec(
-        {"name": "none"},
-        epochs=80,
-        learning_rate=0.05,
-        protocol="plateau",
-        patience=3,
-        min_delta=0.0,
-    )
+    spec = plateau_spec(epochs=80, patience=3)
     seeds = [1, 2, 5, 7]
     cell = train_cell(cell_of(spec), seeds, data, log=lambda line: None)
     stopped = {seed: cell[seed].metrics["epochs_run"] for seed in seeds}
@@ -308,14 +313,7 @@ def test_the_plateau_protocol_tests_the_best_epochs_weights_when_the_budget_ends
     import keras
 
     data = make_data(rows=120, features=12, seed=1)
-    spec = make_spec(
-        {"name": "none"},
-        epochs=6,
-        learning_rate=0.05,
-        protocol="plateau",
-        patience=50,
-        min_delta=0.0,
-    )
+    spec = plateau_spec(epochs=6, patience=50)
     result = train({**spec, "seed": 2}, data, log=lambda line: None, batch_order=in_order)
     assert result.metrics["stopped_by"] is None and result.metrics["epochs_run"] == 6
     callback = keras.callbacks.EarlyStopping(patience=50, restore_best_weights=True)
